@@ -1,0 +1,1 @@
+"""The annotation app: projects, the task queue and the labelling API and pages."""

@@ -1,0 +1,1 @@
+"""The Scrapy project that brings raw data into the platform (``fsml crawl`` or ``scrapy crawl``)."""

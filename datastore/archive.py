@@ -1,0 +1,119 @@
+"""The model archive: exported model files plus a manifest with a SHA-256 of every file.
+
+Training writes archives; evaluation and serving read them. Nothing here imports either side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class ArchiveError(Exception):
+    """An archive that is missing, malformed or tampered with."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"model archive {path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an archive holds and how to run it."""
+
+    data: dict[str, Any]
+
+    @property
+    def files(self) -> dict[str, str]:
+        return self.data["files"]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+def pack(model_dir: Path, out_path: Path, manifest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Write ``out_path`` (tar.gz) from the files in ``model_dir`` and a manifest.
+
+    Returns the archive's SHA-256 and the full manifest written into it.
+
+    The manifest gets ``files`` (name -> SHA-256) and ``format_version`` added. Members are written in
+    sorted order with fixed metadata so the same inputs give the same archive bytes.
+    """
+    files = sorted(p for p in model_dir.iterdir() if p.is_file() and p.name != MANIFEST)
+    if not files:
+        raise ArchiveError(model_dir, "no model files to package")
+    full = {**manifest, "format_version": FORMAT_VERSION, "files": {p.name: sha256_file(p) for p in files}}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(out_path.suffix + ".part")
+    with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        payload = json.dumps(full, indent=2, sort_keys=True).encode("utf-8")
+        _add_bytes(tar, MANIFEST, payload)
+        for path in files:
+            _add_bytes(tar, path.name, path.read_bytes())
+    tmp.replace(out_path)  # atomic: readers never see half an archive
+    return sha256_file(out_path), full
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    info.mode = 0o644
+    info.mtime = 0
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def unpack(archive: Path, dest: Path, expected_sha256: str | None = None) -> Manifest:
+    """Extract an archive into ``dest`` after verifying the archive and every file's checksum."""
+    if not archive.is_file():
+        raise ArchiveError(archive, "file not found")
+    if expected_sha256 and sha256_file(archive) != expected_sha256:
+        raise ArchiveError(archive, "archive checksum does not match the registry")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            if MANIFEST not in members:
+                raise ArchiveError(archive, "no manifest.json")
+            manifest = json.loads(_read(tar, members[MANIFEST]))
+            expected = manifest.get("files", {})
+            if set(expected) != set(members) - {MANIFEST}:
+                raise ArchiveError(archive, "files do not match the manifest")
+            dest.mkdir(parents=True, exist_ok=True)
+            for name, digest in expected.items():
+                member = members[name]
+                if not member.isfile() or "/" in name or name.startswith("."):
+                    raise ArchiveError(archive, f"unsafe member {name!r}")
+                payload = _read(tar, member)
+                if hashlib.sha256(payload).hexdigest() != digest:
+                    raise ArchiveError(archive, f"checksum mismatch for {name}")
+                (dest / name).write_bytes(payload)
+    except (tarfile.TarError, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArchiveError(archive, f"unreadable ({exc})") from exc
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    return Manifest(manifest)
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    fh = tar.extractfile(member)
+    if fh is None:
+        raise tarfile.TarError(f"{member.name} is not a regular file")
+    return fh.read()

@@ -1,0 +1,107 @@
+"""The data repository: a git repository whose dataset folders are tracked and pushed by DVC.
+
+Uses DVC's and scmrepo's Python APIs, so no git binary is needed. DVC holds one lock per repository, so
+every call here is serialised through a file lock (parallel DVC commands would fail).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+logging.getLogger("dvc").setLevel(logging.WARNING)
+
+
+class DataRepoError(Exception):
+    """A DVC or git step on the data repository failed."""
+
+    def __init__(self, root: Path, step: str, reason: str) -> None:
+        super().__init__(f"data repository {root}: {step} failed: {reason}")
+        self.root, self.step, self.reason = root, step, reason
+
+
+@dataclass(frozen=True)
+class Committed:
+    md5: str
+    rev: str
+
+
+class DataRepo:
+    """A git + DVC repository at ``root`` whose default remote is ``remote``."""
+
+    def __init__(self, root: Path, remote: str) -> None:
+        self.root = root.resolve()
+        self.remote = remote
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root.parent / f".{self.root.name}.lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def ensure(self) -> None:
+        """Create the repository, and commit its remote before any data (old revisions stay readable)."""
+        from dvc.repo import Repo
+        from scmrepo.git import Git
+
+        with self.locked():
+            if (self.root / ".dvc").is_dir():
+                return
+            if not (self.root / ".git").exists():
+                Git.init(str(self.root))
+            repo = Repo.init(str(self.root))
+            try:
+                with repo.config.edit() as conf:
+                    conf["remote"]["storage"] = {"url": self.remote}
+                    conf["core"]["remote"] = "storage"
+                repo.scm.add([str(self.root / p) for p in (".dvc/config", ".dvc/.gitignore", ".dvcignore")])
+                repo.scm.commit("Configure the DVC remote")
+            finally:
+                repo.close()
+
+    def has_tag(self, tag: str) -> bool:
+        from scmrepo.git import Git
+
+        scm = Git(str(self.root))
+        try:
+            return scm.get_ref(f"refs/tags/{tag}") is not None
+        finally:
+            scm.close()
+
+    def commit_folder(self, rel_dir: str, message: str, tag: str) -> Committed:
+        """``dvc add`` a folder, commit its .dvc file, tag the commit and ``dvc push`` the data."""
+        from dvc.repo import Repo
+
+        self.ensure()
+        with self.locked():
+            repo = Repo(str(self.root))
+            try:
+                target = self.root / rel_dir
+                try:
+                    repo.add(str(target))
+                except Exception as exc:  # DVC raises many types; all mean the same to the caller
+                    raise DataRepoError(self.root, "dvc add", str(exc)) from exc
+                dvc_file = target.with_name(target.name + ".dvc")
+                gitignore = target.parent / ".gitignore"
+                repo.scm.add([str(dvc_file), str(gitignore)])
+                repo.scm.commit(message)
+                repo.scm.tag(tag, annotated=True, message=message)
+                rev = repo.scm.get_rev()
+                try:
+                    repo.push(targets=[str(dvc_file)])
+                except Exception as exc:
+                    raise DataRepoError(self.root, "dvc push", str(exc)) from exc
+            finally:
+                repo.close()
+        md5 = yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"]
+        return Committed(md5=md5, rev=rev)

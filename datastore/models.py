@@ -1,0 +1,205 @@
+"""Models of record: what was crawled, what was labelled, which versions were frozen and served."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Source(models.Model):
+    """A site or feed that items are collected from, with the terms its data comes under."""
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.URLField(max_length=500)
+    licence_note = models.TextField(blank=True, help_text="Licence or terms that collected data is under.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CrawlJob(models.Model):
+    """One run of a spider against a source."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        FINISHED = "finished"
+        FAILED = "failed"
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="crawl_jobs")
+    spider = models.CharField(max_length=100)
+    start_urls = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    pages_crawled = models.PositiveIntegerField(default=0)
+    items_stored = models.PositiveIntegerField(default=0)
+    items_unchanged = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.spider}#{self.pk} ({self.status})"
+
+
+class Item(models.Model):
+    """A crawled piece of raw data: a text or an image, with where and when it came from."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        IMAGE = "image"
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="items")
+    crawl_job = models.ForeignKey(CrawlJob, on_delete=models.SET_NULL, null=True, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    url = models.URLField(max_length=2000)
+    canonical_url = models.URLField(max_length=2000)
+    url_hash = models.CharField(max_length=64, help_text="SHA-256 of the canonical URL.")
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the extracted content.")
+    title = models.CharField(max_length=500, blank=True)
+    text = models.TextField(blank=True)
+    image = models.CharField(max_length=500, blank=True, help_text="Path of the image in the file store.")
+    metadata = models.JSONField(default=dict, blank=True)
+    http_status = models.PositiveSmallIntegerField(default=200)
+    fetched_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "url_hash"], name="item_unique_url_per_source"),
+            models.UniqueConstraint(fields=["source", "content_hash"], name="item_unique_content_per_source"),
+        ]
+
+    def __str__(self) -> str:
+        return self.canonical_url
+
+
+class Project(models.Model):
+    """An annotation project: which items to label, with which label schema."""
+
+    class TaskType(models.TextChoices):
+        TEXT_CLASSIFICATION = "text_classification"
+        MULTI_LABEL = "multi_label"
+        SPANS = "spans"
+        IMAGE_CLASSIFICATION = "image_classification"
+
+    name = models.CharField(max_length=100, unique=True)
+    task_type = models.CharField(max_length=32, choices=TaskType.choices)
+    labels = models.JSONField(help_text="The label schema: a list of label names.")
+    guidelines = models.TextField(blank=True)
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Annotators per task.")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="projects")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.Model):
+    """One item to be labelled within a project."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        DONE = "done"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="tasks")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    annotation_count = models.PositiveSmallIntegerField(default=0)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "item"], name="task_unique_item")]
+        indexes = [models.Index(fields=["project", "status", "id"])]
+
+
+class Annotation(models.Model):
+    """One annotator's answer to one task."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    value = models.JSONField(help_text="The label: a name, a list of names, or a list of spans.")
+    lead_time = models.FloatField(default=0.0, help_text="Seconds the annotator spent.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "annotator"], name="annotation_once_per_annotator")
+        ]
+
+
+class DatasetVersion(models.Model):
+    """An immutable snapshot of a project's labels, stored with DVC."""
+
+    name = models.CharField(max_length=100, unique=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="dataset_versions")
+    dvc_md5 = models.CharField(max_length=64)
+    git_rev = models.CharField(max_length=64)
+    path = models.CharField(max_length=300, help_text="Folder of the snapshot inside the data repository.")
+    counts = models.JSONField(default=dict)
+    label_distribution = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """A packaged model: an archive with a manifest, trained from a dataset version."""
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    task_type = models.CharField(max_length=32, choices=Project.TaskType.choices)
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, null=True, blank=True)
+    archive_path = models.CharField(max_length=500)
+    archive_sha256 = models.CharField(max_length=64)
+    manifest = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="model_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class InferenceJob(models.Model):
+    """One inference request from a backend service, from submission to result."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="jobs")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    inputs = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="Celery hostname that served the job.")
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["submitted_by", "idempotency_key"], name="job_idempotency_key_per_client"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "queued_at"])]

@@ -1,0 +1,227 @@
+"""The ``fsml`` command line: one subcommand per stage. Each parses its options and calls the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="fsml: crawl, annotate, version, train, export, evaluate, package and serve.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+dataset_app = typer.Typer(help="Dataset versions (DVC snapshots of labelled projects).", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+console = Console()
+
+
+def _django() -> None:
+    from deploy.django_setup import setup
+
+    setup(migrate=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def demo(
+    limit: Annotated[int, typer.Option(help="Texts on the sample site (of 38,158).")] = 3000,
+    port: Annotated[int, typer.Option(help="Preferred web port.")] = 8000,
+    jobs: Annotated[int, typer.Option(help="Inference jobs to submit.")] = 12,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
+    serve: Annotated[bool, typer.Option(help="Keep the web UI running at the end.")] = True,
+) -> None:
+    """Run the whole road on embedded defaults: crawl, label, snapshot, train, export, evaluate, serve."""
+    from deploy.demo import run_demo
+
+    result = run_demo(limit=limit, serve=serve, port=port, jobs=jobs, epochs=epochs)
+    if not result.jobs or result.test_metrics.get("accuracy", 0) <= result.test_metrics.get("majority_rate", 1):
+        _fail("the demo did not finish")
+
+
+@app.command()
+def crawl(
+    start_url: Annotated[str, typer.Argument(help="Where the site spider starts.")],
+    source: Annotated[str, typer.Option(help="Source name to record items under.")],
+    licence: Annotated[str, typer.Option(help="Licence or terms note for the source.")] = "",
+    depth: Annotated[int, typer.Option(help="Link depth limit (0 = none).")] = 0,
+) -> None:
+    """Crawl a site with Scrapy into the database."""
+    _django()
+    from crawler.run import CrawlError
+    from crawler.run import crawl as run_crawl
+
+    with console.status("crawling") as status:
+        try:
+            job = run_crawl(start_url, source, licence, depth,
+                            on_progress=lambda n: status.update(f"crawling: {n} items stored"))
+        except CrawlError as exc:
+            _fail(str(exc))
+    console.print(f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} items stored, "
+                  f"{job.items_unchanged} unchanged, {job.errors} errors")
+
+
+@dataset_app.command("snapshot")
+def dataset_snapshot(
+    project: Annotated[str, typer.Argument(help="Annotation project name.")],
+    name: Annotated[str, typer.Option(help="Name of the new dataset version.")],
+) -> None:
+    """Freeze a project's finished labels as a DVC-tracked dataset version."""
+    _django()
+    from datastore.dvcrepo import DataRepoError
+    from datastore.models import Project
+    from datastore.snapshot import SnapshotError, snapshot_project
+    from deploy.stages import data_repo
+
+    found = Project.objects.filter(name=project).first()
+    if found is None:
+        _fail(f"no project named {project!r}")
+    try:
+        version = snapshot_project(found, name, data_repo())
+    except (SnapshotError, DataRepoError) as exc:
+        _fail(str(exc))
+    console.print(f"dataset version {version.name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
+
+
+@dataset_app.command("list")
+def dataset_list() -> None:
+    """List dataset versions."""
+    _django()
+    from datastore.models import DatasetVersion
+
+    for v in DatasetVersion.objects.order_by("created_at"):
+        console.print(f"{v.name}\t{v.project.name}\t{v.counts}\t{v.dvc_md5}\t{v.created_at:%Y-%m-%d %H:%M}")
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Argument(help="Dataset version name.")],
+    out: Annotated[Path, typer.Option(help="Run folder (checkpoint/ and export/ go inside).")],
+    epochs: Annotated[int, typer.Option()] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    data_repo: Annotated[str, typer.Option(help="Data repository (default: FSML_HOME/data).")] = "",
+) -> None:
+    """Train a text classifier from a dataset version through the loader (no database needed)."""
+    from training.config import TrainConfig
+    from training.train import save_checkpoint
+    from training.train import train as run_train
+
+    repo = data_repo or str(Path(os.environ.get("FSML_HOME", ".fsml")) / "data")
+    config = TrainConfig(dataset=dataset, data_repo=repo, epochs=epochs, seed=seed)
+    with console.status("training"):
+        result = run_train(config, on_epoch=lambda row: console.print(row))
+    save_checkpoint(result, out / "checkpoint")
+    console.print(f"checkpoint in {out / 'checkpoint'}; run `fsml export {out}` next")
+
+
+@app.command("export")
+def export_cmd(run: Annotated[Path, typer.Argument(help="Run folder written by `fsml train`.")]) -> None:
+    """Export a trained checkpoint to ONNX and check parity with ONNX Runtime."""
+    from datastore.loader import load
+    from training.export import ParityError, export
+    from training.train import load_checkpoint
+
+    result = load_checkpoint(run / "checkpoint")
+    data = load(result.config.dataset, repo=result.config.data_repo, splits=("val",))
+    try:
+        report = export(result, run / "export", [r["text"] for r in data.splits["val"][:512]])
+    except ParityError as exc:
+        _fail(str(exc))
+    console.print(f"exported {run / 'export' / report.model_file} ({report.exporter}, opset {report.opset}); "
+                  f"parity max |diff| {report.max_abs_diff:.2e}")
+
+
+@app.command()
+def package(
+    run: Annotated[Path, typer.Argument(help="Run folder with an export/ inside.")],
+    name: Annotated[str, typer.Option(help="Model name in the registry.")],
+) -> None:
+    """Package an export as a model archive (manifest + SHA-256 per file) and register a new version."""
+    _django()
+    from datastore.models import DatasetVersion
+    from deploy import stages
+    from training.export import read_export_info
+
+    info = read_export_info(run / "export")
+    dataset = DatasetVersion.objects.filter(name=info["training_config"]["dataset"]).first()
+    model = stages.package_and_register(run / "export", name, dataset, {})
+    console.print(f"registered {model} -> {model.archive_path} (sha256 {model.archive_sha256[:16]}…)")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+) -> None:
+    """Evaluate a registered model version on its dataset version's split."""
+    _django()
+    from deploy import stages
+    from serving.services import JobError, resolve_model
+
+    try:
+        version = resolve_model(model)
+    except JobError as exc:
+        _fail(exc.reason)
+    report = stages.evaluate_model(version, split)
+    metrics = report["metrics"]
+    console.print(f"{version} on {report['dataset']}:{split}: accuracy {metrics['accuracy']:.4f}, "
+                  f"macro F1 {metrics['macro_f1']:.4f}, n={metrics['n']}")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    queues: Annotated[str, typer.Option(help="Queues to consume.")] = "inference",
+) -> None:
+    """Run a Celery worker (the same command docker compose runs)."""
+    from deploy.processes import worker_command
+
+    cmd = worker_command(concurrency, queues)
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option()] = 2,
+) -> None:
+    """Migrate the database and serve the web app with gunicorn."""
+    _django()
+    from deploy.processes import web_command
+
+    cmd = web_command(host, port, workers)
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
+def submit(
+    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify, one job each.")],
+    url: Annotated[str, typer.Option(envvar="FSML_URL")] = "http://127.0.0.1:8000/",
+    token: Annotated[str, typer.Option(envvar="FSML_TOKEN", help="API token of the calling service.")] = "",
+    timeout: Annotated[float, typer.Option()] = 60,
+) -> None:
+    """Submit inference jobs through the REST API and wait for their results."""
+    from deploy.client import ApiClient, ApiError
+
+    if not token:
+        _fail("an API token is needed (--token or FSML_TOKEN)")
+    client = ApiClient(url, token)
+    try:
+        ids = [client.submit_job(model, {"text": t})["id"] for t in texts]
+        for job in client.wait_jobs(ids, timeout=timeout):
+            console.print(json.dumps({k: job[k] for k in ("id", "status", "result", "error", "worker")}))
+    except (ApiError, TimeoutError) as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""Evaluation: run model archives on dataset versions and score them. Plain Python, no Django."""

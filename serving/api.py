@@ -1,0 +1,55 @@
+"""Job API for backend services: submit an inference job, read its status and result."""
+
+from __future__ import annotations
+
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from datastore.models import InferenceJob
+from serving import services
+
+
+class JobSerializer(serializers.ModelSerializer):
+    model = serializers.SerializerMethodField()
+
+    class Meta:
+        model = InferenceJob
+        fields = ["id", "model", "status", "inputs", "result", "error", "attempts", "worker", "worker_pid",
+                  "idempotency_key", "queued_at", "started_at", "finished_at"]
+
+    def get_model(self, job: InferenceJob) -> str:
+        return str(job.model_version)
+
+
+class JobIn(serializers.Serializer):
+    model = serializers.CharField(max_length=120)
+    inputs = serializers.JSONField()
+
+
+class JobList(APIView):
+    def get(self, request: Request) -> Response:
+        jobs = InferenceJob.objects.filter(submitted_by=request.user).select_related("model_version")
+        jobs = jobs.order_by("-queued_at")[:100]
+        return Response(JobSerializer(jobs, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        body = JobIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key")
+        try:
+            job, created = services.submit_job(request.user, body.validated_data["model"],
+                                               body.validated_data["inputs"], key)
+        except services.JobError as exc:
+            return Response({"detail": exc.reason, "field": exc.field}, status=exc.status)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+class JobDetail(APIView):
+    def get(self, request: Request, job_id: str) -> Response:
+        job = InferenceJob.objects.filter(submitted_by=request.user, pk=job_id).select_related("model_version")
+        found = job.first()
+        if found is None:
+            return Response({"detail": "no such job"}, status=status.HTTP_404_NOT_FOUND)
+        return Response(JobSerializer(found).data)

@@ -1,0 +1,101 @@
+"""Every write of the job workflow: submitting inference jobs and recording their outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from datastore.models import InferenceJob, ModelVersion
+from datastore.runtime import MAX_TEXT_CHARS, InputError
+
+
+class JobError(Exception):
+    """A job request refused before anything was queued; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, reason: str, status: int = 400, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.status, self.field = reason, status, field
+
+
+def resolve_model(ref: str) -> ModelVersion:
+    """``name`` (latest version) or ``name:version``."""
+    name, _, version = ref.partition(":")
+    versions = ModelVersion.objects.filter(name=name)
+    if version:
+        if not version.isdigit():
+            raise JobError(f"model version {version!r} is not a number", field="model")
+        versions = versions.filter(version=int(version))
+    model = versions.order_by("-version").first()
+    if model is None:
+        raise JobError(f"unknown model {ref!r}", status=404, field="model")
+    return model
+
+
+def validate_inputs(model: ModelVersion, inputs: Any) -> dict[str, Any]:
+    if model.task_type == "text_classification":
+        text = inputs.get("text") if isinstance(inputs, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise JobError("inputs.text must be a non-empty string", field="inputs.text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise JobError(f"inputs.text is longer than {MAX_TEXT_CHARS} characters", status=413,
+                           field="inputs.text")
+        return {"text": text}
+    raise JobError(f"model task type {model.task_type} is not served yet", status=501)
+
+
+def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None
+               ) -> tuple[InferenceJob, bool]:
+    """Create a job and queue it once the row is committed. Returns (job, created).
+
+    A retried submit with the same idempotency key returns the first job instead of a second one.
+    """
+    from serving.tasks import run_inference
+
+    model = resolve_model(model_ref)
+    clean = validate_inputs(model, inputs)
+    if idempotency_key:
+        existing = InferenceJob.objects.filter(submitted_by=user, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            job = InferenceJob.objects.create(model_version=model, submitted_by=user, inputs=clean,
+                                              idempotency_key=idempotency_key or None)
+            transaction.on_commit(lambda: run_inference.delay(str(job.pk)))
+    except IntegrityError:  # a concurrent retry with the same key won the race
+        return InferenceJob.objects.get(submitted_by=user, idempotency_key=idempotency_key), False
+    return job, True
+
+
+def start_job(job_id: str, worker: str, pid: int) -> InferenceJob | None:
+    """Mark a job running; None when it already ended (a redelivered message)."""
+    with transaction.atomic():
+        job = InferenceJob.objects.select_for_update().select_related("model_version").get(pk=job_id)
+        if job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED):
+            return None
+        job.status, job.started_at = InferenceJob.Status.RUNNING, timezone.now()
+        job.worker, job.worker_pid, job.attempts = worker, pid, job.attempts + 1
+        job.save(update_fields=["status", "started_at", "worker", "worker_pid", "attempts"])
+    return job
+
+
+def run_job(job: InferenceJob) -> InferenceJob:
+    """Run the job's model on its inputs and record the result or the error."""
+    from serving.runtimes import get_runtime
+
+    try:
+        runtime = get_runtime(job.model_version)
+        prediction = runtime.predict([job.inputs["text"]])[0]
+    except InputError as exc:
+        return finish_job(job, error=str(exc))
+    return finish_job(job, result=prediction.as_dict())
+
+
+def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:
+    job.result, job.error = result, error
+    job.status = InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED
+    job.finished_at = timezone.now()
+    job.save(update_fields=["result", "error", "status", "finished_at"])
+    return job

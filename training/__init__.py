@@ -1,0 +1,1 @@
+"""Training scripts and export. Plain PyTorch: no Django, runs in a researcher's notebook."""
