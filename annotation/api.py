@@ -29,8 +29,13 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def get_item(self, task: Task) -> dict[str, Any]:
         item = task.item
-        return {"id": item.pk, "title": item.title, "text": item.text, "url": item.canonical_url,
-                "metadata": item.metadata}
+        return {
+            "id": item.pk,
+            "title": item.title,
+            "text": item.text,
+            "url": item.canonical_url,
+            "metadata": item.metadata,
+        }
 
 
 class AnnotationInSerializer(serializers.Serializer):
@@ -63,9 +68,11 @@ class SubmitAnnotation(APIView):
         body = AnnotationInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            annotation = services.submit(task.pk, request.user, body.validated_data["value"],
-                                         body.validated_data["lead_time"])
+            annotation = services.submit(
+                task.pk, request.user, body.validated_data["value"], body.validated_data["lead_time"]
+            )
         except services.AnnotationError as exc:
             return Response({"detail": exc.reason, "task": exc.task_id}, status=exc.status)
-        return Response({"id": annotation.pk, "task": task.pk, "value": annotation.value},
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            {"id": annotation.pk, "task": task.pk, "value": annotation.value}, status=status.HTTP_201_CREATED
+        )

@@ -23,16 +23,24 @@ class AnnotationError(Exception):
         self.reason, self.status, self.task_id = reason, status, task_id
 
 
-def create_project(name: str, task_type: str, labels: list[str], items: Iterable[Item] | QuerySet[Item],
-                   overlap: int = 1, guidelines: str = "", members: Iterable[Any] = ()) -> Project:
+def create_project(
+    name: str,
+    task_type: str,
+    labels: list[str],
+    items: Iterable[Item] | QuerySet[Item],
+    overlap: int = 1,
+    guidelines: str = "",
+    members: Iterable[Any] = (),
+) -> Project:
     """Create a project and one task per item, in one transaction."""
     if not labels or len(set(labels)) != len(labels):
         raise AnnotationError("labels must be a non-empty list of distinct names")
     if overlap < 1:
         raise AnnotationError("overlap must be at least 1")
     with transaction.atomic():
-        project = Project.objects.create(name=name, task_type=task_type, labels=list(labels),
-                                         overlap=overlap, guidelines=guidelines)
+        project = Project.objects.create(
+            name=name, task_type=task_type, labels=list(labels), overlap=overlap, guidelines=guidelines
+        )
         project.members.add(*members)
         Task.objects.bulk_create((Task(project=project, item=item) for item in items), batch_size=1000)
     return project
@@ -46,8 +54,13 @@ def next_task(project: Project, user: Any, lock_seconds: int = LOCK_SECONDS) -> 
     """
     now = timezone.now()
     with transaction.atomic():
-        held = Task.objects.filter(project=project, locked_by=user, locked_until__gt=now,
-                                   status=Task.Status.OPEN).order_by("id").first()
+        held = (
+            Task.objects.filter(
+                project=project, locked_by=user, locked_until__gt=now, status=Task.Status.OPEN
+            )
+            .order_by("id")
+            .first()
+        )
         if held is not None:
             return held
         candidates = (
@@ -89,12 +102,17 @@ def submit(task_id: int, user: Any, value: Any, lead_time: float = 0.0) -> Annot
         value = validate_value(task.project, value)
         if task.status == Task.Status.DONE:
             raise AnnotationError("task already has all its annotations", status=409, task_id=task_id)
-        if task.locked_by_id not in (None, user.pk) and task.locked_until and task.locked_until > timezone.now():
+        if (
+            task.locked_by_id not in (None, user.pk)
+            and task.locked_until
+            and task.locked_until > timezone.now()
+        ):
             raise AnnotationError("task is assigned to another annotator", status=409, task_id=task_id)
         try:
             with transaction.atomic():
-                annotation = Annotation.objects.create(task=task, annotator=user, value=value,
-                                                       lead_time=max(0.0, float(lead_time)))
+                annotation = Annotation.objects.create(
+                    task=task, annotator=user, value=value, lead_time=max(0.0, float(lead_time))
+                )
         except IntegrityError:
             raise AnnotationError("you already annotated this task", status=409, task_id=task_id) from None
         task.annotation_count += 1

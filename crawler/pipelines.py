@@ -52,5 +52,6 @@ class DatabasePipeline:
         self.flush()
         stats = spider.crawler.stats.get_stats()
         reason = stats.get("finish_reason", "finished")
-        services.finish_crawl_job(self.job.pk, failed=reason not in ("finished", "closespider_pagecount"),
-                                  stats=stats)
+        services.finish_crawl_job(
+            self.job.pk, failed=reason not in ("finished", "closespider_pagecount"), stats=stats
+        )

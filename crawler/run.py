@@ -19,18 +19,37 @@ class CrawlError(Exception):
         self.job_id, self.reason = job_id, reason
 
 
-def crawl(start_url: str, source_name: str, licence_note: str = "", depth: int = 0,
-          on_progress: Callable[[int], None] | None = None, log_file: str | None = None) -> CrawlJob:
+def crawl(
+    start_url: str,
+    source_name: str,
+    licence_note: str = "",
+    depth: int = 0,
+    on_progress: Callable[[int], None] | None = None,
+    log_file: str | None = None,
+) -> CrawlJob:
     """Crawl ``start_url`` with the site spider in a child ``scrapy crawl`` process.
 
     Returns the finished CrawlJob. Raises CrawlError when the process fails.
     """
     source = services.get_or_create_source(source_name, start_url, licence_note)
     job = services.start_crawl_job(source, "site", [start_url])
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "site", "-a", f"start_url={start_url}",
-           "-a", f"job_id={job.pk}", "-a", f"depth={depth}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "site",
+        "-a",
+        f"start_url={start_url}",
+        "-a",
+        f"job_id={job.pk}",
+        "-a",
+        f"depth={depth}",
+    ]
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
-    with tempfile.NamedTemporaryFile("w+", prefix="fsml-crawl-", suffix=".log", delete=log_file is None) as tmp:
+    with tempfile.NamedTemporaryFile(
+        "w+", prefix="fsml-crawl-", suffix=".log", delete=log_file is None
+    ) as tmp:
         log_path = log_file or tmp.name
         with open(log_path, "w") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

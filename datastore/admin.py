@@ -12,7 +12,16 @@ class SourceAdmin(admin.ModelAdmin):
 
 @admin.register(models.CrawlJob)
 class CrawlJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "source", "spider", "status", "pages_crawled", "items_stored", "errors", "started_at"]
+    list_display = [
+        "id",
+        "source",
+        "spider",
+        "status",
+        "pages_crawled",
+        "items_stored",
+        "errors",
+        "started_at",
+    ]
     list_filter = ["status", "source"]
 
 

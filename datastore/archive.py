@@ -5,6 +5,7 @@ Training writes archives; evaluation and serving read them. Nothing here imports
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -65,7 +66,12 @@ def pack(model_dir: Path, out_path: Path, manifest: dict[str, Any]) -> tuple[str
     full = {**manifest, "format_version": FORMAT_VERSION, "files": {p.name: sha256_file(p) for p in files}}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(out_path.suffix + ".part")
-    with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+    # gzip with no file name and mtime 0 in its header, so the archive bytes depend on content only.
+    with (
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         payload = json.dumps(full, indent=2, sort_keys=True).encode("utf-8")
         _add_bytes(tar, MANIFEST, payload)
         for path in files:

@@ -78,7 +78,9 @@ def load(name: str, repo: str, rev: str | None = None, splits: tuple[str, ...] =
             with dvc.api.open(f"{base}/{split}.jsonl", repo=repo, rev=rev, encoding="utf-8") as fh:
                 loaded.splits[split] = [json.loads(line) for line in fh if line.strip()]
     except (DvcException, FileNotFoundError) as exc:
-        raise DatasetNotFound(name, repo, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        raise DatasetNotFound(
+            name, repo, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        ) from exc
     return loaded
 
 
@@ -109,12 +111,19 @@ def collate_text(batch: list[tuple[list[int], int]]) -> tuple[Any, Any]:
     return torch.from_numpy(ids), torch.from_numpy(labels)
 
 
-def dataloader(dataset: TextClassificationDataset, batch_size: int, shuffle: bool, seed: int = 0,
-               num_workers: int = 0) -> Any:
+def dataloader(
+    dataset: TextClassificationDataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0
+) -> Any:
     """A DataLoader with a seeded shuffle and worker processes when asked."""
     import torch
     from torch.utils.data import DataLoader
 
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_text,  # type: ignore[arg-type]
-                      generator=generator, num_workers=num_workers)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate_text,  # type: ignore[arg-type]
+        generator=generator,
+        num_workers=num_workers,
+    )

@@ -48,11 +48,18 @@ def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> tuple[int, in
     for item in items:
         url_hash = sha256_text(item["canonical_url"])
         batch[url_hash] = Item(
-            source_id=job.source_id, crawl_job=job, kind=item.get("kind", Item.Kind.TEXT),
-            url=item["url"], canonical_url=item["canonical_url"], url_hash=url_hash,
+            source_id=job.source_id,
+            crawl_job=job,
+            kind=item.get("kind", Item.Kind.TEXT),
+            url=item["url"],
+            canonical_url=item["canonical_url"],
+            url_hash=url_hash,
             content_hash=sha256_text(item.get("text", "") + "\x00" + item.get("image", "")),
-            title=item.get("title", "")[:500], text=item.get("text", ""), image=item.get("image", ""),
-            metadata=item.get("metadata", {}), http_status=item.get("http_status", 200),
+            title=item.get("title", "")[:500],
+            text=item.get("text", ""),
+            image=item.get("image", ""),
+            metadata=item.get("metadata", {}),
+            http_status=item.get("http_status", 200),
             fetched_at=item.get("fetched_at") or timezone.now(),
         )
     if not batch:
@@ -79,8 +86,9 @@ def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> tuple[int, in
         created = Item.objects.filter(source_id=job.source_id).count() - before
         stored = created + len(changed)
         unchanged = len(existing) - len(changed)
-        CrawlJob.objects.filter(pk=job.pk).update(items_stored=_plus("items_stored", stored),
-                                                  items_unchanged=_plus("items_unchanged", unchanged))
+        CrawlJob.objects.filter(pk=job.pk).update(
+            items_stored=_plus("items_stored", stored), items_unchanged=_plus("items_unchanged", unchanged)
+        )
     return stored, unchanged
 
 
@@ -94,17 +102,28 @@ def record_dataset_version(**fields: Any) -> DatasetVersion:
     return DatasetVersion.objects.create(**fields)
 
 
-def register_model_version(name: str, task_type: str, archive_path: str, archive_sha256: str,
-                           manifest: dict[str, Any], dataset_version: DatasetVersion | None,
-                           version: int | None = None) -> ModelVersion:
+def register_model_version(
+    name: str,
+    task_type: str,
+    archive_path: str,
+    archive_sha256: str,
+    manifest: dict[str, Any],
+    dataset_version: DatasetVersion | None,
+    version: int | None = None,
+) -> ModelVersion:
     """Record a packaged model as version ``version`` (default: the next one) of ``name``.
 
     Versions are immutable: the unique constraint on (name, version) refuses a second row.
     """
     return ModelVersion.objects.create(
-        name=name, version=version or next_model_version(name), task_type=task_type,
-        archive_path=archive_path, archive_sha256=archive_sha256, manifest=manifest,
-        dataset_version=dataset_version, metrics=manifest.get("metrics", {}),
+        name=name,
+        version=version or next_model_version(name),
+        task_type=task_type,
+        archive_path=archive_path,
+        archive_sha256=archive_sha256,
+        manifest=manifest,
+        dataset_version=dataset_version,
+        metrics=manifest.get("metrics", {}),
     )
 
 

@@ -42,8 +42,14 @@ def collect_records(project: Project) -> list[dict[str, Any]]:
     records = []
     for task in Task.objects.filter(pk__in=values).select_related("item").iterator(chunk_size=2000):
         item = task.item
-        records.append({"id": item.content_hash, "text": item.text, "url": item.canonical_url,
-                        "label": final_label(values[task.pk])})
+        records.append(
+            {
+                "id": item.content_hash,
+                "text": item.text,
+                "url": item.canonical_url,
+                "label": final_label(values[task.pk]),
+            }
+        )
     records.sort(key=lambda r: r["id"])
     return records
 
@@ -80,8 +86,10 @@ def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: An
     Raises:
         SnapshotError: the name is taken, or the project has no finished labels. Nothing is recorded.
     """
-    if DatasetVersion.objects.filter(name=name).exists() or (repo.root / ".git").exists() and repo.has_tag(
-        dataset_tag(name)
+    if (
+        DatasetVersion.objects.filter(name=name).exists()
+        or (repo.root / ".git").exists()
+        and repo.has_tag(dataset_tag(name))
     ):
         raise SnapshotError(name, "a dataset version with this name already exists (versions are immutable)")
     records = collect_records(project)
@@ -95,7 +103,12 @@ def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: An
     committed = repo.commit_folder(dataset_path(name), f"Dataset version {name}", dataset_tag(name))
     with transaction.atomic():
         return services.record_dataset_version(
-            name=name, project=project, dvc_md5=committed.md5, git_rev=committed.rev,
-            path=dataset_path(name), counts=manifest["counts"],
-            label_distribution=manifest["label_distribution"], created_by=created_by,
+            name=name,
+            project=project,
+            dvc_md5=committed.md5,
+            git_rev=committed.rev,
+            path=dataset_path(name),
+            counts=manifest["counts"],
+            label_distribution=manifest["label_distribution"],
+            created_by=created_by,
         )

@@ -11,8 +11,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="fsml: crawl, annotate, version, train, export, evaluate, package and serve.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="fsml: crawl, annotate, version, train, export, evaluate, package and serve.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 dataset_app = typer.Typer(help="Dataset versions (DVC snapshots of labelled projects).", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 console = Console()
@@ -41,7 +44,9 @@ def demo(
     from deploy.demo import run_demo
 
     result = run_demo(limit=limit, serve=serve, port=port, jobs=jobs, epochs=epochs)
-    if not result.jobs or result.test_metrics.get("accuracy", 0) <= result.test_metrics.get("majority_rate", 1):
+    if not result.jobs or result.test_metrics.get("accuracy", 0) <= result.test_metrics.get(
+        "majority_rate", 1
+    ):
         _fail("the demo did not finish")
 
 
@@ -59,12 +64,19 @@ def crawl(
 
     with console.status("crawling") as status:
         try:
-            job = run_crawl(start_url, source, licence, depth,
-                            on_progress=lambda n: status.update(f"crawling: {n} items stored"))
+            job = run_crawl(
+                start_url,
+                source,
+                licence,
+                depth,
+                on_progress=lambda n: status.update(f"crawling: {n} items stored"),
+            )
         except CrawlError as exc:
             _fail(str(exc))
-    console.print(f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} items stored, "
-                  f"{job.items_unchanged} unchanged, {job.errors} errors")
+    console.print(
+        f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} items stored, "
+        f"{job.items_unchanged} unchanged, {job.errors} errors"
+    )
 
 
 @dataset_app.command("snapshot")
@@ -86,7 +98,9 @@ def dataset_snapshot(
         version = snapshot_project(found, name, data_repo())
     except (SnapshotError, DataRepoError) as exc:
         _fail(str(exc))
-    console.print(f"dataset version {version.name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
+    console.print(
+        f"dataset version {version.name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}"
+    )
 
 
 @dataset_app.command("list")
@@ -133,8 +147,10 @@ def export_cmd(run: Annotated[Path, typer.Argument(help="Run folder written by `
         report = export(result, run / "export", [r["text"] for r in data.splits["val"][:512]])
     except ParityError as exc:
         _fail(str(exc))
-    console.print(f"exported {run / 'export' / report.model_file} ({report.exporter}, opset {report.opset}); "
-                  f"parity max |diff| {report.max_abs_diff:.2e}")
+    console.print(
+        f"exported {run / 'export' / report.model_file} ({report.exporter}, opset {report.opset}); "
+        f"parity max |diff| {report.max_abs_diff:.2e}"
+    )
 
 
 @app.command()
@@ -170,8 +186,10 @@ def evaluate(
         _fail(exc.reason)
     report = stages.evaluate_model(version, split)
     metrics = report["metrics"]
-    console.print(f"{version} on {report['dataset']}:{split}: accuracy {metrics['accuracy']:.4f}, "
-                  f"macro F1 {metrics['macro_f1']:.4f}, n={metrics['n']}")
+    console.print(
+        f"{version} on {report['dataset']}:{split}: accuracy {metrics['accuracy']:.4f}, "
+        f"macro F1 {metrics['macro_f1']:.4f}, n={metrics['n']}"
+    )
 
 
 @app.command()

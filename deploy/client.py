@@ -39,12 +39,17 @@ class ApiClient:
         return None if res.status_code == 204 else res.json()
 
     def annotate(self, task_id: int, value: Any, lead_time: float = 0.0) -> dict[str, Any]:
-        return self._call("POST", f"/api/tasks/{task_id}/annotations/",
-                          json={"value": value, "lead_time": lead_time}).json()
+        return self._call(
+            "POST", f"/api/tasks/{task_id}/annotations/", json={"value": value, "lead_time": lead_time}
+        ).json()
 
-    def submit_job(self, model: str, inputs: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    def submit_job(
+        self, model: str, inputs: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
-        return self._call("POST", "/api/jobs/", json={"model": model, "inputs": inputs}, headers=headers).json()
+        return self._call(
+            "POST", "/api/jobs/", json={"model": model, "inputs": inputs}, headers=headers
+        ).json()
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/jobs/{job_id}/").json()

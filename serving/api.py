@@ -16,8 +16,21 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = InferenceJob
-        fields = ["id", "model", "status", "inputs", "result", "error", "attempts", "worker", "worker_pid",
-                  "idempotency_key", "queued_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "model",
+            "status",
+            "inputs",
+            "result",
+            "error",
+            "attempts",
+            "worker",
+            "worker_pid",
+            "idempotency_key",
+            "queued_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def get_model(self, job: InferenceJob) -> str:
         return str(job.model_version)
@@ -39,16 +52,21 @@ class JobList(APIView):
         body.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key")
         try:
-            job, created = services.submit_job(request.user, body.validated_data["model"],
-                                               body.validated_data["inputs"], key)
+            job, created = services.submit_job(
+                request.user, body.validated_data["model"], body.validated_data["inputs"], key
+            )
         except services.JobError as exc:
             return Response({"detail": exc.reason, "field": exc.field}, status=exc.status)
-        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+        return Response(
+            JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        )
 
 
 class JobDetail(APIView):
     def get(self, request: Request, job_id: str) -> Response:
-        job = InferenceJob.objects.filter(submitted_by=request.user, pk=job_id).select_related("model_version")
+        job = InferenceJob.objects.filter(submitted_by=request.user, pk=job_id).select_related(
+            "model_version"
+        )
         found = job.first()
         if found is None:
             return Response({"detail": "no such job"}, status=status.HTTP_404_NOT_FOUND)

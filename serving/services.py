@@ -39,14 +39,16 @@ def validate_inputs(model: ModelVersion, inputs: Any) -> dict[str, Any]:
         if not isinstance(text, str) or not text.strip():
             raise JobError("inputs.text must be a non-empty string", field="inputs.text")
         if len(text) > MAX_TEXT_CHARS:
-            raise JobError(f"inputs.text is longer than {MAX_TEXT_CHARS} characters", status=413,
-                           field="inputs.text")
+            raise JobError(
+                f"inputs.text is longer than {MAX_TEXT_CHARS} characters", status=413, field="inputs.text"
+            )
         return {"text": text}
     raise JobError(f"model task type {model.task_type} is not served yet", status=501)
 
 
-def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None
-               ) -> tuple[InferenceJob, bool]:
+def submit_job(
+    user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None
+) -> tuple[InferenceJob, bool]:
     """Create a job and queue it once the row is committed. Returns (job, created).
 
     A retried submit with the same idempotency key returns the first job instead of a second one.
@@ -61,8 +63,9 @@ def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | No
             return existing, False
     try:
         with transaction.atomic():
-            job = InferenceJob.objects.create(model_version=model, submitted_by=user, inputs=clean,
-                                              idempotency_key=idempotency_key or None)
+            job = InferenceJob.objects.create(
+                model_version=model, submitted_by=user, inputs=clean, idempotency_key=idempotency_key or None
+            )
             transaction.on_commit(lambda: run_inference.delay(str(job.pk)))
     except IntegrityError:  # a concurrent retry with the same key won the race
         return InferenceJob.objects.get(submitted_by=user, idempotency_key=idempotency_key), False

@@ -9,8 +9,15 @@ from celery import shared_task
 from serving import services
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3, default_retry_delay=2,
-             soft_time_limit=50, time_limit=60, queue="inference")
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=3,
+    default_retry_delay=2,
+    soft_time_limit=50,
+    time_limit=60,
+)
 def run_inference(self, job_id: str) -> None:  # type: ignore[no-untyped-def] -- Celery's bound task
     job = services.start_job(job_id, worker=self.request.hostname or "", pid=os.getpid())
     if job is None:

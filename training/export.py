@@ -28,7 +28,9 @@ class ParityError(Exception):
     """The exported model's outputs differ from PyTorch's beyond tolerance."""
 
     def __init__(self, max_abs_diff: float) -> None:
-        super().__init__(f"ONNX Runtime output differs from PyTorch by {max_abs_diff:.2e} (atol {ATOL}, rtol {RTOL})")
+        super().__init__(
+            f"ONNX Runtime output differs from PyTorch by {max_abs_diff:.2e} (atol {ATOL}, rtol {RTOL})"
+        )
         self.max_abs_diff = max_abs_diff
 
 
@@ -47,15 +49,30 @@ def _export(model: torch.nn.Module, example: torch.Tensor, path: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
-                              input_names=["input_ids"], output_names=["logits"],
-                              dynamic_shapes={"input_ids": {0: batch, 1: seq}}, verbose=False)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                external_data=False,
+                input_names=["input_ids"],
+                output_names=["logits"],
+                dynamic_shapes={"input_ids": {0: batch, 1: seq}},
+                verbose=False,
+            )
             return "dynamo"
         except Exception as exc:  # the dynamo exporter rejects some graphs; the legacy one is the fallback
             log.warning("dynamo ONNX export failed (%s); using the TorchScript exporter", exc)
-            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17,
-                              input_names=["input_ids"], output_names=["logits"],
-                              dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}})
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=["input_ids"],
+                output_names=["logits"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
+            )
             return "torchscript"
 
 
@@ -88,7 +105,9 @@ def export(result: TrainResult, out_dir: Path, sample_texts: list[str]) -> Expor
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    batches = [result.vocab.encode_batch(sample_texts[i : i + 64], max_len) for i in range(0, len(sample_texts), 64)]
+    batches = [
+        result.vocab.encode_batch(sample_texts[i : i + 64], max_len) for i in range(0, len(sample_texts), 64)
+    ]
     batches += [result.vocab.encode_batch(sample_texts[:1], max_len)]  # batch of one: the dynamic axis
     max_diff = check_parity(model, path, batches)
     result.vocab.save(out_dir / VOCAB_FILE)
@@ -100,7 +119,9 @@ def export(result: TrainResult, out_dir: Path, sample_texts: list[str]) -> Expor
         "preprocessing": {"tokenizer": "datastore.text.tokenize", "vocab": VOCAB_FILE, "max_len": max_len},
         "signature": {
             "inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"]}],
-            "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", len(result.config.labels)]}],
+            "outputs": [
+                {"name": "logits", "dtype": "float32", "shape": ["batch", len(result.config.labels)]}
+            ],
         },
         "training_config": result.config.as_dict(),
         "history": result.history,

@@ -44,17 +44,23 @@ def accuracy(model: nn.Module, loader: Any, device: str) -> float:
     return correct / max(total, 1)
 
 
-def train(config: TrainConfig, data: LoadedVersion | None = None,
-          on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    data: LoadedVersion | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
     """Train with Adam, keeping the weights of the best validation epoch."""
     seed_everything(config.seed)
     data = data or load(config.dataset, repo=config.data_repo)
     config.labels = data.labels
     vocab = data.build_vocab(config.min_freq, config.max_vocab)
-    train_dl = dataloader(data.text_dataset("train", vocab, config.max_len), config.batch_size, True, config.seed)
+    train_dl = dataloader(
+        data.text_dataset("train", vocab, config.max_len), config.batch_size, True, config.seed
+    )
     val_dl = dataloader(data.text_dataset("val", vocab, config.max_len), 256, False)
-    model = BagOfEmbeddings(len(vocab), len(config.labels), config.embed_dim, config.hidden_dim,
-                            config.dropout).to(config.device)
+    model = BagOfEmbeddings(
+        len(vocab), len(config.labels), config.embed_dim, config.hidden_dim, config.dropout
+    ).to(config.device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []
@@ -67,9 +73,12 @@ def train(config: TrainConfig, data: LoadedVersion | None = None,
             loss = loss_fn(model(ids.to(config.device)), labels.to(config.device))
             loss.backward()
             optimiser.step()
-            total_loss, batches = total_loss + float(loss), batches + 1
-        row = {"epoch": epoch, "train_loss": total_loss / max(batches, 1),
-               "val_accuracy": accuracy(model, val_dl, config.device)}
+            total_loss, batches = total_loss + loss.item(), batches + 1
+        row = {
+            "epoch": epoch,
+            "train_loss": total_loss / max(batches, 1),
+            "val_accuracy": accuracy(model, val_dl, config.device),
+        }
         history.append(row)
         if on_epoch:
             on_epoch(row)
@@ -97,7 +106,9 @@ def load_checkpoint(out_dir: Path) -> TrainResult:
     saved = torch.load(out_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     config = TrainConfig.from_dict(saved["config"])
     vocab = Vocabulary.load(out_dir / "vocab.json")
-    model = BagOfEmbeddings(len(vocab), len(config.labels), config.embed_dim, config.hidden_dim, config.dropout)
+    model = BagOfEmbeddings(
+        len(vocab), len(config.labels), config.embed_dim, config.hidden_dim, config.dropout
+    )
     model.load_state_dict(saved["state_dict"])
     model.eval()
     history = json.loads((out_dir / "history.json").read_text())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
+# Child processes (crawler, web, worker) inherit these through the environment.
+os.environ.setdefault("FSML_HOME", tempfile.mkdtemp(prefix="fsml-test-"))
 os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/fsml")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 

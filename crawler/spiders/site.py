@@ -24,8 +24,15 @@ class SiteSpider(scrapy.Spider):
 
     name = "site"
 
-    def __init__(self, start_url: str, job_id: str = "", depth: str = "0", allow: str = "",
-                 deny: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        start_url: str,
+        job_id: str = "",
+        depth: str = "0",
+        allow: str = "",
+        deny: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.start_urls = [start_url]
         self.job_id = int(job_id) if job_id else None
@@ -51,7 +58,8 @@ class SiteSpider(scrapy.Spider):
 
     def extract(self, response: Response) -> PageItem | None:
         """Main text of an article page, or None for listing pages."""
-        paragraphs = [t.strip() for t in response.css("article ::text").getall() if t.strip()]
+        # Whitespace runs collapse to one space, as browsers render them (HTML also turns CR LF into LF).
+        paragraphs = [" ".join(t.split()) for t in response.css("article ::text").getall() if t.strip()]
         if not paragraphs:
             return None
         meta = {

@@ -1,0 +1,39 @@
+"""Shared test helpers: small real data and models, made without the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datastore.corpora import sentiment_corpus
+from datastore.loader import LoadedVersion
+from datastore.services import sha256_text
+from datastore.splits import SPLITS, split_of
+
+
+def corpus_version(n: int = 1500, name: str = "corpus") -> LoadedVersion:
+    """A dataset version held in memory, split the way snapshots split."""
+    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    seen = set()
+    for row in sentiment_corpus(limit=n, seed=1):
+        key = sha256_text(row.text)
+        if key in seen:
+            continue
+        seen.add(key)
+        splits[split_of(key)].append({"id": key, "text": row.text, "label": row.label, "url": ""})
+    manifest = {"labels": ["negative", "neutral", "positive"], "task_type": "text_classification"}
+    return LoadedVersion(name, manifest, splits)
+
+
+def build_model_archive(out_dir: Path, n: int = 600, epochs: int = 2) -> tuple[Path, str, dict]:
+    """Train, export and package a small real model. Returns (archive, sha256, manifest)."""
+    from training.config import TrainConfig
+    from training.export import export
+    from training.package import build_archive
+    from training.train import train
+
+    data = corpus_version(n)
+    result = train(TrainConfig(dataset="corpus", epochs=epochs), data)
+    export(result, out_dir / "export", [r["text"] for r in data.splits["val"][:128]])
+    archive = out_dir / "model.tar.gz"
+    sha, manifest = build_archive(out_dir / "export", archive, "sentiment-test", 1, "corpus", {})
+    return archive, sha, manifest

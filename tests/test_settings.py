@@ -1,0 +1,59 @@
+"""Settings come from the environment; production refuses unsafe ones; Celery is never eager."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+from config.settings.base import database_config
+
+
+def _import_settings(module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    full_env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    full_env.update(DJANGO_SETTINGS_MODULE=module, **env)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_production_refuses_to_start_without_secret_key() -> None:
+    proc = _import_settings("config.settings.production")
+    assert proc.returncode != 0
+    assert "SECRET_KEY must be set" in proc.stderr
+
+
+def test_production_refuses_a_short_secret_key() -> None:
+    proc = _import_settings("config.settings.production", SECRET_KEY="short")
+    assert proc.returncode != 0
+    assert "SECRET_KEY must be set" in proc.stderr
+
+
+def test_production_starts_with_a_secret_key() -> None:
+    proc = _import_settings("config.settings.production", SECRET_KEY="x" * 50)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_database_url_selects_engine_and_options() -> None:
+    sqlite = database_config("sqlite:////tmp/x.sqlite3")
+    assert sqlite["ENGINE"].endswith("sqlite3")
+    assert "journal_mode=WAL" in sqlite["OPTIONS"]["init_command"]
+    mysql = database_config("mysql://u:p@db.example:3307/fsml")
+    assert mysql["ENGINE"].endswith("mysql")
+    assert (mysql["HOST"], mysql["PORT"], mysql["NAME"]) == ("db.example", 3307, "fsml")
+    assert mysql["OPTIONS"]["charset"] == "utf8mb4"
+
+
+def test_tests_run_on_mysql_and_redis_with_real_workers() -> None:
+    assert settings.DATABASES["default"]["ENGINE"].endswith("mysql") or os.environ.get(
+        "DATABASE_URL", ""
+    ).startswith("sqlite")
+    assert settings.CELERY_TASK_ALWAYS_EAGER is False
+    from config.celery import app
+
+    assert app.conf.task_always_eager is False
+    assert app.conf.task_acks_late is True
