@@ -32,6 +32,13 @@ def test_production_refuses_a_short_secret_key() -> None:
     assert "SECRET_KEY must be set" in proc.stderr
 
 
+def test_local_settings_refuse_debug_off_without_secret_key() -> None:
+    proc = _import_settings("config.settings.local", DEBUG="0")
+    assert proc.returncode != 0
+    assert "SECRET_KEY must be set" in proc.stderr
+    assert _import_settings("config.settings.local").returncode == 0  # DEBUG on: a development key
+
+
 def test_production_starts_with_a_secret_key() -> None:
     proc = _import_settings("config.settings.production", SECRET_KEY="x" * 50)
     assert proc.returncode == 0, proc.stderr

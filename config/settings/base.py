@@ -25,6 +25,16 @@ def env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def require_secret_key(debug: bool, secret_key: str) -> None:
+    """Refuse to start without a real SECRET_KEY whenever DEBUG is off."""
+    if not debug and len(secret_key) < 32:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set to a random string of at least 32 characters when DEBUG is off."
+        )
+
+
 def env_list(name: str, default: str) -> list[str]:
     """Read a comma-separated environment variable."""
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from config.settings.base import *  # noqa: F403 -- settings modules extend the base namespace
-from config.settings.base import env_bool
+from config.settings.base import SECRET_KEY, env_bool, require_secret_key
 
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = SECRET_KEY or "fsml-local-development-only"  # noqa: F405 -- never used in production
+if DEBUG:
+    SECRET_KEY = SECRET_KEY or "fsml-local-development-only-never-used-with-debug-off"
+require_secret_key(DEBUG, SECRET_KEY)
