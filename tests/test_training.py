@@ -32,7 +32,7 @@ def test_model_overfits_one_batch() -> None:
         loss = torch.nn.functional.cross_entropy(model(ids), labels)
         loss.backward()
         optimiser.step()
-    assert float(loss) < 0.05
+    assert loss.item() < 0.05
     assert (model(ids).argmax(-1) == labels).all()
 
 
