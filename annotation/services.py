@@ -55,9 +55,7 @@ def next_task(project: Project, user: Any, lock_seconds: int = LOCK_SECONDS) -> 
     now = timezone.now()
     with transaction.atomic():
         held = (
-            Task.objects.filter(
-                project=project, locked_by=user, locked_until__gt=now, status=Task.Status.OPEN
-            )
+            Task.objects.filter(project=project, locked_by=user, locked_until__gt=now, status=Task.Status.OPEN)
             .order_by("id")
             .first()
         )
@@ -102,11 +100,7 @@ def submit(task_id: int, user: Any, value: Any, lead_time: float = 0.0) -> Annot
         value = validate_value(task.project, value)
         if task.status == Task.Status.DONE:
             raise AnnotationError("task already has all its annotations", status=409, task_id=task_id)
-        if (
-            task.locked_by_id not in (None, user.pk)
-            and task.locked_until
-            and task.locked_until > timezone.now()
-        ):
+        if task.locked_by_id not in (None, user.pk) and task.locked_until and task.locked_until > timezone.now():
             raise AnnotationError("task is assigned to another annotator", status=409, task_id=task_id)
         try:
             with transaction.atomic():

@@ -4,7 +4,7 @@ import scrapy
 
 
 class PageItem(scrapy.Item):
-    """One page's extracted content and where it came from."""
+    """One page's main text and where and when it came from."""
 
     url = scrapy.Field()
     canonical_url = scrapy.Field()
@@ -12,4 +12,12 @@ class PageItem(scrapy.Item):
     text = scrapy.Field()
     metadata = scrapy.Field()
     http_status = scrapy.Field()
+    robots = scrapy.Field()
     fetched_at = scrapy.Field()
+
+
+class ImageItem(PageItem):
+    """One image from a page's main content; Scrapy's images pipeline fills ``images``."""
+
+    image_urls = scrapy.Field()
+    images = scrapy.Field()

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from datastore.corpora import LabelledText, sentiment_corpus
 
 PAGE_SIZE = 50
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 
 @dataclass
@@ -25,6 +26,7 @@ class SampleSite:
 
     posts: list[LabelledText]
     by_label: dict[str, list[int]] = field(default_factory=dict)
+    base: str = "/"
 
     def __post_init__(self) -> None:
         index: dict[str, list[int]] = defaultdict(list)
@@ -35,12 +37,17 @@ class SampleSite:
     def render(self, path: str, query: str) -> tuple[int, str, str]:
         """Return (status, content type, body) for a request path."""
         if path == "/robots.txt":
-            return 200, "text/plain", "User-agent: *\nDisallow: /private/\n"
+            return 200, "text/plain", "User-agent: *\nDisallow: /private/\nSitemap: /sitemap.xml\n"
+        if path == "/sitemap.xml":
+            urls = "".join(f"<url><loc>{self.base}post/{n}/</loc></url>" for n in range(len(self.posts)))
+            body = f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="{SITEMAP_NS}">{urls}</urlset>'
+            return 200, "application/xml", body
         if path == "/":
             links = "".join(
                 f'<li><a href="/category/{label}/">{label}</a> ({len(ids)})</li>'
                 for label, ids in self.by_label.items()
             )
+            links += '<li><a href="/private/drafts/">drafts</a></li>'  # disallowed by robots.txt
             return 200, "text/html", _page("Sample reviews", f"<h1>Sample reviews</h1><ul>{links}</ul>")
         parts = [p for p in path.split("/") if p]
         if len(parts) == 2 and parts[0] == "category" and parts[1] in self.by_label:
@@ -69,7 +76,7 @@ class SampleSite:
         body = (
             f'<nav class="breadcrumb"><a href="/">Home</a> / '
             f'<a class="category" href="/category/{post.label}/">{post.label}</a></nav>'
-            f"<h1>Post {n}</h1><article><p>{html.escape(post.text)}</p></article>"
+            f"<main><article><p>{html.escape(post.text)}</p></article></main>"
         )
         return 200, "text/html", _page(f"Post {n}", body, meta={"category": post.label})
 
@@ -114,6 +121,7 @@ class SampleSiteServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
 
     def __enter__(self) -> SampleSiteServer:
+        self.site.base = self.url
         self.thread.start()
         return self
 

@@ -12,20 +12,32 @@ CONCURRENT_REQUESTS = 32
 CONCURRENT_REQUESTS_PER_DOMAIN = 16
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 16.0
 DOWNLOAD_TIMEOUT = 30
-DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
-DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+DOWNLOAD_MAXSIZE = 5 * 1024 * 1024  # pages above this are dropped with a logged reason
+DOWNLOAD_WARNSIZE = 1024 * 1024
 RETRY_TIMES = 2
 REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = "INFO"
 
-ITEM_PIPELINES = {"crawler.pipelines.DatabasePipeline": 300}
+ITEM_PIPELINES = {
+    "crawler.pipelines.SizedImagesPipeline": 100,  # disabled (NotConfigured) unless IMAGES_STORE is set
+    "crawler.pipelines.DatabasePipeline": 300,
+}
+IMAGES_STORE = ""  # set per run by crawler.run (FSML_HOME/files/images); empty disables images
+IMAGES_MAX_BYTES = 2 * 1024 * 1024
+IMAGES_MIN_WIDTH = 8
+IMAGES_MIN_HEIGHT = 8
 STORE_BATCH_SIZE = 200  # items per database transaction
 
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+EXTENSIONS = {"crawler.jobs.LiveStats": 500}
+FSML_STATS_INTERVAL = 5.0
+DOWNLOADER_MIDDLEWARES = {"crawler.jobs.SkipStoredPages": 50}
+DUPEFILTER_CLASS = "crawler.jobs.MemoryDupeFilter"
+
 # The plain epoll reactor: with the asyncio one, Django refuses synchronous ORM calls from the pipeline.
 TWISTED_REACTOR = "twisted.internet.epollreactor.EPollReactor"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -9,7 +9,10 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import shutil
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +44,8 @@ class Manifest:
 
     data: dict[str, Any]
 
-    @property
-    def files(self) -> dict[str, str]:
-        return self.data["files"]
-
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
 
 
 def pack(model_dir: Path, out_path: Path, manifest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -89,7 +85,32 @@ def _add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
 
 
 def unpack(archive: Path, dest: Path, expected_sha256: str | None = None) -> Manifest:
-    """Extract an archive into ``dest`` after verifying the archive and every file's checksum."""
+    """Extract an archive into ``dest`` after verifying the archive and every file's checksum.
+
+    Files are written to a temporary folder that is renamed into place, so a process loading ``dest``
+    never sees half an archive; when ``dest`` already holds this archive's files it is reused.
+    """
+    marker = dest / ".archive-sha256"
+    if expected_sha256 and marker.is_file() and marker.read_text().strip() == expected_sha256:
+        return Manifest(json.loads((dest / MANIFEST).read_text(encoding="utf-8")))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        manifest = _extract(archive, staging, expected_sha256)
+        (staging / ".archive-sha256").write_text(sha256_file(archive))
+        if dest.exists():
+            shutil.rmtree(dest, ignore_errors=True)
+        try:
+            os.replace(staging, dest)
+        except OSError:  # another process put the same archive in place first
+            if not (dest / MANIFEST).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _extract(archive: Path, dest: Path, expected_sha256: str | None) -> Manifest:
     if not archive.is_file():
         raise ArchiveError(archive, "file not found")
     if expected_sha256 and sha256_file(archive) != expected_sha256:
@@ -103,7 +124,6 @@ def unpack(archive: Path, dest: Path, expected_sha256: str | None = None) -> Man
             expected = manifest.get("files", {})
             if set(expected) != set(members) - {MANIFEST}:
                 raise ArchiveError(archive, "files do not match the manifest")
-            dest.mkdir(parents=True, exist_ok=True)
             for name, digest in expected.items():
                 member = members[name]
                 if not member.isfile() or "/" in name or name.startswith("."):

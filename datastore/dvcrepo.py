@@ -93,14 +93,15 @@ class DataRepo:
                     raise DataRepoError(self.root, "dvc add", str(exc)) from exc
                 dvc_file = target.with_name(target.name + ".dvc")
                 gitignore = target.parent / ".gitignore"
-                repo.scm.add([str(dvc_file), str(gitignore)])
-                repo.scm.commit(message)
-                repo.scm.tag(tag, annotated=True, message=message)
-                rev = repo.scm.get_rev()
+                # Push before committing and tagging: a failed push leaves no tag, so the name stays free.
                 try:
                     repo.push(targets=[str(dvc_file)])
                 except Exception as exc:
                     raise DataRepoError(self.root, "dvc push", str(exc)) from exc
+                repo.scm.add([str(dvc_file), str(gitignore)])
+                repo.scm.commit(message)
+                repo.scm.tag(tag, annotated=True, message=message)
+                rev = repo.scm.get_rev()
             finally:
                 repo.close()
         md5 = yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from datastore.splits import SPLITS
-from datastore.text import Vocabulary
+from datastore.text import Vocabulary, pad
 
 
 class DatasetNotFound(LookupError):
@@ -78,9 +78,7 @@ def load(name: str, repo: str, rev: str | None = None, splits: tuple[str, ...] =
             with dvc.api.open(f"{base}/{split}.jsonl", repo=repo, rev=rev, encoding="utf-8") as fh:
                 loaded.splits[split] = [json.loads(line) for line in fh if line.strip()]
     except (DvcException, FileNotFoundError) as exc:
-        raise DatasetNotFound(
-            name, repo, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        ) from exc
+        raise DatasetNotFound(name, repo, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     return loaded
 
 
@@ -103,10 +101,7 @@ def collate_text(batch: list[tuple[list[int], int]]) -> tuple[Any, Any]:
     """Right-pad token ids with 0. Returns ids (B, T) int64 and labels (B,) int64 tensors."""
     import torch
 
-    width = max(len(ids) for ids, _ in batch)
-    ids = np.zeros((len(batch), width), dtype=np.int64)
-    for row, (tokens, _) in enumerate(batch):
-        ids[row, : len(tokens)] = tokens
+    ids = pad([tokens for tokens, _ in batch])
     labels = np.array([label for _, label in batch], dtype=np.int64)
     return torch.from_numpy(ids), torch.from_numpy(labels)
 

@@ -33,8 +33,11 @@ class CrawlJob(models.Model):
     start_urls = models.JSONField(default=list)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     pages_crawled = models.PositiveIntegerField(default=0)
-    items_stored = models.PositiveIntegerField(default=0)
+    items_stored = models.PositiveIntegerField(default=0, help_text="New items.")
+    items_updated = models.PositiveIntegerField(default=0, help_text="Known URLs whose content changed.")
     items_unchanged = models.PositiveIntegerField(default=0)
+    items_duplicate = models.PositiveIntegerField(default=0, help_text="Content already stored elsewhere.")
+    items_failed = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     stats = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
@@ -42,6 +45,14 @@ class CrawlJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.spider}#{self.pk} ({self.status})"
+
+    @property
+    def rate(self) -> float:
+        """Pages per second over the job's life so far."""
+        from django.utils import timezone
+
+        seconds = ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+        return self.pages_crawled / seconds if seconds > 0 else 0.0
 
 
 class Item(models.Model):
@@ -63,6 +74,11 @@ class Item(models.Model):
     image = models.CharField(max_length=500, blank=True, help_text="Path of the image in the file store.")
     metadata = models.JSONField(default=dict, blank=True)
     http_status = models.PositiveSmallIntegerField(default=200)
+    robots = models.CharField(
+        max_length=16,
+        default="allowed",
+        help_text="robots.txt decision: allowed, or not_checked when ignored.",
+    )
     fetched_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -130,9 +146,7 @@ class Annotation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["task", "annotator"], name="annotation_once_per_annotator")
-        ]
+        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="annotation_once_per_annotator")]
 
 
 class DatasetVersion(models.Model):
@@ -198,8 +212,6 @@ class InferenceJob(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["submitted_by", "idempotency_key"], name="job_idempotency_key_per_client"
-            )
+            models.UniqueConstraint(fields=["submitted_by", "idempotency_key"], name="job_idempotency_key_per_client")
         ]
         indexes = [models.Index(fields=["status", "queued_at"])]

@@ -25,6 +25,17 @@ class InputError(ValueError):
         self.reason = reason
 
 
+def check_text(text: Any, index: int | None = None) -> str:
+    """A text the text models accept: a non-empty string of at most MAX_TEXT_CHARS characters."""
+    if not isinstance(text, str):
+        raise InputError(index, f"expected a non-empty string, got {type(text).__name__}")
+    if not text.strip():
+        raise InputError(index, "expected a non-empty string, got an empty text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(index, f"text longer than {MAX_TEXT_CHARS} characters")
+    return text
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -64,12 +75,7 @@ class TextClassifierRuntime:
         if not isinstance(texts, list) or not texts:
             raise InputError(None, "expected a non-empty list of texts")
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(i, f"expected a string, got {type(text).__name__}")
-            if not text.strip():
-                raise InputError(i, "empty text")
-            if len(text) > MAX_TEXT_CHARS:
-                raise InputError(i, f"text longer than {MAX_TEXT_CHARS} characters")
+            check_text(text, i)
         return texts
 
     def logits(self, texts: list[str]) -> np.ndarray:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F, Max
 from django.utils import timezone
 
 from datastore.models import CrawlJob, DatasetVersion, Item, ModelVersion, Source
+
+MAX_URL = 2000
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # dataset and model names: safe as folder names
+DEADLOCK_RETRIES = 3
 
 
 def sha256_text(text: str) -> str:
@@ -18,9 +24,7 @@ def sha256_text(text: str) -> str:
 
 
 def get_or_create_source(name: str, base_url: str, licence_note: str = "") -> Source:
-    source, _ = Source.objects.get_or_create(
-        name=name, defaults={"base_url": base_url, "licence_note": licence_note}
-    )
+    source, _ = Source.objects.get_or_create(name=name, defaults={"base_url": base_url, "licence_note": licence_note})
     return source
 
 
@@ -34,68 +38,122 @@ def finish_crawl_job(job_id: int, failed: bool, stats: dict[str, Any]) -> None:
         finished_at=timezone.now(),
         pages_crawled=int(stats.get("response_received_count", 0)),
         errors=int(stats.get("log_count/ERROR", 0)),
-        stats={k: v for k, v in stats.items() if isinstance(v, int | float | str)},
+        stats={k: v for k, v in stats.items() if isinstance(v, int | float | str | dict)},
     )
 
 
-def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> tuple[int, int]:
-    """Store a batch of crawled items in one transaction. Returns (stored or updated, unchanged).
+class ItemError(ValueError):
+    """A crawled item that cannot be stored; carries its URL, the field and the reason."""
 
-    New pages are inserted, changed pages (same canonical URL, new content) updated, unchanged pages and
-    content already stored under another URL skipped. Unique constraints decide races between crawlers.
+    def __init__(self, url: str, field: str, reason: str) -> None:
+        super().__init__(f"{url}: {field}: {reason}")
+        self.url, self.field, self.reason = url, field, reason
+
+
+@dataclass
+class StoreResult:
+    """What happened to one batch of crawled items."""
+
+    stored: int = 0  # new items
+    updated: int = 0  # a known URL with new content
+    unchanged: int = 0
+    duplicates: int = 0  # content already stored under another URL (or by another crawler)
+    failed: list[ItemError] = field(default_factory=list)
+
+
+def build_item(job: CrawlJob, raw: dict[str, Any]) -> Item:
+    """Validate one crawled item and turn it into an unsaved Item. Raises ItemError."""
+    url = str(raw.get("url") or "")
+    canonical = str(raw.get("canonical_url") or "")
+    for name, value in (("url", url), ("canonical_url", canonical)):
+        if not value:
+            raise ItemError(url, name, "missing")
+        if len(value) > MAX_URL:
+            raise ItemError(url, name, f"longer than {MAX_URL} characters")
+    text, image = str(raw.get("text") or ""), str(raw.get("image") or "")
+    if not text.strip() and not image:
+        raise ItemError(url, "text", "no text and no image")
+    return Item(
+        source_id=job.source_id,
+        crawl_job=job,
+        kind=Item.Kind.IMAGE if image else Item.Kind.TEXT,
+        url=url,
+        canonical_url=canonical,
+        url_hash=sha256_text(canonical),
+        content_hash=str(raw.get("content_hash") or sha256_text(text)),
+        title=str(raw.get("title") or "")[:500],
+        text=text,
+        image=image[:500],
+        metadata=raw.get("metadata") or {},
+        http_status=int(raw.get("http_status") or 200),
+        robots=str(raw.get("robots") or "allowed")[:16],
+        fetched_at=raw.get("fetched_at") or timezone.now(),
+    )
+
+
+def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> StoreResult:
+    """Store a batch of crawled items in one transaction and add the outcome to the job's counters.
+
+    New URLs are inserted, known URLs with new content updated, unchanged ones skipped. The unique
+    constraints on (source, URL) and (source, content) decide races between crawler processes; a
+    deadlock between them is retried. Items that fail validation are reported, never stored, and do not
+    stop the rest of the batch.
     """
-    batch = {}
-    for item in items:
-        url_hash = sha256_text(item["canonical_url"])
-        batch[url_hash] = Item(
-            source_id=job.source_id,
-            crawl_job=job,
-            kind=item.get("kind", Item.Kind.TEXT),
-            url=item["url"],
-            canonical_url=item["canonical_url"],
-            url_hash=url_hash,
-            content_hash=sha256_text(item.get("text", "") + "\x00" + item.get("image", "")),
-            title=item.get("title", "")[:500],
-            text=item.get("text", ""),
-            image=item.get("image", ""),
-            metadata=item.get("metadata", {}),
-            http_status=item.get("http_status", 200),
-            fetched_at=item.get("fetched_at") or timezone.now(),
-        )
-    if not batch:
-        return 0, 0
-    with transaction.atomic():
-        existing = {
-            row.url_hash: row
-            for row in Item.objects.select_for_update().filter(source_id=job.source_id, url_hash__in=batch)
-        }
-        changed = []
-        for url_hash, row in existing.items():
-            new = batch.pop(url_hash)
-            if row.content_hash != new.content_hash:
-                new.pk, new.created_at = row.pk, row.created_at
-                changed.append(new)
-        for row in changed:
-            try:
-                with transaction.atomic():
-                    row.save()
-            except IntegrityError:  # new content equals another page's content: keep the first
-                changed.remove(row)
-        before = Item.objects.filter(source_id=job.source_id).count()
-        Item.objects.bulk_create(batch.values(), ignore_conflicts=True)
-        created = Item.objects.filter(source_id=job.source_id).count() - before
-        stored = created + len(changed)
-        unchanged = len(existing) - len(changed)
-        CrawlJob.objects.filter(pk=job.pk).update(
-            items_stored=_plus("items_stored", stored), items_unchanged=_plus("items_unchanged", unchanged)
-        )
-    return stored, unchanged
+    result = StoreResult()
+    rows: dict[str, Item] = {}
+    for raw in items:
+        try:
+            row = build_item(job, raw)
+        except ItemError as exc:
+            result.failed.append(exc)
+            continue
+        rows[row.url_hash] = row
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                outcome = _store_rows(job, rows)
+                outcome.failed = result.failed
+                CrawlJob.objects.filter(pk=job.pk).update(
+                    items_stored=F("items_stored") + outcome.stored,
+                    items_updated=F("items_updated") + outcome.updated,
+                    items_unchanged=F("items_unchanged") + outcome.unchanged,
+                    items_duplicate=F("items_duplicate") + outcome.duplicates,
+                    items_failed=F("items_failed") + len(outcome.failed),
+                )
+            return outcome
+        except OperationalError as exc:
+            if exc.args and exc.args[0] in (1213, 1205) and attempt < DEADLOCK_RETRIES:
+                continue  # deadlock or lock wait timeout between crawlers: rolled back, so retry
+            raise
+    raise AssertionError("unreachable")
 
 
-def _plus(field: str, n: int) -> Any:
-    from django.db.models import F
-
-    return F(field) + n
+def _store_rows(job: CrawlJob, rows: dict[str, Item]) -> StoreResult:
+    result = StoreResult()
+    keys = sorted(rows)  # one lock order for every process
+    existing = {
+        row.url_hash: row for row in Item.objects.select_for_update().filter(source_id=job.source_id, url_hash__in=keys)
+    }
+    for url_hash, old in existing.items():
+        new = rows[url_hash]
+        if old.content_hash == new.content_hash:
+            result.unchanged += 1
+            continue
+        new.pk, new.created_at = old.pk, old.created_at
+        try:
+            with transaction.atomic():
+                new.save()
+            result.updated += 1
+        except IntegrityError:  # the new content is already stored under another URL
+            result.duplicates += 1
+    fresh = [rows[k] for k in keys if k not in existing]
+    Item.objects.bulk_create(fresh, ignore_conflicts=True)
+    inserted = Item.objects.filter(
+        source_id=job.source_id, crawl_job=job, url_hash__in=[row.url_hash for row in fresh]
+    ).count()
+    result.stored = inserted
+    result.duplicates += len(fresh) - inserted
+    return result
 
 
 def record_dataset_version(**fields: Any) -> DatasetVersion:

@@ -8,8 +8,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
-
 from datastore import services
 from datastore.dvcrepo import DataRepo
 from datastore.loader import dataset_path, dataset_tag
@@ -35,9 +33,9 @@ def final_label(values: list[Any]) -> Any:
 def collect_records(project: Project) -> list[dict[str, Any]]:
     """One record per finished task, sorted by content hash (the same database gives the same bytes)."""
     values: dict[int, list[Any]] = {}
-    for task_id, value in Annotation.objects.filter(
-        task__project=project, task__status=Task.Status.DONE
-    ).values_list("task_id", "value"):
+    for task_id, value in Annotation.objects.filter(task__project=project, task__status=Task.Status.DONE).values_list(
+        "task_id", "value"
+    ):
         values.setdefault(task_id, []).append(value)
     records = []
     for task in Task.objects.filter(pk__in=values).select_related("item").iterator(chunk_size=2000):
@@ -101,14 +99,13 @@ def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: An
         shutil.rmtree(folder)  # left over from a failed attempt that recorded nothing
     manifest = write_snapshot(folder, project, records)
     committed = repo.commit_folder(dataset_path(name), f"Dataset version {name}", dataset_tag(name))
-    with transaction.atomic():
-        return services.record_dataset_version(
-            name=name,
-            project=project,
-            dvc_md5=committed.md5,
-            git_rev=committed.rev,
-            path=dataset_path(name),
-            counts=manifest["counts"],
-            label_distribution=manifest["label_distribution"],
-            created_by=created_by,
-        )
+    return services.record_dataset_version(
+        name=name,
+        project=project,
+        dvc_md5=committed.md5,
+        git_rev=committed.rev,
+        path=dataset_path(name),
+        counts=manifest["counts"],
+        label_distribution=manifest["label_distribution"],
+        created_by=created_by,
+    )

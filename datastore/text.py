@@ -20,6 +20,14 @@ def tokenize(text: str) -> list[str]:
     return [tok.lower() for tok in _TOKEN.findall(text)]
 
 
+def pad(rows: list[list[int]]) -> np.ndarray:
+    """Right-pad id lists with 0 to the longest. Returns (B, T) int64."""
+    out = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
+    for i, ids in enumerate(rows):
+        out[i, : len(ids)] = ids
+    return out
+
+
 @dataclass
 class Vocabulary:
     """Token to id mapping; id 0 is padding, id 1 unknown."""
@@ -46,12 +54,7 @@ class Vocabulary:
 
     def encode_batch(self, texts: list[str], max_len: int) -> np.ndarray:
         """Encode and right-pad with 0 to the longest text in the batch. Returns (B, T) int64."""
-        encoded = [self.encode(t, max_len) for t in texts]
-        width = max(len(e) for e in encoded)
-        out = np.zeros((len(encoded), width), dtype=np.int64)
-        for row, ids in enumerate(encoded):
-            out[row, : len(ids)] = ids
-        return out
+        return pad([self.encode(t, max_len) for t in texts])
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"tokens": self.tokens}, ensure_ascii=False), encoding="utf-8")

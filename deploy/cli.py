@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from deploy.console import console, progress
 
 app = typer.Typer(
     help="fsml: crawl, annotate, version, train, export, evaluate, package and serve.",
     no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
 dataset_app = typer.Typer(help="Dataset versions (DVC snapshots of labelled projects).", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
-console = Console()
 
 
 def _django() -> None:
@@ -44,38 +44,51 @@ def demo(
     from deploy.demo import run_demo
 
     result = run_demo(limit=limit, serve=serve, port=port, jobs=jobs, epochs=epochs)
-    if not result.jobs or result.test_metrics.get("accuracy", 0) <= result.test_metrics.get(
-        "majority_rate", 1
-    ):
+    if not result.jobs or result.test_metrics.get("accuracy", 0) <= result.test_metrics.get("majority_rate", 1):
         _fail("the demo did not finish")
 
 
 @app.command()
 def crawl(
-    start_url: Annotated[str, typer.Argument(help="Where the site spider starts.")],
-    source: Annotated[str, typer.Option(help="Source name to record items under.")],
+    spider: Annotated[str, typer.Argument(help="site (follow links from URL) or sitemap (URL is a sitemap).")],
+    url: Annotated[str, typer.Argument(help="Start URL(s), comma-separated, or the sitemap URL.")],
+    source: Annotated[str, typer.Option(help="Source name to record items under.")] = "",
     licence: Annotated[str, typer.Option(help="Licence or terms note for the source.")] = "",
     depth: Annotated[int, typer.Option(help="Link depth limit (0 = none).")] = 0,
+    allow: Annotated[str, typer.Option(help="Regex of URLs to follow.")] = "",
+    deny: Annotated[str, typer.Option(help="Regex of URLs not to follow.")] = "",
+    extract: Annotated[str, typer.Option(help="Regex of item page URLs (default: every page).")] = "",
+    images: Annotated[bool, typer.Option(help="Download images in the main content.")] = False,
+    resume: Annotated[int | None, typer.Option(help="Continue an interrupted crawl job by id.")] = None,
 ) -> None:
-    """Crawl a site with Scrapy into the database."""
+    """Crawl with Scrapy into the database (resumable; one job directory per crawl job)."""
     _django()
+    from urllib.parse import urlsplit
+
     from crawler.run import CrawlError
     from crawler.run import crawl as run_crawl
 
-    with console.status("crawling") as status:
+    options = {"extract": extract, "images": "1" if images else ""}
+    if spider == "site":
+        options.update(depth=str(depth), allow=allow, deny=deny)
+    with progress() as bar:
+        task = bar.add_task("crawling: items stored", total=None)
         try:
             job = run_crawl(
-                start_url,
-                source,
+                spider,
+                url,
+                source or (urlsplit(url).hostname or "web"),
                 licence,
-                depth,
-                on_progress=lambda n: status.update(f"crawling: {n} items stored"),
+                options={k: v for k, v in options.items() if v},
+                resume=resume,
+                on_progress=lambda n: bar.update(task, completed=n),
             )
         except CrawlError as exc:
             _fail(str(exc))
     console.print(
-        f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} items stored, "
-        f"{job.items_unchanged} unchanged, {job.errors} errors"
+        f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} new, "
+        f"{job.items_updated} updated, {job.items_unchanged} unchanged, {job.items_duplicate} duplicates, "
+        f"{job.items_failed} invalid, {job.errors} errors; skipped: {job.stats.get('failures', {}).keys() or 'none'}"
     )
 
 
@@ -98,9 +111,7 @@ def dataset_snapshot(
         version = snapshot_project(found, name, data_repo())
     except (SnapshotError, DataRepoError) as exc:
         _fail(str(exc))
-    console.print(
-        f"dataset version {version.name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}"
-    )
+    console.print(f"dataset version {version.name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
 
 
 @dataset_app.command("list")
@@ -116,37 +127,47 @@ def dataset_list() -> None:
 @app.command()
 def train(
     dataset: Annotated[str, typer.Argument(help="Dataset version name.")],
-    out: Annotated[Path, typer.Option(help="Run folder (checkpoint/ and export/ go inside).")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/ and export/ are written inside.")],
     epochs: Annotated[int, typer.Option()] = 8,
     seed: Annotated[int, typer.Option()] = 0,
-    data_repo: Annotated[str, typer.Option(help="Data repository (default: FSML_HOME/data).")] = "",
+    data_repo: Annotated[str, typer.Option(help="Data repository path or URL (default: FSML_HOME/data).")] = "",
 ) -> None:
-    """Train a text classifier from a dataset version through the loader (no database needed)."""
+    """Train from a dataset version through the loader, then export to ONNX with a parity check."""
     from training.config import TrainConfig
-    from training.train import save_checkpoint
-    from training.train import train as run_train
+    from training.run import train_and_export
 
-    repo = data_repo or str(Path(os.environ.get("FSML_HOME", ".fsml")) / "data")
-    config = TrainConfig(dataset=dataset, data_repo=repo, epochs=epochs, seed=seed)
-    with console.status("training"):
-        result = run_train(config, on_epoch=lambda row: console.print(row))
-    save_checkpoint(result, out / "checkpoint")
-    console.print(f"checkpoint in {out / 'checkpoint'}; run `fsml export {out}` next")
+    if not data_repo:
+        _django()
+        from deploy.stages import data_repo as default_repo
+
+        data_repo = str(default_repo().root)
+    config = TrainConfig(dataset=dataset, data_repo=data_repo, epochs=epochs, seed=seed)
+    with progress() as bar:
+        task = bar.add_task("training", total=epochs)
+        _, report = train_and_export(
+            config,
+            out,
+            on_epoch=lambda row: bar.update(
+                task, advance=1, description=f"training (val acc {row['val_accuracy']:.3f})"
+            ),
+        )
+    console.print(
+        f"checkpoint in {out / 'checkpoint'}; {out / 'export' / report.model_file} "
+        f"({report.exporter}, parity max |diff| {report.max_abs_diff:.2e})"
+    )
 
 
 @app.command("export")
 def export_cmd(run: Annotated[Path, typer.Argument(help="Run folder written by `fsml train`.")]) -> None:
-    """Export a trained checkpoint to ONNX and check parity with ONNX Runtime."""
+    """Export a run's checkpoint to ONNX again and check parity with ONNX Runtime."""
     from datastore.loader import load
-    from training.export import ParityError, export
+    from training.export import export
+    from training.run import PARITY_SAMPLES
     from training.train import load_checkpoint
 
     result = load_checkpoint(run / "checkpoint")
     data = load(result.config.dataset, repo=result.config.data_repo, splits=("val",))
-    try:
-        report = export(result, run / "export", [r["text"] for r in data.splits["val"][:512]])
-    except ParityError as exc:
-        _fail(str(exc))
+    report = export(result, run / "export", [r["text"] for r in data.splits["val"][:PARITY_SAMPLES]])
     console.print(
         f"exported {run / 'export' / report.model_file} ({report.exporter}, opset {report.opset}); "
         f"parity max |diff| {report.max_abs_diff:.2e}"
@@ -241,5 +262,26 @@ def submit(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(app())
+    """Console-script entry point: domain errors end with a one-line message and exit code 2."""
+    from crawler.run import CrawlError
+    from datastore.archive import ArchiveError
+    from datastore.dvcrepo import DataRepoError
+    from datastore.loader import DatasetNotFound
+    from datastore.snapshot import SnapshotError
+    from training.export import ParityError
+
+    expected = (
+        ArchiveError,
+        CrawlError,
+        DataRepoError,
+        DatasetNotFound,
+        ParityError,
+        SnapshotError,
+        FileExistsError,
+        FileNotFoundError,
+    )
+    try:
+        sys.exit(app())
+    except expected as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)

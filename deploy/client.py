@@ -43,13 +43,9 @@ class ApiClient:
             "POST", f"/api/tasks/{task_id}/annotations/", json={"value": value, "lead_time": lead_time}
         ).json()
 
-    def submit_job(
-        self, model: str, inputs: dict[str, Any], idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    def submit_job(self, model: str, inputs: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
-        return self._call(
-            "POST", "/api/jobs/", json={"model": model, "inputs": inputs}, headers=headers
-        ).json()
+        return self._call("POST", "/api/jobs/", json={"model": model, "inputs": inputs}, headers=headers).json()
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/jobs/{job_id}/").json()

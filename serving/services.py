@@ -8,7 +8,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from datastore.models import InferenceJob, ModelVersion
-from datastore.runtime import MAX_TEXT_CHARS, InputError
+from datastore.runtime import MAX_TEXT_CHARS, InputError, check_text
+
+MAX_ATTEMPTS = 3
+MAX_IDEMPOTENCY_KEY = 100
 
 
 class JobError(Exception):
@@ -36,47 +39,61 @@ def resolve_model(ref: str) -> ModelVersion:
 def validate_inputs(model: ModelVersion, inputs: Any) -> dict[str, Any]:
     if model.task_type == "text_classification":
         text = inputs.get("text") if isinstance(inputs, dict) else None
-        if not isinstance(text, str) or not text.strip():
-            raise JobError("inputs.text must be a non-empty string", field="inputs.text")
-        if len(text) > MAX_TEXT_CHARS:
-            raise JobError(
-                f"inputs.text is longer than {MAX_TEXT_CHARS} characters", status=413, field="inputs.text"
-            )
+        try:
+            check_text(text)
+        except InputError as exc:
+            status = 413 if isinstance(text, str) and len(text) > MAX_TEXT_CHARS else 400
+            raise JobError(f"inputs.text: {exc.reason}", status=status, field="inputs.text") from exc
         return {"text": text}
     raise JobError(f"model task type {model.task_type} is not served yet", status=501)
 
 
-def submit_job(
-    user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None
-) -> tuple[InferenceJob, bool]:
+def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None) -> tuple[InferenceJob, bool]:
     """Create a job and queue it once the row is committed. Returns (job, created).
 
     A retried submit with the same idempotency key returns the first job instead of a second one.
     """
     from serving.tasks import run_inference
 
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise JobError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
     model = resolve_model(model_ref)
     clean = validate_inputs(model, inputs)
     if idempotency_key:
         existing = InferenceJob.objects.filter(submitted_by=user, idempotency_key=idempotency_key).first()
         if existing is not None:
+            if existing.model_version_id != model.pk or existing.inputs != clean:
+                raise JobError(
+                    "Idempotency-Key was already used for a different request", status=422, field="Idempotency-Key"
+                )
             return existing, False
     try:
         with transaction.atomic():
             job = InferenceJob.objects.create(
                 model_version=model, submitted_by=user, inputs=clean, idempotency_key=idempotency_key or None
             )
-            transaction.on_commit(lambda: run_inference.delay(str(job.pk)))
     except IntegrityError:  # a concurrent retry with the same key won the race
         return InferenceJob.objects.get(submitted_by=user, idempotency_key=idempotency_key), False
+    try:
+        run_inference.delay(str(job.pk))
+    except Exception as exc:  # broker unreachable: the job must not wait forever in "queued"
+        finish_job(job, error=f"could not queue the job: {exc}")
+        raise JobError("the job queue is unavailable; retry later", status=503) from exc
     return job, True
 
 
 def start_job(job_id: str, worker: str, pid: int) -> InferenceJob | None:
-    """Mark a job running; None when it already ended (a redelivered message)."""
+    """Mark a job running; None when it already ended (a redelivered message) or has used its attempts.
+
+    A message redelivered after its worker died (OOM, SIGKILL, time limit) comes back here; after
+    MAX_ATTEMPTS the job is failed instead of run again, so a poison job cannot loop forever.
+    """
     with transaction.atomic():
         job = InferenceJob.objects.select_for_update().select_related("model_version").get(pk=job_id)
         if job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED):
+            return None
+        if job.attempts >= MAX_ATTEMPTS:
+            finish_job(job, error=f"gave up after {job.attempts} attempts (the worker died or timed out)")
             return None
         job.status, job.started_at = InferenceJob.Status.RUNNING, timezone.now()
         job.worker, job.worker_pid, job.attempts = worker, pid, job.attempts + 1

@@ -51,9 +51,7 @@ def celery_worker(live_env: dict[str, str], clean_broker: None, tmp_path: Path) 
     """A real ``celery worker`` process (prefork) consuming the test broker."""
     from deploy.processes import Service, wait_log, worker_command
 
-    worker = Service(
-        "worker", worker_command(concurrency=1, name=f"test-{os.getpid()}@%h"), tmp_path / "worker.log"
-    )
+    worker = Service("worker", worker_command(concurrency=1, name=f"test-{os.getpid()}@%h"), tmp_path / "worker.log")
     with worker:
         wait_log(worker, "ready.", timeout=90)
         yield worker

@@ -49,9 +49,7 @@ def test_two_annotators_get_different_tasks_and_overlap_is_respected(project) ->
     b = bob.post(f"/api/projects/{project.pk}/next/").json()
     assert a["id"] != b["id"]
     assert alice.post(f"/api/projects/{project.pk}/next/").json()["id"] == a["id"]  # held task comes back
-    assert (
-        alice.post(f"/api/tasks/{a['id']}/annotations/", {"value": "pos"}, format="json").status_code == 201
-    )
+    assert alice.post(f"/api/tasks/{a['id']}/annotations/", {"value": "pos"}, format="json").status_code == 201
     assert Task.objects.get(pk=a["id"]).status == Task.Status.OPEN  # overlap 2: one more annotator
     # alice never sees her task again; bob eventually gets it and finishes it
     seen = set()
@@ -75,10 +73,7 @@ def test_label_outside_schema_is_refused_and_nothing_written(project) -> None:
 def test_double_submit_is_refused(project) -> None:
     alice = client_for("alice")
     task = alice.post(f"/api/projects/{project.pk}/next/").json()
-    assert (
-        alice.post(f"/api/tasks/{task['id']}/annotations/", {"value": "neg"}, format="json").status_code
-        == 201
-    )
+    assert alice.post(f"/api/tasks/{task['id']}/annotations/", {"value": "neg"}, format="json").status_code == 201
     again = alice.post(f"/api/tasks/{task['id']}/annotations/", {"value": "pos"}, format="json")
     assert again.status_code == 409
     assert Annotation.objects.filter(task_id=task["id"]).count() == 1

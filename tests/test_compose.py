@@ -32,9 +32,7 @@ def compose_command() -> list[str]:
     legacy = shutil.which("docker-compose")
     if legacy:
         return [legacy]
-    pytest.skip(
-        "neither `docker compose` nor `docker-compose` is installed, so the compose file is not validated"
-    )
+    pytest.skip("neither `docker compose` nor `docker-compose` is installed, so the compose file is not validated")
 
 
 def run_compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -189,9 +187,7 @@ def test_dockerfile_installs_the_cpu_torch_pin_and_the_mysql_extra() -> None:
         dep.split("#")[0].strip() for dep in pyproject["project"]["dependencies"] if dep.startswith("torch")
     )
     assert torch_pin == "torch==2.13.0"
-    assert re.search(
-        r"pip install --extra-index-url https://download\.pytorch\.org/whl/cpu torch==2\.13\.0", text
-    )
+    assert re.search(r"pip install --extra-index-url https://download\.pytorch\.org/whl/cpu torch==2\.13\.0", text)
     assert 'pip install ".[mysql]"' in text
     assert "FROM python:3.11-slim-bookworm" in text
     for package in ("default-libmysqlclient-dev", "pkg-config", "build-essential", "libmariadb3"):

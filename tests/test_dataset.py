@@ -51,9 +51,7 @@ def labelled_project():
     return project
 
 
-def test_snapshot_is_deterministic_and_loadable_without_the_database(
-    labelled_project, repo, tmp_path
-) -> None:
+def test_snapshot_is_deterministic_and_loadable_without_the_database(labelled_project, repo, tmp_path) -> None:
     first = snapshot_project(labelled_project, "v1", repo)
     second = snapshot_project(labelled_project, "v1-again", repo)
     assert first.dvc_md5 == second.dvc_md5  # same database state, same bytes

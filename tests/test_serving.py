@@ -33,15 +33,11 @@ def wait_done(ids: list[str], timeout: float = 60) -> list[InferenceJob]:
     raise AssertionError(f"jobs not finished: {[(j.pk, j.status) for j in jobs]}")
 
 
-def test_jobs_are_served_by_the_worker_process_not_eagerly(
-    celery_worker, registered_model, service_client
-) -> None:
+def test_jobs_are_served_by_the_worker_process_not_eagerly(celery_worker, registered_model, service_client) -> None:
     texts = ["I love this airline", "worst flight ever", "the car drives itself", "ok I guess"]
     ids = []
     for text in texts:
-        res = service_client.post(
-            "/api/jobs/", {"model": "sentiment-test", "inputs": {"text": text}}, format="json"
-        )
+        res = service_client.post("/api/jobs/", {"model": "sentiment-test", "inputs": {"text": text}}, format="json")
         assert res.status_code == 202, res.content
         assert res.json()["status"] == "queued"  # eager execution would have finished it already
         ids.append(res.json()["id"])

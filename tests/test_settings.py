@@ -15,9 +15,7 @@ def _import_settings(module: str, **env: str) -> subprocess.CompletedProcess[str
     code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
     full_env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
     full_env.update(DJANGO_SETTINGS_MODULE=module, **env)
-    return subprocess.run(
-        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=60)
 
 
 def test_production_refuses_to_start_without_secret_key() -> None:
@@ -56,9 +54,9 @@ def test_database_url_selects_engine_and_options() -> None:
 
 
 def test_tests_run_on_mysql_and_redis_with_real_workers() -> None:
-    assert settings.DATABASES["default"]["ENGINE"].endswith("mysql") or os.environ.get(
-        "DATABASE_URL", ""
-    ).startswith("sqlite")
+    assert settings.DATABASES["default"]["ENGINE"].endswith("mysql") or os.environ.get("DATABASE_URL", "").startswith(
+        "sqlite"
+    )
     assert settings.CELERY_TASK_ALWAYS_EAGER is False
     from config.celery import app
 

@@ -80,7 +80,7 @@ def test_runtime_rejects_bad_inputs(model_archive, tmp_path: Path) -> None:
     for bad, reason in (
         ([], "non-empty list"),
         ([""], "empty text"),
-        ([3], "expected a string"),
+        ([3], "got int"),
         (["x" * 20_001], "longer than"),
     ):
         with pytest.raises(InputError, match=reason):

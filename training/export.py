@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from datastore.text import Vocabulary
 from training.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -28,9 +27,7 @@ class ParityError(Exception):
     """The exported model's outputs differ from PyTorch's beyond tolerance."""
 
     def __init__(self, max_abs_diff: float) -> None:
-        super().__init__(
-            f"ONNX Runtime output differs from PyTorch by {max_abs_diff:.2e} (atol {ATOL}, rtol {RTOL})"
-        )
+        super().__init__(f"ONNX Runtime output differs from PyTorch by {max_abs_diff:.2e} (atol {ATOL}, rtol {RTOL})")
         self.max_abs_diff = max_abs_diff
 
 
@@ -105,9 +102,7 @@ def export(result: TrainResult, out_dir: Path, sample_texts: list[str]) -> Expor
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    batches = [
-        result.vocab.encode_batch(sample_texts[i : i + 64], max_len) for i in range(0, len(sample_texts), 64)
-    ]
+    batches = [result.vocab.encode_batch(sample_texts[i : i + 64], max_len) for i in range(0, len(sample_texts), 64)]
     batches += [result.vocab.encode_batch(sample_texts[:1], max_len)]  # batch of one: the dynamic axis
     max_diff = check_parity(model, path, batches)
     result.vocab.save(out_dir / VOCAB_FILE)
@@ -119,9 +114,7 @@ def export(result: TrainResult, out_dir: Path, sample_texts: list[str]) -> Expor
         "preprocessing": {"tokenizer": "datastore.text.tokenize", "vocab": VOCAB_FILE, "max_len": max_len},
         "signature": {
             "inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"]}],
-            "outputs": [
-                {"name": "logits", "dtype": "float32", "shape": ["batch", len(result.config.labels)]}
-            ],
+            "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", len(result.config.labels)]}],
         },
         "training_config": result.config.as_dict(),
         "history": result.history,
@@ -133,7 +126,3 @@ def export(result: TrainResult, out_dir: Path, sample_texts: list[str]) -> Expor
 
 def read_export_info(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / EXPORT_INFO).read_text())
-
-
-def load_vocab(out_dir: Path) -> Vocabulary:
-    return Vocabulary.load(out_dir / VOCAB_FILE)

@@ -15,9 +15,7 @@ from training.export import MODEL_FILE, VOCAB_FILE, read_export_info
 def git_revision(cwd: Path | None = None) -> str:
     """The code's git revision, or "unknown" outside a git checkout."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"

@@ -54,13 +54,11 @@ def train(
     data = data or load(config.dataset, repo=config.data_repo)
     config.labels = data.labels
     vocab = data.build_vocab(config.min_freq, config.max_vocab)
-    train_dl = dataloader(
-        data.text_dataset("train", vocab, config.max_len), config.batch_size, True, config.seed
-    )
+    train_dl = dataloader(data.text_dataset("train", vocab, config.max_len), config.batch_size, True, config.seed)
     val_dl = dataloader(data.text_dataset("val", vocab, config.max_len), 256, False)
-    model = BagOfEmbeddings(
-        len(vocab), len(config.labels), config.embed_dim, config.hidden_dim, config.dropout
-    ).to(config.device)
+    model = BagOfEmbeddings(len(vocab), len(config.labels), config.embed_dim, config.hidden_dim, config.dropout).to(
+        config.device
+    )
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []
@@ -106,9 +104,7 @@ def load_checkpoint(out_dir: Path) -> TrainResult:
     saved = torch.load(out_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     config = TrainConfig.from_dict(saved["config"])
     vocab = Vocabulary.load(out_dir / "vocab.json")
-    model = BagOfEmbeddings(
-        len(vocab), len(config.labels), config.embed_dim, config.hidden_dim, config.dropout
-    )
+    model = BagOfEmbeddings(len(vocab), len(config.labels), config.embed_dim, config.hidden_dim, config.dropout)
     model.load_state_dict(saved["state_dict"])
     model.eval()
     history = json.loads((out_dir / "history.json").read_text())

@@ -1,25 +1,25 @@
-"""A generic site spider: follows in-domain links from a start URL and extracts main text."""
+"""The generic site spider: follows in-domain links from start URLs and extracts main text."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.http import Response
 from scrapy.linkextractors import LinkExtractor
-from w3lib.url import canonicalize_url
 
-from crawler.items import PageItem
+from crawler.spiders.common import ExtractingSpider
 
 
-class SiteSpider(scrapy.Spider):
-    """Crawl one site.
+class SiteSpider(ExtractingSpider, scrapy.Spider):
+    """Crawl one or more sites.
 
-    Arguments (``-a name=value``): ``start_url``; ``job_id`` (the CrawlJob row to record into);
-    ``depth`` (link depth limit, default 0 = unlimited); ``allow`` / ``deny`` (URL regexes).
+    Arguments (``-a name=value``): ``start_url`` (comma-separated for several); ``domains`` (allowed
+    domains, default the start URLs' hosts); ``depth`` (link depth limit, 0 = none); ``allow`` / ``deny``
+    (regexes of URLs to follow or not); ``extract`` (regex of item pages, default every page);
+    ``images`` ("1" to download images); ``job_id`` (the CrawlJob row to record into).
     """
 
     name = "site"
@@ -27,55 +27,36 @@ class SiteSpider(scrapy.Spider):
     def __init__(
         self,
         start_url: str,
-        job_id: str = "",
+        domains: str = "",
         depth: str = "0",
         allow: str = "",
         deny: str = "",
+        extract: str = "",
+        images: str = "",
+        job_id: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.start_urls = [start_url]
-        self.job_id = int(job_id) if job_id else None
-        self.allowed_domains = [urlsplit(start_url).hostname or ""]
-        self.custom_depth = int(depth)
-        # Off-site links are dropped by the OffsiteMiddleware (allowed_domains compares hosts without ports).
+        self.start_urls = [u.strip() for u in start_url.split(",") if u.strip()]
+        hosts = domains.split(",") if domains else [urlsplit(u).hostname or "" for u in self.start_urls]
+        # allowed_domains is matched against hosts without ports by the OffsiteMiddleware
+        self.allowed_domains = sorted({h.strip() for h in hosts if h.strip()})
+        self.depth_limit = int(depth)
         self.links = LinkExtractor(allow=allow or (), deny=deny or ())
+        self.setup_extraction(job_id, extract, images)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SiteSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        crawler.settings.set("DEPTH_LIMIT", spider.custom_depth, priority="spider")
+        crawler.settings.set("DEPTH_LIMIT", spider.depth_limit, priority="spider")
         return spider
 
-    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
-        if not hasattr(response, "css"):  # binary body: nothing to extract or follow
-            return
-        item = self.extract(response)
-        if item is not None:
-            yield item
-        for link in self.links.extract_links(response):
-            yield response.follow(link, callback=self.parse)
+    async def start(self) -> Any:  # Scrapy >= 2.13
+        for url in self.start_urls:
+            yield scrapy.Request(url, callback=self.parse, errback=self.on_error, dont_filter=True)
 
-    def extract(self, response: Response) -> PageItem | None:
-        """Main text of an article page, or None for listing pages."""
-        # Whitespace runs collapse to one space, as browsers render them (HTML also turns CR LF into LF).
-        paragraphs = [" ".join(t.split()) for t in response.css("article ::text").getall() if t.strip()]
-        if not paragraphs:
-            return None
-        meta = {
-            name: value
-            for name, value in zip(
-                response.css("meta[name]::attr(name)").getall(),
-                response.css("meta[name]::attr(content)").getall(),
-                strict=False,
-            )
-        }
-        return PageItem(
-            url=response.url,
-            canonical_url=canonicalize_url(response.url),
-            title=(response.css("h1::text").get() or response.css("title::text").get() or "").strip(),
-            text="\n".join(paragraphs),
-            metadata={"meta": meta, "referer": (response.request.headers.get("Referer") or b"").decode()},
-            http_status=response.status,
-            fetched_at=datetime.now(UTC),
-        )
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        yield from self.parse_page(response)
+        if hasattr(response, "text") and not response.body[:2048].count(b"\x00"):
+            for link in self.links.extract_links(response):
+                yield response.follow(link, callback=self.parse, errback=self.on_error)

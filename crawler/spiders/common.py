@@ -1,0 +1,115 @@
+"""What every fsml spider shares: page extraction into items, failure accounting, item-page patterns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+
+from crawler.extract import canonical_url, extract, looks_binary
+from crawler.items import ImageItem, PageItem
+
+MAX_FAILURE_SAMPLES = 20
+
+
+class ExtractingSpider:
+    """Mixin: ``parse_page`` turns a response into items; ``on_error`` records why a request failed.
+
+    Spider arguments it reads: ``job_id``, ``extract`` (regex of item page URLs; default every page),
+    ``images`` ("1" to download images in the main content).
+    """
+
+    job_id: int | None
+    extract_re: re.Pattern[str] | None
+    want_images: bool
+    crawler: Any
+    logger: Any
+
+    def setup_extraction(self, job_id: str, extract: str, images: str) -> None:
+        self.job_id = int(job_id) if job_id else None
+        self.extract_re = re.compile(extract) if extract else None
+        self.want_images = images in ("1", "true", "yes")
+        self.failures: dict[str, list[str]] = {}
+
+    def is_item_page(self, url: str) -> bool:
+        return self.extract_re is None or bool(self.extract_re.search(url))
+
+    def skip(self, reason: str, url: str) -> None:
+        """Count a page that yields nothing, with the reason, and keep a few example URLs."""
+        self.crawler.stats.inc_value(f"fsml/skipped/{reason}")
+        samples = self.failures.setdefault(reason, [])
+        if len(samples) < MAX_FAILURE_SAMPLES:
+            samples.append(url)
+        self.logger.info("skipped %s: %s", url, reason)
+
+    def on_error(self, failure: Any) -> None:
+        """Errback for every request: 4xx/5xx, timeouts, refused connections, robots.txt, size caps."""
+        request = failure.request
+        if failure.check(HttpError):
+            reason = f"http_{failure.value.response.status}"
+        else:
+            reason = type(failure.value).__name__
+            text = str(failure.value).lower()
+            if "robots.txt" in text:
+                reason = "robots_forbidden"
+            elif "already stored" in text:
+                reason = "already_stored"
+            elif "redirect" in text:
+                reason = "redirect_loop"
+        self.skip(reason, request.url)
+
+    def parse_page(self, response: Response) -> Iterator[Any]:
+        if looks_binary(response.body):
+            self.skip("binary_body", response.url)
+            return
+        if not isinstance(response, TextResponse):
+            self.skip("not_text", response.url)
+            return
+        if not self.is_item_page(response.url):
+            return
+        meta = {}
+        for node in response.css("meta[name]"):
+            name, content = node.attrib.get("name", ""), node.attrib.get("content")
+            if name and content is not None:
+                meta[name] = content
+        page = extract(response.text, response.url, meta, response.css("html::attr(lang)").get() or "")
+        if page is None:
+            self.skip("no_main_text", response.url)
+            return
+        robots = "allowed" if self.crawler.settings.getbool("ROBOTSTXT_OBEY") else "not_checked"
+        fetched_at = datetime.now(UTC)
+        metadata = {
+            "meta": page.meta,
+            "language": page.language,
+            "published": page.published,
+            "encoding": response.encoding,
+        }
+        yield PageItem(
+            url=response.url,
+            canonical_url=canonical_url(response.url),
+            title=page.title,
+            text=page.text,
+            metadata=metadata,
+            http_status=response.status,
+            robots=robots,
+            fetched_at=fetched_at,
+        )
+        if self.want_images:
+            for img in response.css("article img, main img"):
+                src = img.attrib.get("src")
+                if src:
+                    url = response.urljoin(src)
+                    yield ImageItem(
+                        url=url,
+                        canonical_url=canonical_url(url),
+                        image_urls=[url],
+                        title=img.attrib.get("alt", ""),
+                        http_status=response.status,
+                        metadata={"page": response.url, "alt": img.attrib.get("alt", ""), "meta": page.meta},
+                        robots=robots,
+                        fetched_at=fetched_at,
+                    )
