@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from scrapy import signals
 from scrapy.dupefilters import RFPDupeFilter
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest, NotConfigured
 from scrapy.http import Request
 from twisted.internet import task
 
@@ -110,6 +111,65 @@ class MemoryDupeFilter(RFPDupeFilter):
     ``SkipStoredPages`` keeps them from fetching what was already stored.
     """
 
+    def log(self, request: Request, spider: Any) -> None:
+        # A redirect back to a page already requested is a redirect loop: record it with its reason.
+        if request.url in request.meta.get("redirect_urls", ()) and hasattr(spider, "skip"):
+            spider.skip("redirect_loop", request.meta["redirect_urls"][0])
+        super().log(request, spider)
+
     @classmethod
     def from_crawler(cls, crawler: Any) -> MemoryDupeFilter:
         return cls(None, crawler.settings.getbool("DUPEFILTER_DEBUG"), fingerprinter=crawler.request_fingerprinter)
+
+
+class SharedFrontierIdle:
+    """Extension for distributed crawls: a process closes only when the shared frontier is empty and every
+    other process of the job is idle too (otherwise the first process to run dry would quit early).
+
+    Each process keeps a short-lived "alive" key and joins the job's idle set while it has nothing to do.
+    """
+
+    ALIVE_TTL = 60
+
+    def __init__(self, crawler: Any, url: str, prefix: str) -> None:
+        import redis
+
+        self.crawler, self.redis, self.prefix = crawler, redis.Redis.from_url(url), prefix
+        self.me = f"{os.uname().nodename}-{os.getpid()}"
+        self.idle = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> SharedFrontierIdle:
+        if not crawler.settings.getbool("FSML_SHARED_JOB"):
+            raise NotConfigured
+        prefix = crawler.settings.get("SCHEDULER_QUEUE_KEY").rsplit(":", 1)[0]
+        ext = cls(crawler, crawler.settings.get("REDIS_URL"), prefix)
+        crawler.signals.connect(ext.opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(ext.busy, signal=signals.request_reached_downloader)
+        crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        return ext
+
+    def opened(self, spider: Any) -> None:
+        self.redis.set(f"{self.prefix}:alive:{self.me}", 1, ex=self.ALIVE_TTL)
+
+    def busy(self, request: Request, spider: Any) -> None:
+        if self.idle:
+            self.redis.srem(f"{self.prefix}:idle", self.me)
+            self.idle = False
+
+    def spider_idle(self, spider: Any) -> None:
+        self.redis.set(f"{self.prefix}:alive:{self.me}", 1, ex=self.ALIVE_TTL)
+        scheduler = self.crawler.engine.scheduler
+        if scheduler is not None and scheduler.has_pending_requests():
+            self.busy(None, spider)  # type: ignore[arg-type]
+            raise DontCloseSpider
+        self.redis.sadd(f"{self.prefix}:idle", self.me)
+        self.idle = True
+        alive = {k.decode().rsplit(":", 1)[1] for k in self.redis.scan_iter(f"{self.prefix}:alive:*")}
+        idle = {m.decode() for m in self.redis.smembers(f"{self.prefix}:idle")}
+        if not alive <= idle:
+            raise DontCloseSpider  # another process may still add to the frontier
+
+    def closed(self, spider: Any) -> None:
+        self.redis.delete(f"{self.prefix}:alive:{self.me}")

@@ -120,5 +120,8 @@ class DatabasePipeline:
         reason = stats.get("finish_reason", "finished")
         stats["failures"] = getattr(spider, "failures", {})
         failed = self.store_failures > 0 or reason not in ("finished", "closespider_pagecount")
-        services.finish_crawl_job(self.job.pk, failed=failed, stats=stats)
+        if self.crawler.settings.getbool("FSML_SHARED_JOB"):  # the parent closes a distributed job
+            services.add_process_stats(self.job.pk, failed=failed, stats=stats)
+        else:
+            services.finish_crawl_job(self.job.pk, failed=failed, stats=stats)
         connection.close()

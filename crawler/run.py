@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 
 from datastore import services
 from datastore.models import CrawlJob
@@ -35,23 +36,42 @@ def crawl(
     licence_note: str = "",
     options: dict[str, str] | None = None,
     resume: int | None = None,
+    processes: int = 1,
     on_progress: Callable[[int], None] | None = None,
-    log_file: str | None = None,
     scrapy_settings: dict[str, str] | None = None,
 ) -> CrawlJob:
-    """Crawl with ``spider`` in a child ``scrapy crawl`` process and return the finished CrawlJob.
+    """Crawl with ``spider`` in child ``scrapy crawl`` processes and return the finished CrawlJob.
 
     Args:
         spider: "site" (start_url is where it starts) or "sitemap" (start_url is the sitemap).
         options: more spider arguments (depth, allow, deny, extract, images, domains).
         resume: id of an interrupted job to continue; its job directory is reused.
+        processes: more than 1 runs a distributed crawl: the processes share one frontier and one
+            de-duplication set in Redis (scrapy-redis) and record into one job.
         scrapy_settings: extra ``-s`` settings.
 
     Raises:
         CrawlError: unknown spider, unknown job to resume, or the crawl failed.
     """
+    job, procs = start_crawl(spider, start_url, source_name, licence_note, options, resume, processes, scrapy_settings)
+    return wait_crawl(job, procs, on_progress)
+
+
+def start_crawl(
+    spider: str,
+    start_url: str,
+    source_name: str,
+    licence_note: str = "",
+    options: dict[str, str] | None = None,
+    resume: int | None = None,
+    processes: int = 1,
+    scrapy_settings: dict[str, str] | None = None,
+) -> tuple[CrawlJob, list[subprocess.Popen[bytes]]]:
+    """Create (or reopen) the job and start its crawler processes without waiting for them."""
     if spider not in SPIDERS:
         raise CrawlError(0, f"unknown spider {spider!r}; choose one of {', '.join(SPIDERS)}")
+    if processes < 1 or (processes > 1 and resume is not None):
+        raise CrawlError(resume or 0, "a distributed crawl (processes > 1) keeps its frontier in Redis, not resumed")
     if resume is not None:
         job = CrawlJob.objects.filter(pk=resume).select_related("source").first()
         if job is None:
@@ -62,44 +82,75 @@ def crawl(
         source = services.get_or_create_source(source_name, start_url, licence_note)
         job = services.start_crawl_job(source, spider, [start_url])
     arg = "sitemap_url" if spider == "sitemap" else "start_url"
-    cmd = [
-        sys.executable,
-        "-m",
-        "scrapy",
-        "crawl",
-        spider,
-        "-a",
-        f"{arg}={start_url}",
-        "-a",
-        f"job_id={job.pk}",
-    ]
+    cmd = [sys.executable, "-m", "scrapy", "crawl", spider, "-a", f"{arg}={start_url}", "-a", f"job_id={job.pk}"]
     for key, value in (options or {}).items():
         cmd += ["-a", f"{key}={value}"]
     extra = {
-        "JOBDIR": str(job_dir(job.pk)),
         "FSML_RESUME": "1" if resume is not None else "0",
         "IMAGES_STORE": str(Path(settings.FSML_HOME) / "files" / "images"),
-        **(scrapy_settings or {}),
     }
+    extra.update(distributed_settings(job.pk) if processes > 1 else {"JOBDIR": str(job_dir(job.pk))})
+    extra.update(scrapy_settings or {})
     for key, value in extra.items():
         cmd += ["-s", f"{key}={value}"]
-    log_path = Path(log_file) if log_file else job_dir(job.pk).with_suffix(".log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
-    with log_path.open("a") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        while proc.poll() is None:
-            time.sleep(0.5)
-            if on_progress:
-                on_progress(CrawlJob.objects.values_list("items_stored", flat=True).get(pk=job.pk))
+    procs = []
+    for n in range(processes):
+        log_path = log_file(job.pk, n)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as log:
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return job, procs
+
+
+def distributed_settings(job_id: int) -> dict[str, str]:
+    """scrapy-redis scheduler and de-duplication, namespaced by job, persisted until every process ends."""
+    return {
+        "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+        "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+        "SCHEDULER_PERSIST": "True",  # the first process to finish must not delete the shared frontier
+        "SCHEDULER_QUEUE_KEY": f"fsml:crawl:{job_id}:requests",
+        "SCHEDULER_DUPEFILTER_KEY": f"fsml:crawl:{job_id}:dupefilter",
+        "REDIS_URL": settings.CRAWL_REDIS_URL,
+        "FSML_SHARED_JOB": "1",
+        "FSML_STATS_INTERVAL": "0",
+    }
+
+
+def log_file(job_id: int, process: int = 0) -> Path:
+    return job_dir(job_id).with_name(f"job-{job_id}" + (f"-{process}" if process else "") + ".log")
+
+
+def wait_crawl(
+    job: CrawlJob, procs: list[subprocess.Popen[bytes]], on_progress: Callable[[int], None] | None = None
+) -> CrawlJob:
+    """Wait for the job's processes, then check and close the job."""
+    while any(p.poll() is None for p in procs):
+        time.sleep(0.5)
+        if on_progress:
+            on_progress(CrawlJob.objects.values_list("items_stored", flat=True).get(pk=job.pk))
+    if len(procs) > 1:
+        import redis
+
+        client = redis.Redis.from_url(settings.CRAWL_REDIS_URL)
+        keys = list(client.scan_iter(f"fsml:crawl:{job.pk}:*"))
+        if keys:
+            client.delete(*keys)
+        CrawlJob.objects.filter(pk=job.pk, status=CrawlJob.Status.RUNNING).update(
+            status=CrawlJob.Status.FINISHED, finished_at=timezone.now()
+        )
     job.refresh_from_db()
     if on_progress:
         on_progress(job.items_stored)
-    if proc.returncode != 0 or job.status != CrawlJob.Status.FINISHED:
-        tail = "\n".join(log_path.read_text(errors="replace").strip().splitlines()[-8:])
+    codes = [p.returncode for p in procs]
+    if any(codes) and job.status == CrawlJob.Status.FINISHED:
+        CrawlJob.objects.filter(pk=job.pk).update(status=CrawlJob.Status.FAILED)
+        job.status = CrawlJob.Status.FAILED
+    if any(codes) or job.status != CrawlJob.Status.FINISHED:
+        tail = "\n".join(log_file(job.pk).read_text(errors="replace").strip().splitlines()[-8:])
         if job.status == CrawlJob.Status.RUNNING:
             CrawlJob.objects.filter(pk=job.pk).update(status=CrawlJob.Status.FAILED)
-        raise CrawlError(job.pk, f"scrapy exited with {proc.returncode}, job {job.status}; log {log_path}:\n{tail}")
+        raise CrawlError(job.pk, f"scrapy exited with {codes}, job {job.status}; log {log_file(job.pk)}:\n{tail}")
     return job
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,8 +92,11 @@ def _page(title: str, body: str, meta: dict[str, str] | None = None) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     site: SampleSite
+    delay: float = 0.0
 
     def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
+        if self.delay:
+            time.sleep(self.delay)
         url = urlsplit(self.path)
         status, ctype, body = self.site.render(url.path, url.query)
         payload = body.encode("utf-8")
@@ -109,8 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
 class SampleSiteServer:
     """Serve a SampleSite on 127.0.0.1 in a background thread; use as a context manager."""
 
-    def __init__(self, limit: int | None = None, port: int = 0, seed: int = 0) -> None:
-        handler = type("Handler", (_Handler,), {"site": SampleSite(sentiment_corpus(limit, seed))})
+    def __init__(self, limit: int | None = None, port: int = 0, seed: int = 0, delay: float = 0.0) -> None:
+        """Serve ``limit`` posts (a seeded sample); ``delay`` seconds of latency per response."""
+        handler = type("Handler", (_Handler,), {"site": SampleSite(sentiment_corpus(limit, seed)), "delay": delay})
         self.site = handler.site
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True

@@ -33,7 +33,7 @@ IMAGES_MIN_WIDTH = 8
 IMAGES_MIN_HEIGHT = 8
 STORE_BATCH_SIZE = 200  # items per database transaction
 
-EXTENSIONS = {"crawler.jobs.LiveStats": 500}
+EXTENSIONS = {"crawler.jobs.LiveStats": 500, "crawler.jobs.SharedFrontierIdle": 510}
 FSML_STATS_INTERVAL = 5.0
 DOWNLOADER_MIDDLEWARES = {"crawler.jobs.SkipStoredPages": 50}
 DUPEFILTER_CLASS = "crawler.jobs.MemoryDupeFilter"

@@ -32,6 +32,21 @@ def start_crawl_job(source: Source, spider: str, start_urls: list[str]) -> Crawl
     return CrawlJob.objects.create(source=source, spider=spider, start_urls=start_urls)
 
 
+def add_process_stats(job_id: int, failed: bool, stats: dict[str, Any]) -> None:
+    """Add one process's counts to a job shared by several crawler processes (distributed crawl)."""
+    with transaction.atomic():
+        job = CrawlJob.objects.select_for_update().get(pk=job_id)
+        job.pages_crawled += int(stats.get("response_received_count", 0))
+        job.errors += int(stats.get("log_count/ERROR", 0))
+        summary = {k: v for k, v in stats.items() if isinstance(v, int | float | str)}
+        job.stats = {**job.stats, "processes": [*job.stats.get("processes", []), summary]}
+        for reason, urls in stats.get("failures", {}).items():
+            job.stats.setdefault("failures", {}).setdefault(reason, []).extend(urls[:20])
+        if failed:
+            job.status = CrawlJob.Status.FAILED
+        job.save(update_fields=["pages_crawled", "errors", "stats", "status"])
+
+
 def finish_crawl_job(job_id: int, failed: bool, stats: dict[str, Any]) -> None:
     CrawlJob.objects.filter(pk=job_id).update(
         status=CrawlJob.Status.FAILED if failed else CrawlJob.Status.FINISHED,

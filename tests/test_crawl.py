@@ -37,3 +37,112 @@ def test_crawl_stores_every_post_once_and_recrawl_changes_nothing(live_env: dict
         assert again.items_stored == 0
         assert again.items_unchanged == len(unique_texts)
         assert Item.objects.filter(source=job.source).count() == len(unique_texts)
+
+
+def test_bad_inputs_are_skipped_with_a_reason_and_nothing_half_written(live_env: dict[str, str]) -> None:
+    from tests.fixture_site import GOOD_TEXT, LATIN1_TEXT, FixtureSite
+
+    with FixtureSite() as site:
+        # Every page but the index is an item page ("\d/[a-z]": the port, then a path).
+        job = crawl(
+            "site",
+            site.url,
+            "fixtures",
+            options={"extract": r"\d/[a-z]"},
+            scrapy_settings={"DOWNLOAD_TIMEOUT": "2", "RETRY_TIMES": "0", "DOWNLOAD_MAXSIZE": str(1024 * 1024)},
+        )
+    assert job.status == CrawlJob.Status.FINISHED
+    stored = {item.canonical_url.removeprefix(site.url): item for item in Item.objects.filter(source=job.source)}
+    assert stored["good"].text == GOOD_TEXT
+    assert stored["good"].metadata["language"] == "fr"
+    assert stored["good"].robots == "allowed"
+    assert "Still readable text after broken markup" in stored["malformed"].text
+    assert LATIN1_TEXT in stored["latin1-no-charset"].text
+    assert "Declared UTF-8, sent Latin-1" in stored["wrong-charset"].text  # undecodable bytes replaced, no crash
+    assert "tracked" in stored  # three URLs with tracking parameters: one item
+    assert set(stored) == {"good", "malformed", "latin1-no-charset", "wrong-charset", "tracked"}, set(stored)
+    failures = job.stats["failures"]
+    assert any(u.endswith("/binary") for u in failures["binary_body"])
+    assert any(u.endswith("/missing") for u in failures["http_404"])
+    assert any(u.endswith("/broken") for u in failures["http_500"])
+    assert any(u.endswith("/private/secret") for u in failures["robots_forbidden"])
+    assert any("/loop-" in u for u in failures["redirect_loop"])
+    timeouts = [u for reason, urls in failures.items() if "Timeout" in reason for u in urls]
+    assert any(u.endswith("/slow") for u in timeouts), failures
+    size_capped = [u for urls in failures.values() for u in urls if u.endswith("/huge")]
+    assert size_capped, failures
+    assert job.items_stored == len(stored)
+
+
+def test_sitemap_spider_stores_every_listed_post(live_env: dict[str, str]) -> None:
+    with SampleSiteServer(limit=80, seed=5) as site:
+        unique = {normal(p.text) for p in site.site.posts}
+        job = crawl("sitemap", site.url + "sitemap.xml", "sample-sitemap")
+    assert job.items_stored == len(unique)
+    assert {normal(t) for t in Item.objects.filter(source=job.source).values_list("text", flat=True)} == unique
+
+
+def test_two_crawlers_at_once_store_every_item_once(live_env: dict[str, str]) -> None:
+    from crawler.run import start_crawl, wait_crawl
+
+    with SampleSiteServer(limit=400, seed=7) as site:
+        unique = {normal(p.text) for p in site.site.posts}
+        first = start_crawl("site", site.url, "sample", options={"extract": "/post/"})
+        second = start_crawl("site", site.url, "sample", options={"extract": "/post/"})
+        jobs = [wait_crawl(*first), wait_crawl(*second)]
+    items = Item.objects.filter(source=jobs[0].source)
+    assert items.count() == len(unique)
+    assert sum(job.items_stored for job in jobs) == len(unique)  # each item counted by exactly one crawler
+    assert {normal(t) for t in items.values_list("text", flat=True)} == unique
+
+
+def test_a_sigkilled_crawl_resumes_without_losing_or_duplicating(live_env: dict[str, str]) -> None:
+    import time
+
+    from crawler.run import start_crawl
+
+    with SampleSiteServer(limit=600, seed=11, delay=0.01) as site:
+        unique = {normal(p.text) for p in site.site.posts}
+        job, procs = start_crawl(
+            "site",
+            site.url,
+            "sample",
+            options={"extract": "/post/"},
+            scrapy_settings={"STORE_BATCH_SIZE": "50", "CONCURRENT_REQUESTS_PER_DOMAIN": "4"},
+        )
+        deadline = time.monotonic() + 60
+        while Item.objects.filter(crawl_job=job).count() < 100:
+            assert time.monotonic() < deadline and procs[0].poll() is None, "crawl ended before it was killed"
+            time.sleep(0.1)
+        procs[0].kill()  # SIGKILL: no clean shutdown, buffered items and in-flight requests are lost
+        procs[0].wait()
+        stored_before = Item.objects.filter(crawl_job=job).count()
+        assert stored_before < len(unique)
+        resumed = crawl("site", site.url, "sample", options={"extract": "/post/"}, resume=job.pk)
+    assert resumed.pk == job.pk and resumed.status == CrawlJob.Status.FINISHED
+    items = Item.objects.filter(source=job.source)
+    assert items.count() == len(unique)
+    assert {normal(t) for t in items.values_list("text", flat=True)} == unique
+    assert resumed.stats.get("fsml/resume/already_stored", 0) >= stored_before - 5  # not fetched again
+
+
+def test_distributed_crawl_shares_one_frontier_between_two_processes(live_env: dict[str, str]) -> None:
+    # Slow enough (about 10 s for one process) that the second process finds work: an idle process looks
+    # at the shared frontier again on Scrapy's 5 s engine heartbeat.
+    with SampleSiteServer(limit=800, seed=13, delay=0.05) as site:
+        unique = {normal(p.text) for p in site.site.posts}
+        job = crawl(
+            "site",
+            site.url,
+            "sample",
+            options={"extract": "/post/"},
+            processes=2,
+            scrapy_settings={"CONCURRENT_REQUESTS_PER_DOMAIN": "4", "AUTOTHROTTLE_ENABLED": "False"},
+        )
+    assert job.items_stored == len(unique)
+    assert Item.objects.filter(source=job.source).count() == len(unique)
+    per_process = [p.get("response_received_count", 0) for p in job.stats["processes"]]
+    assert len(per_process) == 2 and min(per_process) > 20, per_process  # both did real work
+    pages = len(site.site.posts) + sum(-(-len(ids) // 50) for ids in site.site.by_label.values()) + 1
+    # One shared de-duplication set: no page fetched by both (only the start page and robots.txt twice).
+    assert sum(per_process) <= pages + 4, (per_process, pages)

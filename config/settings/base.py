@@ -7,6 +7,7 @@ Variables:
     CELERY_BROKER_URL: ``redis://...`` or ``filesystem://`` (default; needs no server).
     SECRET_KEY, DEBUG, ALLOWED_HOSTS: as in Django; production refuses to start without SECRET_KEY.
     FSML_DVC_REMOTE: DVC remote URL or folder. Default: ``FSML_HOME/dvc-remote``.
+    FSML_CRAWL_REDIS_URL: Redis for distributed crawls' shared frontier. Default: local Redis, database 1.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ DVC_REPO_DIR = FSML_HOME / "data"
 DVC_REMOTE = os.environ.get("FSML_DVC_REMOTE", str(FSML_HOME / "dvc-remote"))
 MODEL_STORE_DIR = Path(os.environ.get("FSML_MODEL_STORE", str(FSML_HOME / "models"))).resolve()
 MODEL_CACHE_DIR = FSML_HOME / "model-cache"
+# Shared frontier of distributed crawls (scrapy-redis); only used when a crawl runs several processes.
+CRAWL_REDIS_URL = os.environ.get("FSML_CRAWL_REDIS_URL", "redis://127.0.0.1:6379/1")
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")

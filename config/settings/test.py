@@ -9,6 +9,7 @@ import tempfile
 os.environ.setdefault("FSML_HOME", tempfile.mkdtemp(prefix="fsml-test-"))
 os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/fsml")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("FSML_CRAWL_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 from config.settings.base import *  # noqa: E402,F403 -- settings modules extend the base namespace
 

@@ -10,7 +10,8 @@ from typing import Any
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 
-from crawler.extract import canonical_url, extract, looks_binary
+from crawler.extract import canonical_url, looks_binary
+from crawler.extract import extract as extract_page
 from crawler.items import ImageItem, PageItem
 
 MAX_FAILURE_SAMPLES = 20
@@ -34,6 +35,9 @@ class ExtractingSpider:
         self.extract_re = re.compile(extract) if extract else None
         self.want_images = images in ("1", "true", "yes")
         self.failures: dict[str, list[str]] = {}
+        # trafilatura's first call spends about a second on lazy set-up; pay it before downloads start,
+        # where it would stall the reactor and time out every request in flight.
+        extract_page("<html><body><article><p>warm up</p></article></body></html>", "http://localhost/")
 
     def is_item_page(self, url: str) -> bool:
         return self.extract_re is None or bool(self.extract_re.search(url))
@@ -76,7 +80,7 @@ class ExtractingSpider:
             name, content = node.attrib.get("name", ""), node.attrib.get("content")
             if name and content is not None:
                 meta[name] = content
-        page = extract(response.text, response.url, meta, response.css("html::attr(lang)").get() or "")
+        page = extract_page(response.text, response.url, meta, response.css("html::attr(lang)").get() or "")
         if page is None:
             self.skip("no_main_text", response.url)
             return

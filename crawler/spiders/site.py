@@ -10,6 +10,7 @@ import scrapy
 from scrapy.http import Response
 from scrapy.linkextractors import LinkExtractor
 
+from crawler.extract import canonical_url
 from crawler.spiders.common import ExtractingSpider
 
 
@@ -59,4 +60,5 @@ class SiteSpider(ExtractingSpider, scrapy.Spider):
         yield from self.parse_page(response)
         if hasattr(response, "text") and not response.body[:2048].count(b"\x00"):
             for link in self.links.extract_links(response):
-                yield response.follow(link, callback=self.parse, errback=self.on_error)
+                # Follow the canonical URL: one fetch for a page linked with different tracking parameters.
+                yield response.follow(canonical_url(link.url), callback=self.parse, errback=self.on_error)

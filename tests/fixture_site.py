@@ -1,0 +1,125 @@
+"""A local site of bad inputs for the crawler: every page here is wrong in its own way."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+GOOD_TEXT = "The crawler must keep this sentence exactly as written, accents included: café."
+LATIN1_TEXT = "Crème brûlée à la française, servie tiède."
+
+PAGES = {
+    # path: (status, headers, body)
+    "/robots.txt": (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n"),
+    "/": (
+        200,
+        {"Content-Type": "text/html; charset=utf-8"},
+        (
+            "<html><body><main><ul>"
+            + "".join(
+                f'<li><a href="{p}">{p}</a></li>'
+                for p in (
+                    "/good",
+                    "/malformed",
+                    "/latin1-no-charset",
+                    "/wrong-charset",
+                    "/binary",
+                    "/huge",
+                    "/loop-a",
+                    "/missing",
+                    "/broken",
+                    "/slow",
+                    "/tracked?utm_source=news&utm_medium=mail",
+                    "/tracked?gclid=abc",
+                    "/tracked",
+                    "/private/secret",
+                    "/redirected",
+                )
+            )
+            + "</ul></main></body></html>"
+        ).encode(),
+    ),
+    "/good": (
+        200,
+        {"Content-Type": "text/html; charset=utf-8"},
+        f"<html lang='fr'><head><title>Good</title></head><body><article><p>{GOOD_TEXT}</p>"
+        f"</article></body></html>".encode(),
+    ),
+    "/malformed": (
+        200,
+        {"Content-Type": "text/html"},
+        b"<html><body><article><p>Unclosed tags <b>everywhere <i>and a table<table><tr><td>cell"
+        b"<p>Still readable text after broken markup, long enough to be content.</article>",
+    ),
+    "/latin1-no-charset": (
+        200,
+        {"Content-Type": "text/html"},
+        f"<html><head><meta charset='iso-8859-1'></head><body><article><p>{LATIN1_TEXT}</p>"
+        f"</article></body></html>".encode("latin-1"),
+    ),
+    "/wrong-charset": (
+        200,
+        {"Content-Type": "text/html; charset=utf-8"},
+        f"<html><body><article><p>Declared UTF-8, sent Latin-1: {LATIN1_TEXT}</p></article></body></html>".encode(
+            "latin-1"
+        ),
+    ),
+    "/binary": (200, {"Content-Type": "text/html"}, bytes(range(256)) * 64),
+    "/huge": (200, {"Content-Type": "text/html"}, b"<html><body><article><p>" + b"x" * (3 * 1024 * 1024) + b"</p>"),
+    "/loop-a": (302, {"Location": "/loop-b"}, b""),
+    "/loop-b": (302, {"Location": "/loop-a"}, b""),
+    "/missing": (404, {"Content-Type": "text/html"}, b"<html><body>Not found</body></html>"),
+    "/broken": (500, {"Content-Type": "text/html"}, b"<html><body>Server error</body></html>"),
+    "/tracked": (
+        200,
+        {"Content-Type": "text/html; charset=utf-8"},
+        b"<html><body><article><p>One page reached under three URLs with tracking parameters.</p>"
+        b"</article></body></html>",
+    ),
+    "/private/secret": (200, {"Content-Type": "text/html"}, b"<html><body><article><p>robots says no</p></article>"),
+    "/redirected": (301, {"Location": "/good?utm_campaign=x"}, b""),
+}
+SLOW_SECONDS = 6.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
+        path = urlsplit(self.path).path
+        if path == "/slow":
+            time.sleep(SLOW_SECONDS)  # longer than the DOWNLOAD_TIMEOUT the test sets
+            status, headers, body = 200, {"Content-Type": "text/html"}, b"<html><body>late</body></html>"
+        else:
+            status, headers, body = PAGES.get(path, (404, {"Content-Type": "text/html"}, b"no"))
+        try:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the crawler gave up (timeout, size cap)
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 -- quiet access log
+        return
+
+
+class FixtureSite:
+    def __init__(self) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def __enter__(self) -> FixtureSite:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
