@@ -8,5 +8,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("serving.urls")),
+    path("", include("crawler.urls")),
     path("", include("annotation.urls")),
 ]

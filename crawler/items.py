@@ -21,3 +21,5 @@ class ImageItem(PageItem):
 
     image_urls = scrapy.Field()
     images = scrapy.Field()
+    image = scrapy.Field()  # path in the file store
+    content_hash = scrapy.Field()  # SHA-256 of the stored file

@@ -81,6 +81,10 @@ def start_crawl(
     else:
         source = services.get_or_create_source(source_name, start_url, licence_note)
         job = services.start_crawl_job(source, spider, [start_url])
+        # A new job never inherits files: a job directory with this id is left from another database.
+        shutil.rmtree(job_dir(job.pk), ignore_errors=True)
+        for n in range(processes):
+            log_file(job.pk, n).unlink(missing_ok=True)
     arg = "sitemap_url" if spider == "sitemap" else "start_url"
     cmd = [sys.executable, "-m", "scrapy", "crawl", spider, "-a", f"{arg}={start_url}", "-a", f"job_id={job.pk}"]
     for key, value in (options or {}).items():

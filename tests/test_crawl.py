@@ -60,7 +60,7 @@ def test_bad_inputs_are_skipped_with_a_reason_and_nothing_half_written(live_env:
     assert LATIN1_TEXT in stored["latin1-no-charset"].text
     assert "Declared UTF-8, sent Latin-1" in stored["wrong-charset"].text  # undecodable bytes replaced, no crash
     assert "tracked" in stored  # three URLs with tracking parameters: one item
-    assert set(stored) == {"good", "malformed", "latin1-no-charset", "wrong-charset", "tracked"}, set(stored)
+    assert set(stored) == {"good", "malformed", "latin1-no-charset", "wrong-charset", "tracked", "gallery"}, set(stored)
     failures = job.stats["failures"]
     assert any(u.endswith("/binary") for u in failures["binary_body"])
     assert any(u.endswith("/missing") for u in failures["http_404"])
@@ -146,3 +146,52 @@ def test_distributed_crawl_shares_one_frontier_between_two_processes(live_env: d
     pages = len(site.site.posts) + sum(-(-len(ids) // 50) for ids in site.site.by_label.values()) + 1
     # One shared de-duplication set: no page fetched by both (only the start page and robots.txt twice).
     assert sum(per_process) <= pages + 4, (per_process, pages)
+
+
+def test_images_are_stored_with_checksums_and_a_size_cap(live_env: dict[str, str]) -> None:
+    import hashlib
+    from pathlib import Path
+
+    from tests.fixture_site import FixtureSite, digit_png
+
+    assert len(digit_png(0)) < 20_000 < len(digit_png(1, scale=40))
+    with FixtureSite() as site:
+        job = crawl(
+            "site",
+            site.url + "gallery",
+            "gallery",
+            options={"images": "1", "depth": "1"},
+            scrapy_settings={"IMAGES_MAX_BYTES": "20000"},
+        )
+    images = Item.objects.filter(source=job.source, kind=Item.Kind.IMAGE)
+    assert images.count() == 1
+    image = images.get()
+    assert image.canonical_url.endswith("/img/digit.png")
+    assert image.metadata["alt"] == "a handwritten five" and image.metadata["page"].endswith("/gallery")
+    stored = Path(image.image)
+    assert stored.is_file()
+    assert image.content_hash == hashlib.sha256(stored.read_bytes()).hexdigest()
+    failed = job.stats["failures"]["image_failed"]
+    assert any(u.endswith("/img/too-big.png") for u in failed)
+    assert any(u.endswith("/img/not-an-image.png") for u in failed)
+
+
+def test_crawl_jobs_are_listed_in_the_web_ui_and_api(db) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from datastore import services
+
+    source = services.get_or_create_source("shown", "http://example.test/")
+    job = services.start_crawl_job(source, "site", ["http://example.test/"])
+    services.finish_crawl_job(
+        job.pk, failed=False, stats={"response_received_count": 42, "failures": {"http_404": ["http://example.test/x"]}}
+    )
+    client = Client()
+    assert client.get("/crawls/").status_code == 302  # login first
+    staff = get_user_model().objects.create(username="ops", is_staff=True)
+    client.force_login(staff)
+    page = client.get("/crawls/").content.decode()
+    assert "shown" in page and "finished" in page and "42" in page and "http_404: 1" in page
+    api = client.get("/api/crawls/").json()
+    assert api[0]["pages_crawled"] == 42 and api[0]["failures"] == {"http_404": 1}

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "datastore",
+    "crawler",
     "annotation",
     "serving",
 ]
