@@ -133,8 +133,8 @@ def train(
     data_repo: Annotated[str, typer.Option(help="Data repository path or URL (default: FSML_HOME/data).")] = "",
 ) -> None:
     """Train from a dataset version through the loader, then export to ONNX with a parity check."""
+    from deploy.console import train_with_progress
     from training.config import TrainConfig
-    from training.run import train_and_export
 
     if not data_repo:
         _django()
@@ -142,15 +142,7 @@ def train(
 
         data_repo = str(default_repo().root)
     config = TrainConfig(dataset=dataset, data_repo=data_repo, epochs=epochs, seed=seed)
-    with progress() as bar:
-        task = bar.add_task("training", total=epochs)
-        _, report = train_and_export(
-            config,
-            out,
-            on_epoch=lambda row: bar.update(
-                task, advance=1, description=f"training (val acc {row['val_accuracy']:.3f})"
-            ),
-        )
+    report = train_with_progress(config, out)
     console.print(
         f"checkpoint in {out / 'checkpoint'}; {out / 'export' / report.model_file} "
         f"({report.exporter}, parity max |diff| {report.max_abs_diff:.2e})"
@@ -233,6 +225,10 @@ def web(
 ) -> None:
     """Migrate the database and serve the web app with gunicorn."""
     _django()
+    from django.conf import settings
+
+    if settings.DEBUG and host not in ("127.0.0.1", "localhost", "::1"):
+        _fail(f"refusing to serve on {host} with DEBUG on; set DJANGO_SETTINGS_MODULE=config.settings.production")
     from deploy.processes import web_command
 
     cmd = web_command(host, port, workers)

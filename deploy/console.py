@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -13,3 +16,17 @@ def progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
+
+
+def train_with_progress(config: Any, run_dir: Path, label: str = "training") -> Any:
+    """Train and export (training.run.train_and_export) with one bar step per epoch; returns the report."""
+    from training.run import train_and_export
+
+    with progress() as bar:
+        task = bar.add_task(label, total=config.epochs)
+
+        def on_epoch(row: dict[str, float]) -> None:
+            bar.update(task, advance=1, description=f"{label} (val acc {row['val_accuracy']:.3f})")
+
+        _, report = train_and_export(config, run_dir, on_epoch=on_epoch)
+    return report

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from deploy.console import console, progress
+from deploy.console import console, progress, train_with_progress
 
 DEMO_ADMIN = "demo-admin"
 
@@ -81,7 +81,6 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
     from deploy.client import ApiClient
     from deploy.processes import Service, free_port, wait_http, wait_log, web_command, worker_command
     from training.config import TrainConfig
-    from training.run import train_and_export
 
     home = Path(settings.FSML_HOME)
     run_id = time.strftime("%Y%m%d-%H%M%S")
@@ -145,15 +144,7 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
 
         config = TrainConfig(dataset=version.name, data_repo=str(stages.data_repo().root), epochs=epochs)
         run_dir = home / "runs" / version.name
-        with progress() as bar:
-            task = bar.add_task("4. training from the loader", total=epochs)
-            _, report = train_and_export(
-                config,
-                run_dir,
-                on_epoch=lambda row: bar.update(
-                    task, advance=1, description=f"4. training (val acc {row['val_accuracy']:.3f})"
-                ),
-            )
+        report = train_with_progress(config, run_dir, "4. training from the loader")
         result.parity_max_abs_diff = report.max_abs_diff
         console.print(
             f"5. ONNX export ({report.exporter}, opset {report.opset}): parity with PyTorch "

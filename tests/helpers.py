@@ -37,3 +37,27 @@ def build_model_archive(out_dir: Path, n: int = 600, epochs: int = 2) -> tuple[P
     archive = out_dir / "model.tar.gz"
     sha, manifest = build_archive(out_dir / "export", archive, "sentiment-test", 1, "corpus", {})
     return archive, sha, manifest
+
+
+def stored_items(n: int, text: str = "sample text number {i}") -> None:
+    """Store ``n`` text items from one source through the crawler's storage service."""
+    from django.utils import timezone
+
+    from datastore import services
+    from datastore.models import CrawlJob
+
+    source = services.get_or_create_source("s", "http://example.test/")
+    job = CrawlJob.objects.create(source=source, spider="site")
+    now = timezone.now()
+    services.store_items(
+        job,
+        [
+            {
+                "url": f"http://example.test/{i}",
+                "canonical_url": f"http://example.test/{i}",
+                "text": text.format(i=i),
+                "fetched_at": now,
+            }
+            for i in range(n)
+        ],
+    )

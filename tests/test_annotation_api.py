@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotation.services import create_project
-from datastore import services
-from datastore.models import Annotation, CrawlJob, Item, Task
+from datastore.models import Annotation, Item, Task
+from tests.helpers import stored_items
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def project():
-    source = services.get_or_create_source("s", "http://example.test/")
-    job = CrawlJob.objects.create(source=source, spider="site")
-    services.store_items(
-        job,
-        [
-            {
-                "url": f"http://example.test/{i}",
-                "canonical_url": f"http://example.test/{i}",
-                "text": f"text {i}",
-                "fetched_at": timezone.now(),
-            }
-            for i in range(5)
-        ],
-    )
+    stored_items(5, "text {i}")
     users = get_user_model()
     alice, bob = users.objects.create(username="alice"), users.objects.create(username="bob")
     return create_project(

@@ -195,3 +195,19 @@ def test_crawl_jobs_are_listed_in_the_web_ui_and_api(db) -> None:
     assert "shown" in page and "finished" in page and "42" in page and "http_404: 1" in page
     api = client.get("/api/crawls/").json()
     assert api[0]["pages_crawled"] == 42 and api[0]["failures"] == {"http_404": 1}
+
+
+def test_recrawl_updates_a_changed_page_in_place(live_env: dict[str, str]) -> None:
+    from datastore.corpora import LabelledText
+
+    with SampleSiteServer(limit=60, seed=17) as site:
+        first = crawl("site", site.url, "sample", options={"extract": "/post/"})
+        before = Item.objects.get(source=first.source, canonical_url=f"{site.url}post/0/")
+        site.site.posts[0] = LabelledText("An edited review: the flight was fine after all.", "neutral")
+        again = crawl("site", site.url, "sample", options={"extract": "/post/"})
+    after = Item.objects.get(pk=before.pk)  # same row, new content
+    assert after.text == "An edited review: the flight was fine after all."
+    assert after.content_hash != before.content_hash and after.crawl_job_id == again.pk
+    assert (again.items_stored, again.items_updated) == (0, 1)
+    assert again.items_unchanged == first.items_stored - 1
+    assert Item.objects.filter(source=first.source).count() == first.items_stored

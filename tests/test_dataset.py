@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
 from annotation.services import create_project, next_task, submit
-from datastore import services
 from datastore.dvcrepo import DataRepo
 from datastore.loader import DatasetNotFound, load
-from datastore.models import CrawlJob, DatasetVersion, Item
+from datastore.models import DatasetVersion, Item
 from datastore.snapshot import SnapshotError, snapshot_project
+from tests.helpers import stored_items
 
 pytestmark = pytest.mark.django_db
 
@@ -28,20 +27,7 @@ def repo(tmp_path: Path) -> DataRepo:
 
 @pytest.fixture
 def labelled_project():
-    source = services.get_or_create_source("s", "http://example.test/")
-    job = CrawlJob.objects.create(source=source, spider="site")
-    services.store_items(
-        job,
-        [
-            {
-                "url": f"http://example.test/{i}",
-                "canonical_url": f"http://example.test/{i}",
-                "text": f"sample text number {i}",
-                "fetched_at": timezone.now(),
-            }
-            for i in range(60)
-        ],
-    )
+    stored_items(60, "sample text number {i}")
     user = get_user_model().objects.create(username="annotator")
     project = create_project("p", "text_classification", LABELS, Item.objects.order_by("id"), members=[user])
     for i in range(50):  # 10 tasks stay unlabelled and must not appear in the snapshot

@@ -39,13 +39,14 @@ def test_jobs_are_served_by_the_worker_process_not_eagerly(celery_worker, regist
     for text in texts:
         res = service_client.post("/api/jobs/", {"model": "sentiment-test", "inputs": {"text": text}}, format="json")
         assert res.status_code == 202, res.content
-        assert res.json()["status"] == "queued"  # eager execution would have finished it already
+        assert res.json()["status"] == "queued"
         ids.append(res.json()["id"])
     jobs = wait_done(ids)
     workers = child_pids(celery_worker.pid)
     for job in jobs:
         assert job.status == "succeeded", job.error
         assert job.result["label"] in ("negative", "neutral", "positive")
+        # Eager execution would run the job in this process: the pid and the worker name catch it.
         assert job.worker_pid != os.getpid()
         assert job.worker_pid in workers  # a prefork child of the worker we started
         assert job.worker.startswith("test-")
