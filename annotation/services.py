@@ -1,4 +1,13 @@
-"""Every write of the annotation workflow: projects, task assignment and submitted labels."""
+"""Every write of the annotation workflow: projects and roles, task assignment, labels, skips and undo.
+
+Invariants, under any concurrency:
+- a task is handed to at most ``overlap`` annotators at once, counting submitted annotations and
+  unexpired assignments;
+- nobody is handed the same task twice (one Assignment row per task and annotator).
+Both hold because assignments and annotations of a task are only written while its row is locked
+(``SELECT ... FOR UPDATE``; candidates are picked with ``SKIP LOCKED`` on MySQL). Locking statements
+never join other tables: a join would lock the project row too and serialise every annotator.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +16,19 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from datastore.models import Annotation, Item, Project, Task
+from annotation.validation import InvalidLabel, clean_value
+from datastore.models import Annotation, Assignment, Item, Project, ProjectMember, Task
 
-LOCK_SECONDS = 300
+Role = ProjectMember.Role
+MAX_SKIP_REASON = 500
 
 
 class AnnotationError(Exception):
-    """A submission that cannot be accepted; ``status`` is the HTTP status it maps to."""
+    """A request that cannot be accepted; ``status`` is the HTTP status it maps to."""
 
     def __init__(self, reason: str, status: int = 400, task_id: int | None = None) -> None:
         super().__init__(reason)
@@ -31,87 +43,163 @@ def create_project(
     overlap: int = 1,
     guidelines: str = "",
     members: Iterable[Any] = (),
+    **options: Any,
 ) -> Project:
-    """Create a project and one task per item, in one transaction."""
-    if not labels or len(set(labels)) != len(labels):
+    """Create a project, one task per item, and make ``members`` its annotators, in one transaction."""
+    if task_type not in Project.TaskType.values:
+        raise AnnotationError(f"unknown task type {task_type!r}; choose one of {Project.TaskType.values}")
+    if not labels or len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
         raise AnnotationError("labels must be a non-empty list of distinct names")
     if overlap < 1:
         raise AnnotationError("overlap must be at least 1")
     with transaction.atomic():
         project = Project.objects.create(
-            name=name, task_type=task_type, labels=list(labels), overlap=overlap, guidelines=guidelines
+            name=name, task_type=task_type, labels=list(labels), overlap=overlap, guidelines=guidelines, **options
         )
-        project.members.add(*members)
+        for user in members:
+            set_role(project, user, Role.ANNOTATOR)
         Task.objects.bulk_create((Task(project=project, item=item) for item in items), batch_size=1000)
     return project
 
 
-def next_task(project: Project, user: Any, lock_seconds: int = LOCK_SECONDS) -> Task | None:
-    """Hand ``user`` the next open task of ``project`` and lock it for them.
+def set_role(project: Project, user: Any, role: str) -> ProjectMember:
+    if role not in Role.values:
+        raise AnnotationError(f"unknown role {role!r}; choose one of {Role.values}")
+    member, _ = ProjectMember.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return member
 
-    The row lock (``SELECT ... FOR UPDATE SKIP LOCKED`` on MySQL; a write transaction on SQLite) makes
-    two annotators asking at once get different tasks. A task the user already holds is handed back.
+
+def role_of(project: Project, user: Any) -> str | None:
+    """The user's role in the project; staff act as managers everywhere."""
+    if user.is_staff:
+        return Role.MANAGER
+    return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+
+
+def _active_assignments() -> Subquery:
+    """Per task: how many unexpired assignments are still waiting for their annotation."""
+    counts = (
+        Assignment.objects.filter(task=OuterRef("pk"), status=Assignment.Status.ACTIVE, expires_at__gt=timezone.now())
+        .order_by()
+        .values("task")
+        .annotate(c=Count("id"))
+        .values("c")
+    )
+    return Subquery(counts[:1], output_field=IntegerField())
+
+
+def next_task(project: Project, user: Any) -> Assignment | None:
+    """Hand ``user`` the next task of ``project`` and hold it for them (``project.lock_seconds``).
+
+    A task the user already holds comes back first. Returns None when nothing is left for this user.
     """
     now = timezone.now()
     with transaction.atomic():
         held = (
-            Task.objects.filter(project=project, locked_by=user, locked_until__gt=now, status=Task.Status.OPEN)
-            .order_by("id")
+            Assignment.objects.filter(
+                task__project=project, annotator=user, status=Assignment.Status.ACTIVE, expires_at__gt=now
+            )
+            .order_by("assigned_at")
             .first()
         )
         if held is not None:
             return held
-        candidates = (
+        order = ["id"]
+        if project.queue_order == Project.QueueOrder.UNCERTAINTY:
+            order = [F("uncertainty").desc(nulls_last=True), "id"]
+        task = (
             Task.objects.select_for_update(skip_locked=True)
-            .filter(project=project, status=Task.Status.OPEN)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            .exclude(annotations__annotator=user)
-            .order_by("id")
+            .filter(project_id=project.pk, status=Task.Status.OPEN)
+            .exclude(pk__in=Assignment.objects.filter(annotator=user).values("task_id"))
+            .annotate(active=Coalesce(_active_assignments(), Value(0)))
+            .annotate(taken=F("annotation_count") + F("active"))
+            .filter(taken__lt=project.overlap)
+            .order_by(*order)
+            .first()
         )
-        task = candidates.first()
         if task is None:
             return None
-        task.locked_by, task.locked_until = user, now + timedelta(seconds=lock_seconds)
-        task.save(update_fields=["locked_by", "locked_until"])
-        return task
+        return Assignment.objects.create(
+            task=task, annotator=user, expires_at=now + timedelta(seconds=project.lock_seconds)
+        )
 
 
-def validate_value(project: Project, value: Any) -> Any:
-    """Check a label against the project's schema."""
-    if project.task_type in (Project.TaskType.TEXT_CLASSIFICATION, Project.TaskType.IMAGE_CLASSIFICATION):
-        if value not in project.labels:
-            raise AnnotationError(f"label {value!r} is not in the project's schema {project.labels}")
-        return value
-    if project.task_type == Project.TaskType.MULTI_LABEL:
-        if not isinstance(value, list) or not set(value) <= set(project.labels):
-            raise AnnotationError(f"labels {value!r} must be a list drawn from {project.labels}")
-        return sorted(set(value))
-    raise AnnotationError(f"task type {project.task_type} is not supported yet", status=501)
+def _locked_assignment(task_id: int, user: Any) -> tuple[Task, Assignment]:
+    """Lock the task row, then find the user's assignment; refuse anything but a live assignment."""
+    try:
+        task = Task.objects.select_for_update().get(pk=task_id)
+    except Task.DoesNotExist:
+        raise AnnotationError("no such task", status=404, task_id=task_id) from None
+    assignment = Assignment.objects.filter(task=task, annotator=user).first()
+    if assignment is None:
+        raise AnnotationError("this task was not handed to you; ask for the next task", 409, task_id)
+    if assignment.status == Assignment.Status.SUBMITTED:
+        raise AnnotationError("you already annotated this task", 409, task_id)
+    if assignment.status == Assignment.Status.SKIPPED:
+        raise AnnotationError("you skipped this task", 409, task_id)
+    if assignment.expires_at <= timezone.now():
+        raise AnnotationError("your hold on this task expired; it may have gone to someone else", 409, task_id)
+    return task, assignment
 
 
 def submit(task_id: int, user: Any, value: Any, lead_time: float = 0.0) -> Annotation:
-    """Record ``user``'s label for a task. Refuses labels outside the schema, double submits and
-    submissions to finished tasks; nothing is written when it refuses."""
+    """Record ``user``'s label for a task they hold. Nothing is written when it is refused."""
     with transaction.atomic():
+        task, assignment = _locked_assignment(task_id, user)
+        project = Project.objects.get(pk=task.project_id)
+        text = Item.objects.filter(pk=task.item_id).values_list("text", flat=True).get()
         try:
-            task = Task.objects.select_for_update().select_related("project").get(pk=task_id)
-        except Task.DoesNotExist:
-            raise AnnotationError("no such task", status=404, task_id=task_id) from None
-        value = validate_value(task.project, value)
-        if task.status == Task.Status.DONE:
-            raise AnnotationError("task already has all its annotations", status=409, task_id=task_id)
-        if task.locked_by_id not in (None, user.pk) and task.locked_until and task.locked_until > timezone.now():
-            raise AnnotationError("task is assigned to another annotator", status=409, task_id=task_id)
+            value = clean_value(project.task_type, project.labels, value, text, project.allow_overlapping_spans)
+        except InvalidLabel as exc:
+            raise AnnotationError(exc.reason, 400, task_id) from None
         try:
             with transaction.atomic():
                 annotation = Annotation.objects.create(
                     task=task, annotator=user, value=value, lead_time=max(0.0, float(lead_time))
                 )
         except IntegrityError:
-            raise AnnotationError("you already annotated this task", status=409, task_id=task_id) from None
+            raise AnnotationError("you already annotated this task", 409, task_id) from None
+        assignment.status = Assignment.Status.SUBMITTED
+        assignment.save(update_fields=["status"])
         task.annotation_count += 1
-        if task.annotation_count >= task.project.overlap:
+        if task.annotation_count >= project.overlap:
             task.status = Task.Status.DONE
-        task.locked_by, task.locked_until = None, None
-        task.save(update_fields=["annotation_count", "status", "locked_by", "locked_until"])
+        task.save(update_fields=["annotation_count", "status"])
     return annotation
+
+
+def skip(task_id: int, user: Any, reason: str) -> Assignment:
+    """Give a held task back with a reason; it goes to someone else, never back to this user."""
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_SKIP_REASON:
+        raise AnnotationError(f"a skip needs a reason of 1 to {MAX_SKIP_REASON} characters", 400, task_id)
+    with transaction.atomic():
+        _, assignment = _locked_assignment(task_id, user)
+        assignment.status, assignment.skip_reason = Assignment.Status.SKIPPED, reason
+        assignment.save(update_fields=["status", "skip_reason"])
+    return assignment
+
+
+def undo(project: Project, user: Any) -> Assignment:
+    """Take back the user's last annotation in the project and hold that task for them again."""
+    last = (
+        Annotation.objects.filter(task__project=project, annotator=user)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "task_id")
+        .first()
+    )
+    if last is None:
+        raise AnnotationError("nothing to undo", 409)
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=last[1])
+        if task.final_value is not None:
+            raise AnnotationError("the task was adjudicated; its annotations are final", 409, task.pk)
+        Annotation.objects.filter(pk=last[0]).delete()
+        task.annotation_count -= 1
+        task.status = Task.Status.OPEN
+        task.save(update_fields=["annotation_count", "status"])
+        assignment = Assignment.objects.get(task=task, annotator=user)
+        assignment.status = Assignment.Status.ACTIVE
+        assignment.expires_at = timezone.now() + timedelta(seconds=project.lock_seconds)
+        assignment.save(update_fields=["status", "expires_at"])
+    return assignment

@@ -13,16 +13,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from crawler.errors import CrawlError
 from datastore import services
 from datastore.models import CrawlJob
 
 SPIDERS = ("site", "sitemap")
-
-
-class CrawlError(Exception):
-    def __init__(self, job_id: int, reason: str) -> None:
-        super().__init__(f"crawl job {job_id}: {reason}")
-        self.job_id, self.reason = job_id, reason
 
 
 def job_dir(job_id: int) -> Path:

@@ -102,16 +102,41 @@ class Project(models.Model):
         SPANS = "spans"
         IMAGE_CLASSIFICATION = "image_classification"
 
+    class QueueOrder(models.TextChoices):
+        SEQUENTIAL = "sequential"
+        UNCERTAINTY = "uncertainty", "most uncertain model prediction first"
+
     name = models.CharField(max_length=100, unique=True)
     task_type = models.CharField(max_length=32, choices=TaskType.choices)
     labels = models.JSONField(help_text="The label schema: a list of label names.")
-    guidelines = models.TextField(blank=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown beside every task.")
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Annotators per task.")
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="projects")
+    allow_overlapping_spans = models.BooleanField(default=False)
+    lock_seconds = models.PositiveIntegerField(default=600, help_text="How long an assignment is held.")
+    queue_order = models.CharField(max_length=16, choices=QueueOrder.choices, default=QueueOrder.SEQUENTIAL)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="ProjectMember", blank=True, related_name="projects"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+
+class ProjectMember(models.Model):
+    """A user's role in a project. Managers run it, reviewers adjudicate, annotators label."""
+
+    class Role(models.TextChoices):
+        MANAGER = "manager"
+        REVIEWER = "reviewer"
+        ANNOTATOR = "annotator"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="member_once_per_project")]
 
 
 class Task(models.Model):
@@ -125,15 +150,57 @@ class Task(models.Model):
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="tasks")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     annotation_count = models.PositiveSmallIntegerField(default=0)
-    locked_by = models.ForeignKey(
+    prediction = models.JSONField(null=True, blank=True, help_text="A model's suggestion (pre-annotation).")
+    uncertainty = models.FloatField(null=True, blank=True, help_text="1 - top confidence of the prediction.")
+    final_value = models.JSONField(null=True, blank=True, help_text="The adjudicated label.")
+    adjudicated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    locked_until = models.DateTimeField(null=True, blank=True)
+    adjudicated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "item"], name="task_unique_item")]
-        indexes = [models.Index(fields=["project", "status", "id"])]
+        indexes = [
+            models.Index(fields=["project", "status", "id"]),
+            models.Index(fields=["project", "status", "uncertainty"]),
+        ]
+
+
+class Assignment(models.Model):
+    """A task handed to one annotator: held until submitted, skipped or expired. One per (task, annotator),
+    so nobody is handed the same task twice."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUBMITTED = "submitted"
+        SKIPPED = "skipped"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    assigned_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    skip_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="assignment_once_per_annotator")]
+        indexes = [models.Index(fields=["annotator", "status", "expires_at"])]
+
+
+class Question(models.Model):
+    """A question an annotator asks about an unclear case; a manager answers it for everyone."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="questions")
+    task = models.ForeignKey(Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="questions")
+    asked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class Annotation(models.Model):

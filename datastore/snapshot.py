@@ -10,17 +10,10 @@ from typing import Any
 
 from datastore import services
 from datastore.dvcrepo import DataRepo
+from datastore.errors import SnapshotError
 from datastore.loader import dataset_path, dataset_tag
 from datastore.models import Annotation, DatasetVersion, Project, Task
 from datastore.splits import SPLITS, split_of
-
-
-class SnapshotError(Exception):
-    """A snapshot that cannot be made; nothing was recorded."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"snapshot {name!r}: {reason}")
-        self.name, self.reason = name, reason
 
 
 def final_label(values: list[Any]) -> Any:
@@ -40,14 +33,9 @@ def collect_records(project: Project) -> list[dict[str, Any]]:
     records = []
     for task in Task.objects.filter(pk__in=values).select_related("item").iterator(chunk_size=2000):
         item = task.item
-        records.append(
-            {
-                "id": item.content_hash,
-                "text": item.text,
-                "url": item.canonical_url,
-                "label": final_label(values[task.pk]),
-            }
-        )
+        # An adjudicated label wins; otherwise the majority of the annotators' labels.
+        label = task.final_value if task.final_value is not None else final_label(values[task.pk])
+        records.append({"id": item.content_hash, "text": item.text, "url": item.canonical_url, "label": label})
     records.sort(key=lambda r: r["id"])
     return records
 
@@ -70,7 +58,7 @@ def write_snapshot(folder: Path, project: Project, records: list[dict[str, Any]]
         "label_distribution": {
             s: dict(sorted(Counter(r["label"] for r in rows).items())) for s, rows in by_split.items()
         },
-        "query": {"project": project.name, "task_status": "done", "label": "majority of annotations"},
+        "query": {"project": project.name, "task_status": "done", "label": "adjudicated, else majority"},
         "split": {"method": "sha256(content_hash) % 100", "val_pct": 10, "test_pct": 10},
         "format": "jsonl",
     }

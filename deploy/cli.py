@@ -65,7 +65,7 @@ def crawl(
     _django()
     from urllib.parse import urlsplit
 
-    from crawler.run import CrawlError
+    from crawler.errors import CrawlError
     from crawler.run import crawl as run_crawl
 
     options = {"extract": extract, "images": "1" if images else ""}
@@ -100,8 +100,9 @@ def dataset_snapshot(
     """Freeze a project's finished labels as a DVC-tracked dataset version."""
     _django()
     from datastore.dvcrepo import DataRepoError
+    from datastore.errors import SnapshotError
     from datastore.models import Project
-    from datastore.snapshot import SnapshotError, snapshot_project
+    from datastore.snapshot import snapshot_project
     from deploy.stages import data_repo
 
     found = Project.objects.filter(name=project).first()
@@ -257,27 +258,34 @@ def submit(
         _fail(str(exc))
 
 
-def main() -> None:
-    """Console-script entry point: domain errors end with a one-line message and exit code 2."""
-    from crawler.run import CrawlError
+def _expected(exc: BaseException) -> bool:
+    """Domain errors end with a one-line message; anything else is a bug and keeps its traceback."""
+    from crawler.errors import CrawlError
     from datastore.archive import ArchiveError
     from datastore.dvcrepo import DataRepoError
+    from datastore.errors import SnapshotError
     from datastore.loader import DatasetNotFound
-    from datastore.snapshot import SnapshotError
     from training.export import ParityError
 
-    expected = (
-        ArchiveError,
-        CrawlError,
-        DataRepoError,
-        DatasetNotFound,
-        ParityError,
-        SnapshotError,
-        FileExistsError,
-        FileNotFoundError,
+    return isinstance(
+        exc,
+        ArchiveError
+        | CrawlError
+        | DataRepoError
+        | DatasetNotFound
+        | ParityError
+        | SnapshotError
+        | FileExistsError
+        | FileNotFoundError,
     )
+
+
+def main() -> None:
+    """Console-script entry point: domain errors end with a one-line message and exit code 2."""
     try:
         sys.exit(app())
-    except expected as exc:
+    except Exception as exc:
+        if not _expected(exc):
+            raise
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)

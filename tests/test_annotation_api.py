@@ -1,71 +1,208 @@
-"""The annotation REST API on the real database: assignment, validation, double submits, auth."""
+"""The annotation REST API on the real database: assignment, validation, skips, undo, roles, review."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotation.services import create_project
-from datastore.models import Annotation, Item, Task
+from annotation.services import create_project, set_role
+from datastore.models import Annotation, Assignment, Item, Project, Task
 from tests.helpers import stored_items
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def project():
-    stored_items(5, "text {i}")
-    users = get_user_model()
-    alice, bob = users.objects.create(username="alice"), users.objects.create(username="bob")
-    return create_project(
-        "p", "text_classification", ["neg", "pos"], Item.objects.all(), overlap=2, members=[alice, bob]
-    )
+def user(name: str):
+    return get_user_model().objects.get_or_create(username=name)[0]
 
 
-def client_for(username: str) -> APIClient:
+def client_for(name: str) -> APIClient:
     client = APIClient()
-    client.force_authenticate(get_user_model().objects.get(username=username))
+    client.force_authenticate(user(name))
     return client
 
 
-def test_two_annotators_get_different_tasks_and_overlap_is_respected(project) -> None:
-    alice, bob = client_for("alice"), client_for("bob")
-    a = alice.post(f"/api/projects/{project.pk}/next/").json()
-    b = bob.post(f"/api/projects/{project.pk}/next/").json()
-    assert a["id"] != b["id"]
-    assert alice.post(f"/api/projects/{project.pk}/next/").json()["id"] == a["id"]  # held task comes back
-    assert alice.post(f"/api/tasks/{a['id']}/annotations/", {"value": "pos"}, format="json").status_code == 201
-    assert Task.objects.get(pk=a["id"]).status == Task.Status.OPEN  # overlap 2: one more annotator
-    # alice never sees her task again; bob eventually gets it and finishes it
-    seen = set()
-    while (res := alice.post(f"/api/projects/{project.pk}/next/")).status_code == 200:
-        task_id = res.json()["id"]
-        assert task_id not in seen and task_id != a["id"]
-        seen.add(task_id)
-        alice.post(f"/api/tasks/{task_id}/annotations/", {"value": "neg"}, format="json")
-    assert len(seen) == 3 and b["id"] not in seen  # bob holds his task until he submits or the lock expires
+def make_project(
+    task_type: str = "text_classification",
+    labels=("neg", "pos"),
+    overlap: int = 2,
+    n: int = 5,
+    text: str = "text {i}",
+    **options,
+) -> Project:
+    stored_items(n, text)
+    project = create_project(
+        f"p-{task_type}",
+        task_type,
+        list(labels),
+        Item.objects.order_by("id"),
+        overlap=overlap,
+        members=[user("alice"), user("bob"), user("carol")],
+        **options,
+    )
+    set_role(project, user("rita"), "reviewer")
+    set_role(project, user("mona"), "manager")
+    return project
 
 
-def test_label_outside_schema_is_refused_and_nothing_written(project) -> None:
-    alice = client_for("alice")
-    task = alice.post(f"/api/projects/{project.pk}/next/").json()
-    res = alice.post(f"/api/tasks/{task['id']}/annotations/", {"value": "maybe"}, format="json")
-    assert res.status_code == 400
-    assert "not in the project's schema" in res.json()["detail"]
+def next_id(name: str, project: Project) -> int | None:
+    res = client_for(name).post(f"/api/projects/{project.pk}/next/")
+    return None if res.status_code == 204 else res.json()["id"]
+
+
+def submit(name: str, task_id: int, value, **extra):
+    return client_for(name).post(f"/api/tasks/{task_id}/annotations/", {"value": value, **extra}, format="json")
+
+
+def test_overlap_counts_held_and_finished_annotations() -> None:
+    project = make_project(overlap=2)
+    a, b, c = next_id("alice", project), next_id("bob", project), next_id("carol", project)
+    assert a == b  # two annotators may hold the same task when overlap is 2
+    assert c != a  # the third may not
+    assert next_id("alice", project) == a  # a held task comes back until it is answered
+    assert submit("alice", a, "pos").status_code == 201
+    assert next_id("alice", project) not in (a, None)  # never the same task twice
+
+
+def test_every_task_gets_exactly_overlap_annotations_and_nobody_twice() -> None:
+    project = make_project(overlap=2, n=6)
+    seen: dict[str, list[int]] = {"alice": [], "bob": [], "carol": []}
+    progress = True
+    while progress:
+        progress = False
+        for name in seen:
+            task_id = next_id(name, project)
+            if task_id is not None:
+                assert submit(name, task_id, "neg").status_code == 201
+                seen[name].append(task_id)
+                progress = True
+    assert all(len(ids) == len(set(ids)) for ids in seen.values())
+    assert sum(len(ids) for ids in seen.values()) == 12
+    assert set(Task.objects.filter(project=project).values_list("status", flat=True)) == {"done"}
+
+
+def test_label_outside_schema_is_refused_and_nothing_written() -> None:
+    project = make_project()
+    task_id = next_id("alice", project)
+    res = submit("alice", task_id, "maybe")
+    assert res.status_code == 400 and "not in the project's schema" in res.json()["detail"]
     assert Annotation.objects.count() == 0
+    assert Assignment.objects.get(task_id=task_id, annotator=user("alice")).status == "active"
 
 
-def test_double_submit_is_refused(project) -> None:
+def test_double_submit_and_unassigned_submit_are_refused() -> None:
+    project = make_project()
+    task_id = next_id("alice", project)
+    assert submit("alice", task_id, "neg").status_code == 201
+    again = submit("alice", task_id, "pos")
+    assert again.status_code == 409 and "already annotated" in again.json()["detail"]
+    other = Task.objects.exclude(pk=task_id).first()
+    assert submit("bob", other.pk, "neg").status_code == 409  # bob was never handed it
+    assert Annotation.objects.count() == 1
+
+
+def test_a_stale_submission_after_the_hold_expired_is_refused() -> None:
+    project = make_project(overlap=1)
+    task_id = next_id("alice", project)
+    Assignment.objects.filter(task_id=task_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert next_id("bob", project) == task_id  # the expired hold frees the slot for someone else
+    assert submit("bob", task_id, "pos").status_code == 201
+    stale = submit("alice", task_id, "neg")
+    assert stale.status_code == 409 and "expired" in stale.json()["detail"]
+    assert list(Annotation.objects.values_list("annotator__username", flat=True)) == ["bob"]  # bob's work kept
+
+
+def test_skip_needs_a_reason_and_the_task_goes_to_someone_else() -> None:
+    project = make_project(overlap=1, n=2)
+    task_id = next_id("alice", project)
     alice = client_for("alice")
-    task = alice.post(f"/api/projects/{project.pk}/next/").json()
-    assert alice.post(f"/api/tasks/{task['id']}/annotations/", {"value": "neg"}, format="json").status_code == 201
-    again = alice.post(f"/api/tasks/{task['id']}/annotations/", {"value": "pos"}, format="json")
-    assert again.status_code == 409
-    assert Annotation.objects.filter(task_id=task["id"]).count() == 1
+    assert alice.post(f"/api/tasks/{task_id}/skip/", {"reason": ""}, format="json").status_code == 400
+    assert alice.post(f"/api/tasks/{task_id}/skip/", {"reason": "not English"}, format="json").status_code == 200
+    assert Assignment.objects.get(task_id=task_id, annotator=user("alice")).skip_reason == "not English"
+    assert next_id("alice", project) != task_id
+    assert next_id("bob", project) == task_id
 
 
-def test_endpoints_deny_anonymous_and_non_members(project) -> None:
+def test_undo_takes_back_the_last_annotation() -> None:
+    project = make_project(overlap=1, n=2)
+    task_id = next_id("alice", project)
+    submit("alice", task_id, "neg")
+    res = client_for("alice").post(f"/api/projects/{project.pk}/undo/")
+    assert res.status_code == 200 and res.json()["task"]["id"] == task_id
+    assert Annotation.objects.count() == 0 and Task.objects.get(pk=task_id).status == "open"
+    assert submit("alice", task_id, "pos").status_code == 201  # held again, answered again
+    assert client_for("bob").post(f"/api/projects/{project.pk}/undo/").status_code == 409  # nothing to undo
+
+
+def test_spans_are_checked_against_the_text() -> None:
+    project = make_project("spans", labels=("PER", "ORG"), overlap=1, n=1, text="Ada Lovelace met Babbage {i}")
+    task_id = next_id("alice", project)
+    outside = submit("alice", task_id, [{"start": 0, "end": 99, "label": "PER"}])
+    assert outside.status_code == 400 and "outside the text" in outside.json()["detail"]
+    overlapping = submit(
+        "alice", task_id, [{"start": 0, "end": 12, "label": "PER"}, {"start": 4, "end": 12, "label": "ORG"}]
+    )
+    assert overlapping.status_code == 400 and "overlap" in overlapping.json()["detail"]
+    ok = submit("alice", task_id, [{"start": 17, "end": 24, "label": "PER"}, {"start": 0, "end": 12, "label": "PER"}])
+    assert ok.status_code == 201
+    assert ok.json()["value"] == [{"start": 0, "end": 12, "label": "PER"}, {"start": 17, "end": 24, "label": "PER"}]
+
+
+def test_multi_label_answers() -> None:
+    project = make_project("multi_label", labels=("a", "b", "c"), overlap=1, n=1)
+    task_id = next_id("alice", project)
+    assert submit("alice", task_id, ["a", "z"]).status_code == 400
+    assert submit("alice", task_id, [{"a": 1}]).status_code == 400
+    res = submit("alice", task_id, ["c", "a", "a"])
+    assert res.status_code == 201 and res.json()["value"] == ["a", "c"]
+
+
+def test_review_roles_disagreements_adjudication_and_agreement() -> None:
+    project = make_project(overlap=2, n=2)
+    for name, labels in (("alice", ["neg", "neg"]), ("bob", ["neg", "pos"])):
+        for label in labels:
+            submit(name, next_id(name, project), label)
+    assert client_for("alice").get(f"/api/projects/{project.pk}/disagreements/").status_code == 403
+    rita = client_for("rita")
+    disagreements = rita.get(f"/api/projects/{project.pk}/disagreements/").json()
+    assert len(disagreements) == 1
+    task_id = disagreements[0]["task"]
+    assert (
+        client_for("alice").post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json").status_code
+        == 403
+    )
+    assert rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "nope"}, format="json").status_code == 400
+    assert rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json").status_code == 200
+    assert Task.objects.get(pk=task_id).final_value == "pos"
+    assert rita.get(f"/api/projects/{project.pk}/disagreements/").json() == []
+    agreement = rita.get(f"/api/projects/{project.pk}/agreement/").json()
+    assert agreement["annotators"] == 2 and agreement["units"] == 2
+    assert agreement["pairs"]["alice|bob"]["units"] == 2
+    dashboard = client_for("mona").get(f"/api/projects/{project.pk}/dashboard/").json()
+    assert dashboard["done"] == 2 and dashboard["adjudicated"] == 1 and dashboard["annotations"] == 4
+
+
+def test_question_board() -> None:
+    project = make_project()
+    alice, mona = client_for("alice"), client_for("mona")
+    asked = alice.post(f"/api/projects/{project.pk}/questions/", {"text": "Is sarcasm negative?"}, format="json")
+    assert asked.status_code == 201
+    qid = asked.json()["id"]
+    assert alice.post(f"/api/questions/{qid}/answer/", {"answer": "yes"}, format="json").status_code == 403
+    assert (
+        mona.post(f"/api/questions/{qid}/answer/", {"answer": "Yes, label it neg."}, format="json").status_code == 200
+    )
+    answered = alice.get(f"/api/projects/{project.pk}/").json()["answered_questions"]
+    assert answered == [{"id": qid, "question": "Is sarcasm negative?", "answer": "Yes, label it neg."}]
+
+
+def test_endpoints_deny_anonymous_non_members_and_non_annotators() -> None:
+    project = make_project()
     assert APIClient().post(f"/api/projects/{project.pk}/next/").status_code in (401, 403)
-    get_user_model().objects.create(username="mallory")
     assert client_for("mallory").post(f"/api/projects/{project.pk}/next/").status_code == 404
+    assert client_for("mallory").get("/api/projects/").json() == []
+    assert client_for("rita").post(f"/api/projects/{project.pk}/next/").status_code == 403  # reviewers review

@@ -33,7 +33,7 @@ def labelled_project():
     for i in range(50):  # 10 tasks stay unlabelled and must not appear in the snapshot
         task = next_task(project, user)
         assert task is not None
-        submit(task.pk, user, LABELS[i % 3])
+        submit(task.task_id, user, LABELS[i % 3])
     return project
 
 
@@ -57,7 +57,7 @@ def test_a_new_label_changes_the_hash_and_keeps_splits(labelled_project, repo) -
     first = snapshot_project(labelled_project, "v1", repo)
     user = get_user_model().objects.get(username="annotator")
     task = next_task(labelled_project, user)
-    submit(task.pk, user, "positive")
+    submit(task.task_id, user, "positive")
     second = snapshot_project(labelled_project, "v2", repo)
     assert second.dvc_md5 != first.dvc_md5
     a, b = load("v1", repo=str(repo.root)), load("v2", repo=str(repo.root))
@@ -81,3 +81,20 @@ def test_unknown_version_is_a_clear_error(repo) -> None:
     repo.ensure()
     with pytest.raises(DatasetNotFound, match="'nope' not found"):
         load("nope", repo=str(repo.root))
+
+
+def test_an_adjudicated_label_wins_over_the_majority(labelled_project, repo) -> None:
+    from annotation.review import adjudicate
+    from annotation.services import set_role
+    from datastore.models import Task
+
+    reviewer = get_user_model().objects.create(username="rita")
+    set_role(labelled_project, reviewer, "reviewer")
+    task = Task.objects.filter(project=labelled_project, status="done").order_by("id").first()
+    original = task.annotations.get().value
+    decided = next(label for label in LABELS if label != original)
+    adjudicate(task.pk, reviewer, decided)
+    snapshot_project(labelled_project, "v-adjudicated", repo)
+    loaded = load("v-adjudicated", repo=str(repo.root))
+    labels = {r["id"]: r["label"] for rows in loaded.splits.values() for r in rows}
+    assert labels[task.item.content_hash] == decided

@@ -13,9 +13,9 @@ from datastore.models import DatasetVersion, InferenceJob, ModelVersion
 def test_demo_runs_the_whole_road_on_mysql_and_redis(live_env, clean_broker) -> None:
     from deploy.demo import run_demo
 
-    result = run_demo(limit=1500, serve=False, port=0, jobs=10, epochs=8)
+    result = run_demo(limit=2500, serve=False, port=0, jobs=10, epochs=8)
 
-    assert result.items > 1400  # a few posts share their text and are stored once
+    assert result.items > 2400  # a few posts share their text and are stored once
     assert result.annotations == result.items
     version = DatasetVersion.objects.get(name=result.dataset)
     assert sum(version.counts.values()) == result.annotations

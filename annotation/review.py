@@ -1,0 +1,127 @@
+"""Review: disagreements, adjudication, agreement and progress dashboards, and the question board."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Avg, Count, Max, Min
+from django.utils import timezone
+
+from annotation.agreement import agreement
+from annotation.services import AnnotationError, Role, role_of
+from annotation.validation import InvalidLabel, clean_value
+from datastore.models import Annotation, Assignment, Project, Question, Task
+
+
+def require_role(project: Project, user: Any, *roles: str) -> str:
+    role = role_of(project, user)
+    if role not in roles:
+        raise AnnotationError(f"this needs the role {' or '.join(roles)} in project {project.name!r}", 403)
+    return role  # type: ignore[return-value]
+
+
+def disagreements(project: Project) -> list[dict[str, Any]]:
+    """Finished, not yet adjudicated tasks whose annotators gave different labels."""
+    values: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    rows = Annotation.objects.filter(
+        task__project=project, task__status=Task.Status.DONE, task__final_value__isnull=True
+    ).values("task_id", "annotator__username", "value")
+    for row in rows.order_by("task_id", "id"):
+        values[row["task_id"]].append({"annotator": row["annotator__username"], "value": row["value"]})
+    out = []
+    tasks = Task.objects.filter(pk__in=values).select_related("item").order_by("id")
+    for task in tasks:
+        answers = values[task.pk]
+        if len({json.dumps(a["value"], sort_keys=True) for a in answers}) > 1:
+            out.append({"task": task.pk, "text": task.item.text, "annotations": answers})
+    return out
+
+
+def adjudicate(task_id: int, reviewer: Any, value: Any) -> Task:
+    """Set a task's final label (a reviewer's or manager's decision)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        if task is None:
+            raise AnnotationError("no such task", 404, task_id)
+        project = Project.objects.get(pk=task.project_id)
+        require_role(project, reviewer, Role.REVIEWER, Role.MANAGER)
+        try:
+            task.final_value = clean_value(
+                project.task_type, project.labels, value, task.item.text, project.allow_overlapping_spans
+            )
+        except InvalidLabel as exc:
+            raise AnnotationError(exc.reason, 400, task_id) from None
+        task.adjudicated_by, task.adjudicated_at = reviewer, timezone.now()
+        task.save(update_fields=["final_value", "adjudicated_by", "adjudicated_at"])
+    return task
+
+
+def project_agreement(project: Project) -> dict[str, Any]:
+    rows = Annotation.objects.filter(task__project=project).values(
+        "task_id", "annotator__username", "value", "task__item__text"
+    )
+    annotations = [
+        {
+            "task": r["task_id"],
+            "annotator": r["annotator__username"],
+            "value": r["value"],
+            "text": r["task__item__text"],
+        }
+        for r in rows.iterator()
+    ]
+    return agreement(project.task_type, project.labels, annotations)
+
+
+def dashboard(project: Project) -> dict[str, Any]:
+    """Progress and throughput per annotator."""
+    tasks = Task.objects.filter(project=project)
+    done = tasks.filter(status=Task.Status.DONE).count()
+    per_annotator = []
+    stats = (
+        Annotation.objects.filter(task__project=project)
+        .values("annotator__username")
+        .annotate(n=Count("id"), mean_seconds=Avg("lead_time"), first=Min("created_at"), last=Max("created_at"))
+        .order_by("annotator__username")
+    )
+    for row in stats:
+        hours = max((row["last"] - row["first"]).total_seconds() / 3600, 1 / 60)
+        per_annotator.append(
+            {
+                "annotator": row["annotator__username"],
+                "annotations": row["n"],
+                "mean_seconds": round(row["mean_seconds"] or 0, 2),
+                "per_hour": round(row["n"] / hours, 1),
+            }
+        )
+    skips = Assignment.objects.filter(task__project=project, status=Assignment.Status.SKIPPED).count()
+    return {
+        "tasks": tasks.count(),
+        "done": done,
+        "adjudicated": tasks.filter(final_value__isnull=False).count(),
+        "annotations": sum(r["annotations"] for r in per_annotator),
+        "skipped": skips,
+        "per_annotator": per_annotator,
+    }
+
+
+def ask(project: Project, user: Any, text: str, task_id: int | None = None) -> Question:
+    require_role(project, user, Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER)
+    text = (text or "").strip()
+    if not text:
+        raise AnnotationError("a question needs some text")
+    task = Task.objects.filter(pk=task_id, project=project).first() if task_id else None
+    if task_id and task is None:
+        raise AnnotationError("no such task in this project", 404, task_id)
+    return Question.objects.create(project=project, task=task, asked_by=user, text=text)
+
+
+def answer(question: Question, manager: Any, text: str) -> Question:
+    require_role(question.project, manager, Role.MANAGER, Role.REVIEWER)
+    if not (text or "").strip():
+        raise AnnotationError("an answer needs some text")
+    question.answer, question.answered_by, question.answered_at = text.strip(), manager, timezone.now()
+    question.save(update_fields=["answer", "answered_by", "answered_at"])
+    return question

@@ -1,0 +1,66 @@
+"""Check a submitted label against its project's schema. Pure functions: no database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class InvalidLabel(ValueError):
+    """A label that does not fit the schema; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def clean_value(
+    task_type: str, labels: list[str], value: Any, text: str = "", allow_overlapping_spans: bool = False
+) -> Any:
+    """Return the canonical form of ``value`` for the task type, or raise InvalidLabel.
+
+    text_classification / image_classification: one label name.
+    multi_label: a list of distinct label names (sorted), possibly empty.
+    spans: a list of {"start", "end", "label"} with 0 <= start < end <= len(text), sorted by position.
+    """
+    if task_type in ("text_classification", "image_classification"):
+        if not isinstance(value, str) or value not in labels:
+            raise InvalidLabel(f"label {value!r} is not in the project's schema {labels}")
+        return value
+    if task_type == "multi_label":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidLabel("a multi-label answer is a list of label names")
+        unknown = sorted(set(value) - set(labels))
+        if unknown:
+            raise InvalidLabel(f"labels {unknown} are not in the project's schema {labels}")
+        return sorted(set(value))
+    if task_type == "spans":
+        return _clean_spans(labels, value, text, allow_overlapping_spans)
+    raise InvalidLabel(f"unknown task type {task_type!r}")
+
+
+def _clean_spans(labels: list[str], value: Any, text: str, allow_overlap: bool) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise InvalidLabel("a span answer is a list of {start, end, label} objects")
+    spans = []
+    for i, span in enumerate(value):
+        if not isinstance(span, dict) or set(span) - {"start", "end", "label", "text"}:
+            raise InvalidLabel(f"span {i}: expected an object with start, end and label")
+        start, end, label = span.get("start"), span.get("end"), span.get("label")
+        if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool):
+            raise InvalidLabel(f"span {i}: start and end must be integers")
+        if not 0 <= start < end <= len(text):
+            raise InvalidLabel(f"span {i}: [{start}, {end}) is outside the text (length {len(text)})")
+        if label not in labels:
+            raise InvalidLabel(f"span {i}: label {label!r} is not in the project's schema {labels}")
+        spans.append({"start": start, "end": end, "label": label})
+    spans.sort(key=lambda s: (s["start"], s["end"], s["label"]))
+    if len({(s["start"], s["end"], s["label"]) for s in spans}) != len(spans):
+        raise InvalidLabel("the same span is given twice")
+    if not allow_overlap:
+        for before, after in zip(spans, spans[1:], strict=False):
+            if after["start"] < before["end"]:
+                raise InvalidLabel(
+                    f"spans [{before['start']}, {before['end']}) and [{after['start']}, {after['end']}) overlap,"
+                    " which this project does not allow"
+                )
+    return spans
