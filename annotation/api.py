@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation import review, services
-from datastore.models import Assignment, Item, Project, Question, Task
+from annotation import formats, review, services
+from datastore.models import Assignment, Item, ModelVersion, Project, Question, Task
 
 
 def visible_projects(user: Any) -> QuerySet[Project]:
@@ -78,18 +80,46 @@ def task_payload(assignment: Assignment) -> dict[str, Any]:
     }
 
 
+class AnnotationIn(serializers.Serializer):
+    value = serializers.JSONField(help_text="A label name, a list of names (multi-label) or spans.")
+    lead_time = serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=86_400)
+
+
+class SkipIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class AdjudicateIn(serializers.Serializer):
+    value = serializers.JSONField()
+
+
+class QuestionIn(serializers.Serializer):
+    text = serializers.CharField()
+    task = serializers.IntegerField(required=False)
+
+
+class AnswerIn(serializers.Serializer):
+    answer = serializers.CharField()
+
+
+JSON = OpenApiTypes.OBJECT
+
+
 class ProjectList(APIView):
+    @extend_schema(operation_id="projects_list", responses=ProjectSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(ProjectSerializer(visible_projects(request.user), many=True, context={"request": request}).data)
 
 
 class ProjectDetail(APIView):
+    @extend_schema(responses=ProjectSerializer)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         return Response(ProjectSerializer(project, context={"request": request}).data)
 
 
 class NextTask(APIView):
+    @extend_schema(request=None, responses={200: JSON, 204: None}, description="Hold and return the next task.")
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         if services.role_of(project, request.user) != services.Role.ANNOTATOR and not request.user.is_staff:
@@ -100,16 +130,12 @@ class NextTask(APIView):
         return Response(task_payload(assignment))
 
 
-class AnnotationIn(serializers.Serializer):
-    value = serializers.JSONField()
-    lead_time = serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=86_400)
-
-
 def task_for(user: Any, task_id: int) -> Task:
     return get_object_or_404(Task.objects.filter(project__in=visible_projects(user)), pk=task_id)
 
 
 class SubmitAnnotation(APIView):
+    @extend_schema(request=AnnotationIn, responses={201: JSON})
     def post(self, request: Request, task_id: int) -> Response:
         task = task_for(request.user, task_id)
         body = AnnotationIn(data=request.data)
@@ -124,6 +150,7 @@ class SubmitAnnotation(APIView):
 
 
 class SkipTask(APIView):
+    @extend_schema(request=SkipIn, responses=JSON)
     def post(self, request: Request, task_id: int) -> Response:
         task = task_for(request.user, task_id)
         try:
@@ -134,6 +161,7 @@ class SkipTask(APIView):
 
 
 class Undo(APIView):
+    @extend_schema(request=None, responses=JSON)
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         try:
@@ -144,6 +172,7 @@ class Undo(APIView):
 
 
 class Disagreements(APIView):
+    @extend_schema(responses=JSON)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         try:
@@ -154,6 +183,7 @@ class Disagreements(APIView):
 
 
 class Adjudicate(APIView):
+    @extend_schema(request=AdjudicateIn, responses=JSON)
     def post(self, request: Request, task_id: int) -> Response:
         task = task_for(request.user, task_id)
         try:
@@ -164,6 +194,7 @@ class Adjudicate(APIView):
 
 
 class Agreement(APIView):
+    @extend_schema(responses=JSON)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         try:
@@ -174,6 +205,7 @@ class Agreement(APIView):
 
 
 class Dashboard(APIView):
+    @extend_schema(responses=JSON)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         try:
@@ -184,6 +216,7 @@ class Dashboard(APIView):
 
 
 class Questions(APIView):
+    @extend_schema(responses=JSON)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         rows = project.questions.order_by("-created_at").values(
@@ -191,6 +224,7 @@ class Questions(APIView):
         )
         return Response(list(rows[:200]))
 
+    @extend_schema(request=QuestionIn, responses={201: JSON})
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         try:
@@ -201,6 +235,7 @@ class Questions(APIView):
 
 
 class AnswerQuestion(APIView):
+    @extend_schema(request=AnswerIn, responses=JSON)
     def post(self, request: Request, question_id: int) -> Response:
         question = get_object_or_404(
             Question.objects.filter(project__in=visible_projects(request.user)), pk=question_id
@@ -212,7 +247,80 @@ class AnswerQuestion(APIView):
         return Response({"id": question.pk, "answer": question.answer})
 
 
+class PreannotateIn(serializers.Serializer):
+    model = serializers.CharField(help_text="NAME or NAME:VERSION of a registered model")
+
+
+class Preannotate(APIView):
+    @extend_schema(request=PreannotateIn, responses=JSON)
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for(request.user, project_id)
+        body = PreannotateIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        name, _, version = body.validated_data["model"].partition(":")
+        models = ModelVersion.objects.filter(name=name)
+        model = (models.filter(version=int(version)) if version.isdigit() else models).order_by("-version").first()
+        if model is None:
+            return Response({"detail": f"unknown model {body.validated_data['model']!r}"}, status=404)
+        try:
+            review.require_role(project, request.user, services.Role.MANAGER)
+            count = services.preannotate(project, model)
+        except services.AnnotationError as exc:
+            return error(exc)
+        return Response({"tasks": count, "model": str(model)})
+
+
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+
+class ImportTasks(APIView):
+    @extend_schema(
+        request={
+            "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+        },
+        parameters=[OpenApiParameter("format", str, enum=list(formats.FORMATS), required=True)],
+        responses={201: JSON},
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for(request.user, project_id)
+        upload = request.FILES.get("file")
+        if upload is None:
+            return Response({"detail": "send the file as multipart field 'file'"}, status=400)
+        if upload.size > MAX_IMPORT_BYTES:
+            return Response({"detail": f"the file is larger than {MAX_IMPORT_BYTES} bytes"}, status=413)
+        try:
+            records = formats.parse(request.query_params.get("format", ""), upload.read(), project.task_type)
+            created = services.import_records(project, request.user, records)
+        except formats.ImportFormatError as exc:
+            return Response({"detail": str(exc), "errors": exc.errors[: formats.MAX_ERRORS]}, status=400)
+        except services.AnnotationError as exc:
+            return error(exc)
+        return Response({"records": len(records), "tasks_created": created}, status=201)
+
+
+class ExportTasks(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(formats.FORMATS), required=True)],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, project_id: int) -> HttpResponse | Response:
+        project = project_for(request.user, project_id)
+        try:
+            review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
+            fmt = request.query_params.get("format", "")
+            payload, content_type = formats.export(fmt, project.task_type, review.export_rows(project))
+        except services.AnnotationError as exc:
+            return error(exc)
+        except formats.ImportFormatError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        extension = {"labelstudio": "json", "doccano": "jsonl", "conll": "conll", "csv": "csv"}[fmt]
+        response = HttpResponse(payload, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{project.name}.{extension}"'
+        return response
+
+
 class ItemImage(APIView):
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request: Request, item_id: int) -> FileResponse:
         visible = Task.objects.filter(project__in=visible_projects(request.user)).values("item_id")
         item = get_object_or_404(Item.objects.filter(Q(pk__in=visible)), pk=item_id)

@@ -107,6 +107,27 @@ def dashboard(project: Project) -> dict[str, Any]:
     }
 
 
+def export_rows(project: Project) -> list[dict[str, Any]]:
+    """Every task with its annotations and its final label (adjudicated, else the majority), in id order."""
+    from datastore.snapshot import final_label
+
+    values: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in (
+        Annotation.objects.filter(task__project=project)
+        .order_by("id")
+        .values("task_id", "annotator__username", "value")
+    ):
+        values[row["task_id"]].append({"annotator": row["annotator__username"], "value": row["value"]})
+    rows = []
+    for task in Task.objects.filter(project=project).select_related("item").order_by("id").iterator(2000):
+        answers = values.get(task.pk, [])
+        label = task.final_value
+        if label is None and answers:
+            label = final_label([a["value"] for a in answers])
+        rows.append({"id": task.pk, "text": task.item.text, "label": label, "annotations": answers})
+    return rows
+
+
 def ask(project: Project, user: Any, text: str, task_id: int | None = None) -> Question:
     require_role(project, user, Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER)
     text = (text or "").strip()

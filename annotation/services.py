@@ -203,3 +203,82 @@ def undo(project: Project, user: Any) -> Assignment:
         assignment.expires_at = timezone.now() + timedelta(seconds=project.lock_seconds)
         assignment.save(update_fields=["status", "expires_at"])
     return assignment
+
+
+MAX_IMPORT_RECORDS = 100_000
+
+
+def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -> int:
+    """Add imported texts as tasks, with their labels as final (gold) labels and predictions as suggestions.
+
+    Every record is checked first; one bad record refuses the whole import and nothing is written.
+    Returns the number of new tasks.
+    """
+    from datastore import services as datastore_services
+
+    if role_of(project, user) != Role.MANAGER:
+        raise AnnotationError("only a manager of the project can import", 403)
+    if len(records) > MAX_IMPORT_RECORDS:
+        raise AnnotationError(f"at most {MAX_IMPORT_RECORDS} records per import", 413)
+    problems = []
+    for n, record in enumerate(records, start=1):
+        for key in ("value", "prediction"):
+            if record.get(key) is not None:
+                try:
+                    record[key] = clean_value(
+                        project.task_type, project.labels, record[key], record["text"], project.allow_overlapping_spans
+                    )
+                except InvalidLabel as exc:
+                    problems.append(f"record {n} {key}: {exc.reason}")
+        if not record["text"].strip():
+            problems.append(f"record {n}: empty text")
+    if problems:
+        raise AnnotationError(f"{len(problems)} problem(s), nothing imported: " + "; ".join(problems[:20]))
+    with transaction.atomic():
+        items = datastore_services.import_texts(f"import:{project.name}", [r["text"] for r in records])
+        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
+        tasks, seen = [], set(existing)
+        now = timezone.now()
+        for item, record in zip(items, records, strict=True):
+            if item.pk in seen:
+                continue
+            seen.add(item.pk)
+            tasks.append(
+                Task(
+                    project=project,
+                    item=item,
+                    prediction=record.get("prediction"),
+                    final_value=record.get("value"),
+                    adjudicated_by=user if record.get("value") is not None else None,
+                    adjudicated_at=now if record.get("value") is not None else None,
+                )
+            )
+        Task.objects.bulk_create(tasks, batch_size=1000)
+    return len(tasks)
+
+
+def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
+    """Store a model version's prediction on every open task as a suggestion, with its uncertainty
+    (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from datastore.archive import unpack
+    from datastore.runtime import load_runtime
+
+    if model.task_type != project.task_type:
+        raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")
+    if set(model.manifest.get("labels", [])) != set(project.labels):
+        raise AnnotationError(f"model {model} predicts {model.manifest.get('labels')}, not {project.labels}")
+    dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
+    unpack(Path(model.archive_path), dest, expected_sha256=model.archive_sha256)
+    runtime = load_runtime(dest)
+    tasks = list(Task.objects.filter(project=project, status=Task.Status.OPEN).select_related("item").order_by("id"))
+    for start in range(0, len(tasks), batch_size):
+        chunk = tasks[start : start + batch_size]
+        for task, prediction in zip(chunk, runtime.predict([t.item.text for t in chunk]), strict=True):
+            task.prediction = {**prediction.as_dict(), "model": str(model)}
+            task.uncertainty = round(1.0 - prediction.confidence, 6)
+        Task.objects.bulk_update(chunk, ["prediction", "uncertainty"], batch_size=1000)
+    return len(tasks)

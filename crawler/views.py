@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -60,5 +61,6 @@ def job_list(request: HttpRequest) -> HttpResponse:
 class CrawlJobList(APIView):
     permission_classes = [IsAdminUser]
 
+    @extend_schema(responses=CrawlJobSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(CrawlJobSerializer(recent_jobs(), many=True).data)

@@ -171,6 +171,30 @@ def _store_rows(job: CrawlJob, rows: dict[str, Item]) -> StoreResult:
     return result
 
 
+def import_texts(source_name: str, texts: list[str]) -> list[Item]:
+    """Store uploaded texts as items of a source (one per distinct text); returns them in input order."""
+    source = get_or_create_source(source_name, "import://" + source_name[:480])
+    hashes = [sha256_text(t) for t in texts]
+    now = timezone.now()
+    fresh = [
+        Item(
+            source=source,
+            kind=Item.Kind.TEXT,
+            url=f"import://{source.pk}/{h}",
+            canonical_url=f"import://{source.pk}/{h}",
+            url_hash=sha256_text(f"import://{source.pk}/{h}"),
+            content_hash=h,
+            text=t,
+            fetched_at=now,
+            robots="not_checked",
+        )
+        for t, h in zip(texts, hashes, strict=True)
+    ]
+    Item.objects.bulk_create(fresh, ignore_conflicts=True)
+    by_hash = {i.content_hash: i for i in Item.objects.filter(source=source, content_hash__in=set(hashes))}
+    return [by_hash[h] for h in hashes]
+
+
 def record_dataset_version(**fields: Any) -> DatasetVersion:
     return DatasetVersion.objects.create(**fields)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,11 +43,25 @@ class JobIn(serializers.Serializer):
 
 
 class JobList(APIView):
+    @extend_schema(operation_id="jobs_list", responses=JobSerializer(many=True))
     def get(self, request: Request) -> Response:
         jobs = InferenceJob.objects.filter(submitted_by=request.user).select_related("model_version")
         jobs = jobs.order_by("-queued_at")[:100]
         return Response(JobSerializer(jobs, many=True).data)
 
+    @extend_schema(
+        request=JobIn,
+        responses={202: JobSerializer, 200: JobSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="A retried submit with the same key returns the first job.",
+            )
+        ],
+    )
     def post(self, request: Request) -> Response:
         body = JobIn(data=request.data)
         body.is_valid(raise_exception=True)
@@ -61,6 +76,7 @@ class JobList(APIView):
 
 
 class JobDetail(APIView):
+    @extend_schema(responses=JobSerializer)
     def get(self, request: Request, job_id: str) -> Response:
         job = InferenceJob.objects.filter(submitted_by=request.user, pk=job_id).select_related("model_version")
         found = job.first()

@@ -206,3 +206,22 @@ def test_endpoints_deny_anonymous_non_members_and_non_annotators() -> None:
     assert client_for("mallory").post(f"/api/projects/{project.pk}/next/").status_code == 404
     assert client_for("mallory").get("/api/projects/").json() == []
     assert client_for("rita").post(f"/api/projects/{project.pk}/next/").status_code == 403  # reviewers review
+
+
+def test_preannotation_suggests_and_orders_the_queue_by_uncertainty(registered_model) -> None:
+    from annotation.services import preannotate
+
+    project = make_project(
+        labels=("negative", "neutral", "positive"),
+        overlap=1,
+        n=6,
+        text="sample {i}: the flight was late and the crew rude, or maybe fine",
+    )
+    project.queue_order = Project.QueueOrder.UNCERTAINTY
+    project.save()
+    assert preannotate(project, registered_model) == 6
+    tasks = list(Task.objects.filter(project=project))
+    assert all(t.prediction["label"] in project.labels and t.prediction["model"] == "sentiment-test:1" for t in tasks)
+    most_uncertain = max(tasks, key=lambda t: (t.uncertainty, -t.pk))
+    res = client_for("alice").post(f"/api/projects/{project.pk}/next/").json()
+    assert res["id"] == most_uncertain.pk and res["prediction"]["label"] == most_uncertain.prediction["label"]

@@ -1,0 +1,165 @@
+"""Import and export: Label Studio JSON, doccano JSONL, CoNLL and CSV; the OpenAPI schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from annotation import formats
+from annotation.services import create_project, set_role
+from datastore.models import Task
+
+LS = json.dumps(
+    [
+        {
+            "data": {"text": "great flight"},
+            "annotations": [
+                {
+                    "result": [
+                        {"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": ["pos"]}}
+                    ]
+                }
+            ],
+        },
+        {
+            "data": {"text": "lost my bag"},
+            "predictions": [
+                {
+                    "result": [
+                        {"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": ["neg"]}}
+                    ]
+                }
+            ],
+        },
+        {"data": {"text": "no label yet"}},
+    ]
+).encode()
+
+
+def test_parsers_read_each_format() -> None:
+    assert formats.parse("labelstudio", LS, "text_classification") == [
+        {"text": "great flight", "value": "pos", "prediction": None},
+        {"text": "lost my bag", "value": None, "prediction": "neg"},
+        {"text": "no label yet", "value": None, "prediction": None},
+    ]
+    doccano = b'{"text": "Ada met Bob", "label": [[0, 3, "PER"], [8, 11, "PER"]]}\n'
+    assert formats.parse("doccano", doccano, "spans")[0]["value"] == [
+        {"start": 0, "end": 3, "label": "PER"},
+        {"start": 8, "end": 11, "label": "PER"},
+    ]
+    conll = b"Ada\tB-PER\nLovelace\tI-PER\nwrote\tO\n\nIBM\tB-ORG\n"
+    parsed = formats.parse("conll", conll, "spans")
+    assert parsed[0] == {
+        "text": "Ada Lovelace wrote",
+        "value": [{"start": 0, "end": 12, "label": "PER"}],
+        "prediction": None,
+    }
+    assert parsed[1]["value"] == [{"start": 0, "end": 3, "label": "ORG"}]
+    csv_rows = formats.parse("csv", b"text,label\nhello,a|b\nbye,\n", "multi_label")
+    assert [r["value"] for r in csv_rows] == [["a", "b"], None]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "payload", "needle"),
+    [
+        ("labelstudio", b"[{", "invalid JSON"),
+        ("labelstudio", b'[{"data": {}}]', "KeyError"),
+        ("doccano", b'{"text": "ok"}\nnot json\n', "2: JSONDecodeError"),
+        ("conll", b"token-without-tag\n", "BIO tag"),
+        ("csv", b"body,label\nx,y\n", "'text' column"),
+        ("csv", b"\xff\xfe\x00bad", "not UTF-8"),
+        ("yaml", b"x", "unknown format"),
+    ],
+)
+def test_malformed_files_are_refused_with_reasons(fmt: str, payload: bytes, needle: str) -> None:
+    with pytest.raises(formats.ImportFormatError, match=needle):
+        formats.parse(fmt, payload, "text_classification")
+
+
+def test_bio_round_trip() -> None:
+    spans = [{"start": 0, "end": 12, "label": "PER"}]
+    assert formats.bio_tags("Ada Lovelace wrote", spans) == [("Ada", "B-PER"), ("Lovelace", "I-PER"), ("wrote", "O")]
+
+
+@pytest.fixture
+def setup(db):
+    users = get_user_model().objects
+    manager, annotator = users.create(username="mona"), users.create(username="alice")
+    project = create_project("imports", "text_classification", ["neg", "pos"], [], members=[annotator])
+    set_role(project, manager, "manager")
+    return project, manager, annotator
+
+
+def upload(user, project, fmt: str, payload: bytes):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client.post(
+        f"/api/projects/{project.pk}/import/?format={fmt}",
+        {"file": SimpleUploadedFile("f", payload)},
+        format="multipart",
+    )
+
+
+def test_import_creates_tasks_with_gold_labels_and_suggestions(setup) -> None:
+    project, manager, annotator = setup
+    assert upload(annotator, project, "labelstudio", LS).status_code == 403
+    res = upload(manager, project, "labelstudio", LS)
+    assert res.status_code == 201 and res.json() == {"records": 3, "tasks_created": 3}
+    tasks = {t.item.text: t for t in Task.objects.filter(project=project).select_related("item")}
+    assert tasks["great flight"].final_value == "pos" and tasks["lost my bag"].prediction == "neg"
+    assert upload(manager, project, "labelstudio", LS).json()["tasks_created"] == 0  # same texts: no new tasks
+
+
+def test_a_bad_record_refuses_the_whole_import(setup) -> None:
+    project, manager, _ = setup
+    bad = b"text,label\nfine,neg\nwrong,maybe\n,pos\n"
+    res = upload(manager, project, "csv", bad)
+    assert res.status_code == 400
+    assert "record 2 value" in res.json()["detail"] and "record 3: empty text" in res.json()["detail"]
+    assert Task.objects.filter(project=project).count() == 0
+    malformed = upload(manager, project, "doccano", b"{oops\n")
+    assert malformed.status_code == 400 and malformed.json()["errors"][0][0] == 1
+    assert Task.objects.filter(project=project).count() == 0
+
+
+def test_oversized_import_is_refused(setup) -> None:
+    project, manager, _ = setup
+    res = upload(manager, project, "csv", b"text\n" + b"x" * (20 * 1024 * 1024 + 1))
+    assert res.status_code == 413
+
+
+def test_export_then_import_keeps_the_labels(setup) -> None:
+    project, manager, _ = setup
+    upload(manager, project, "labelstudio", LS)
+    client = APIClient()
+    client.force_authenticate(manager)
+    exported = client.get(f"/api/projects/{project.pk}/export/?format=doccano")
+    assert exported.status_code == 200 and exported["Content-Disposition"].endswith('imports.jsonl"')
+    other = create_project("copy", "text_classification", ["neg", "pos"], [])
+    set_role(other, manager, "manager")
+    assert upload(manager, other, "doccano", exported.content).json()["tasks_created"] == 3
+    labels = dict(Task.objects.filter(project=other).values_list("item__text", "final_value"))
+    assert labels == {"great flight": "pos", "lost my bag": None, "no label yet": None}
+    for fmt in ("labelstudio", "csv"):
+        assert client.get(f"/api/projects/{project.pk}/export/?format={fmt}").status_code == 200
+    assert client.get(f"/api/projects/{project.pk}/export/?format=conll").status_code == 400  # spans only
+
+
+def test_openapi_schema_describes_the_api(db) -> None:
+    from django.core.management import call_command
+
+    client = APIClient()
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for path in (
+        "/api/projects/{project_id}/next/",
+        "/api/tasks/{task_id}/annotations/",
+        "/api/jobs/",
+        "/api/projects/{project_id}/import/",
+        "/api/crawls/",
+    ):
+        assert path in schema["paths"]
+    call_command("spectacular", "--fail-on-warn", "--file", "/dev/null")  # no view without a schema
