@@ -46,7 +46,8 @@ wait_port() {
 }
 
 log "system packages"
-apt_install default-libmysqlclient-dev pkg-config gcc docker-compose
+apt_install default-libmysqlclient-dev pkg-config gcc docker-compose chromium
+command -v npm >/dev/null || apt_install nodejs npm
 
 if ! port_open 3306; then
   log "starting MariaDB"
@@ -75,6 +76,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; "$PYTHON" -m venv "$VENV"; }
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[mysql,test]'
+
+if [ -f annotation/frontend/package.json ]; then
+  log "annotation front end (npm ci, vite build)"
+  (cd annotation/frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+fi
 
 # DVC commits in the tests need a git identity; this one applies to this run only.
 export GIT_AUTHOR_NAME="fsml tests" GIT_AUTHOR_EMAIL="tests@fsml.invalid"

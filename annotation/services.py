@@ -107,7 +107,7 @@ def next_task(project: Project, user: Any) -> Assignment | None:
         order = ["id"]
         if project.queue_order == Project.QueueOrder.UNCERTAINTY:
             order = [F("uncertainty").desc(nulls_last=True), "id"]
-        task = (
+        candidates = (
             Task.objects.select_for_update(skip_locked=True)
             .filter(project_id=project.pk, status=Task.Status.OPEN)
             .exclude(pk__in=Assignment.objects.filter(annotator=user).values("task_id"))
@@ -115,13 +115,23 @@ def next_task(project: Project, user: Any) -> Assignment | None:
             .annotate(taken=F("annotation_count") + F("active"))
             .filter(taken__lt=project.overlap)
             .order_by(*order)
-            .first()
         )
-        if task is None:
-            return None
-        return Assignment.objects.create(
-            task=task, annotator=user, expires_at=now + timedelta(seconds=project.lock_seconds)
-        )
+        rejected: list[int] = []
+        while (task := candidates.exclude(pk__in=rejected).first()) is not None:
+            # The count in the query above comes from the statement's snapshot, which can predate an
+            # assignment committed just before we got the row lock. Count again now that we hold the lock:
+            # a new statement sees every committed assignment, and no new one can appear for this task.
+            active = Assignment.objects.filter(task=task, status=Assignment.Status.ACTIVE, expires_at__gt=now).count()
+            if task.annotation_count + active < project.overlap:
+                try:
+                    with transaction.atomic():
+                        return Assignment.objects.create(
+                            task=task, annotator=user, expires_at=now + timedelta(seconds=project.lock_seconds)
+                        )
+                except IntegrityError:  # the same user asked twice at once: the other request holds it
+                    pass
+            rejected.append(task.pk)  # stays locked until we commit, so nobody else gets it meanwhile
+        return None
 
 
 def _locked_assignment(task_id: int, user: Any) -> tuple[Task, Assignment]:

@@ -17,11 +17,13 @@ from datastore.models import Annotation, Assignment, Item, Task
 from deploy.processes import Service, free_port, wait_http, web_command
 from tests.helpers import stored_items
 
-CLIENTS, TASKS, OVERLAP = 20, 1000, 2  # 2,000 next-task/submit cycles
+CLIENTS, CYCLES = 20, 2000  # 20 annotators, 2,000 next-task/submit cycles
 
 
 @pytest.mark.slow
-def test_parallel_annotators_never_over_assign_or_lose_work(live_env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("OVERLAP", [2, 1])
+def test_parallel_annotators_never_over_assign_or_lose_work(live_env, tmp_path: Path, OVERLAP: int) -> None:  # noqa: N803
+    TASKS = CYCLES // OVERLAP  # noqa: N806 -- the spec's names
     stored_items(TASKS, "concurrency text {i}")
     users = [get_user_model().objects.create(username=f"annotator{i:02d}") for i in range(CLIENTS)]
     project = create_project(
