@@ -7,6 +7,7 @@ from annotation import api, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("annotate/<int:project_id>/", views.label, name="label"),
+    path("review/<int:project_id>/", views.review, name="review"),
     path("api/projects/", api.ProjectList.as_view(), name="api-projects"),
     path("api/projects/<int:project_id>/", api.ProjectDetail.as_view(), name="api-project"),
     path("api/projects/<int:project_id>/next/", api.NextTask.as_view(), name="api-next-task"),

@@ -1,20 +1,26 @@
-"""Annotation throughput: next-task + submit cycles per second and latency with concurrent clients on MySQL.
+"""Annotation throughput: next-task + submit cycles per second and latency with concurrent clients on MySQL,
+and the same workflow against Label Studio in the same run.
 
-    python -m bench.annotation [--clients 50] [--tasks 3000]
+    python -m bench.annotation [--clients 50] [--tasks 3000] [--label-studio-venv /tmp/lsvenv]
 
-Starts the real web server (gunicorn, as in production) on the benchmark database, creates a project with
-``--tasks`` tasks (overlap 1) and one annotator per client, and lets every client run next/submit cycles
-over HTTP until the queue is empty. Database: DATABASE_URL, default mysql://root@127.0.0.1:3306/fsml_bench.
+Label Studio runs from its own virtualenv (``python3 -m venv V && V/bin/pip install label-studio
+gunicorn psycopg2-binary``), under gunicorn with the same workers and threads as fsml, on PostgreSQL at
+127.0.0.1 (its production database; its migrations do not run on MySQL; PGUSER/PGPASSWORD). Its users,
+tokens and project are made through its own models and REST API, with telemetry, error reporting and
+version checks turned off. Each system is measured for ``--seconds``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -26,11 +32,188 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
+Cycle = tuple[list[float], list[float], int]
+
+
+def run_clients(
+    tokens: list[str], next_url: str, next_method: str, submit: Any, seconds: float
+) -> tuple[list[Cycle], float]:
+    """Every client loops next-task then submit for ``seconds`` or until nothing is left (204 or 404).
+
+    A request that fails or takes over 30 s counts as an error; the cycle is not counted.
+    """
+    deadline = time.perf_counter() + seconds
+
+    def client(token: str) -> Cycle:
+        next_ms, submit_ms, errors = [], [], 0
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Token {token}"
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    res = http.request(next_method, next_url, timeout=30)
+                except requests.RequestException:
+                    errors += 1
+                    continue
+                t1 = time.perf_counter()
+                if res.status_code in (204, 404):
+                    break
+                if res.status_code != 200:
+                    errors += 1
+                    continue
+                try:
+                    ok = submit(http, res.json()["id"])
+                except requests.RequestException:
+                    ok = False
+                t2 = time.perf_counter()
+                if not ok:
+                    errors += 1
+                    continue
+                next_ms.append(1000 * (t1 - t0))
+                submit_ms.append(1000 * (t2 - t1))
+        return next_ms, submit_ms, errors
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        results = list(pool.map(client, tokens))
+    return results, time.perf_counter() - started
+
+
+def report(name: str, results: list[Cycle], elapsed: float) -> float:
+    next_ms = [v for r in results for v in r[0]]
+    submit_ms = [v for r in results for v in r[1]]
+    cycles = [a + b for r in results for a, b in zip(r[0], r[1], strict=True)]
+    errors = sum(r[2] for r in results)
+    rate = len(cycles) / elapsed
+    print(
+        f"\n{name}: {len(cycles)} cycles by {len(results)} clients in {elapsed:.1f} s: {rate:.0f} cycles/s, "
+        f"{errors} errors"
+    )
+    print("| request | p50 ms | p95 ms |\n| --- | --- | --- |")
+    for label, values in (("next task", next_ms), ("submit", submit_ms), ("cycle", cycles)):
+        print(f"| {label} | {statistics.median(values):.1f} | {percentile(values, 95):.1f} |")
+    return rate
+
+
+LS_SETUP = """
+from rest_framework.authtoken.models import Token
+from jwt_auth.models import JWTSettings
+from organizations.models import Organization
+from users.models import User
+owner = User.objects.create_user(email="owner@bench.test", password="bench-password-1")
+org = Organization.create_organization(created_by=owner, title="bench")
+owner.active_organization = org
+owner.save()
+JWTSettings.objects.update_or_create(organization=org, defaults={"legacy_api_tokens_enabled": True})
+tokens = [Token.objects.get_or_create(user=owner)[0].key]
+for i in range(int(N) - 1):
+    u = User.objects.create_user(email=f"a{i}@bench.test", password="bench-password-1")
+    org.add_user(u)
+    u.active_organization = org
+    u.save()
+    tokens.append(Token.objects.get_or_create(user=u)[0].key)
+print("TOKENS", " ".join(tokens))
+"""
+PG_USER = os.environ.get("PGUSER", "postgres")
+LS_CONFIG = (
+    '<View><Text name="text" value="$text"/><Choices name="label" toName="text">'
+    '<Choice value="a"/><Choice value="b"/><Choice value="c"/></Choices></View>'
+)
+
+
+def bench_label_studio(venv: Path, clients: int, workers: int, texts: list[str], seconds: float) -> float:
+    """Label Studio on PostgreSQL, its production database (its migrations do not run on MySQL)."""
+    from deploy.processes import Service, free_port, wait_http
+
+    package = next(venv.glob("lib/python3*/site-packages/label_studio"))
+    database = f"labelstudio_bench_{time.strftime('%Y%m%d%H%M%S')}"
+    python = str(venv / "bin" / "python")
+    create_db = (
+        f"import psycopg2; c = psycopg2.connect(host='127.0.0.1', user='{PG_USER}', dbname='postgres'); "
+        f"c.autocommit = True; c.cursor().execute('CREATE DATABASE {database}')"
+    )
+    subprocess.run([python, "-c", create_db], check=True)
+    with tempfile.TemporaryDirectory() as data:
+        env = {
+            # No telemetry, error reports or version checks: nothing may leave this machine.
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "LABEL_STUDIO_BASE_DATA_DIR": data,
+            "DJANGO_DB": "postgresql",
+            "POSTGRE_NAME": database,
+            "POSTGRE_HOST": "127.0.0.1",
+            "POSTGRE_USER": PG_USER,
+            "POSTGRE_PASSWORD": os.environ.get("PGPASSWORD", ""),
+            "DJANGO_SETTINGS_MODULE": "core.settings.label_studio",
+            "DEBUG": "false",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(package),
+        }
+        run_env = {**os.environ, **env}
+        subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=package, env=run_env, check=True)
+        proc = subprocess.run(
+            [python, "manage.py", "shell", "-c", LS_SETUP.replace("int(N)", str(clients))],
+            cwd=package,
+            env=run_env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"Label Studio set-up failed:\n{proc.stderr[-2000:]}")
+        out = proc.stdout
+        tokens = out.split("TOKENS", 1)[1].split()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        cmd = [
+            str(venv / "bin" / "gunicorn"),
+            "core.wsgi:application",
+            "--chdir",
+            str(package),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+        ]
+        with Service("label-studio", cmd, Path(data) / "ls.log", env=env) as ls:
+            wait_http(ls, f"{base}/health", timeout=120)
+            auth = {"Authorization": f"Token {tokens[0]}"}
+            project = requests.post(
+                f"{base}/api/projects",
+                headers=auth,
+                timeout=60,
+                json={"title": "bench", "label_config": LS_CONFIG, "maximum_annotations": 1},
+            ).json()
+            requests.post(
+                f"{base}/api/projects/{project['id']}/import",
+                headers=auth,
+                timeout=600,
+                json=[{"text": t} for t in texts],
+            ).raise_for_status()
+            result = {
+                "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["a"]}}],
+                "lead_time": 0.5,
+            }
+
+            def submit(http: requests.Session, task_id: int) -> bool:
+                return http.post(f"{base}/api/tasks/{task_id}/annotations/", json=result, timeout=30).status_code == 201
+
+            results, elapsed = run_clients(tokens, f"{base}/api/projects/{project['id']}/next", "GET", submit, seconds)
+    return report("Label Studio (gunicorn, PostgreSQL)", results, elapsed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (4 threads each)")
+    parser.add_argument("--label-studio-venv", default="", help="virtualenv with label-studio and gunicorn")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measuring time per system")
     args = parser.parse_args()
     setup_database()
     from django.contrib.auth import get_user_model
@@ -48,44 +231,21 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
 
-    def client(token: str) -> tuple[list[float], list[float], int]:
-        next_ms, submit_ms, errors = [], [], 0
-        with requests.Session() as http:
-            http.headers["Authorization"] = f"Token {token}"
-            while True:
-                t0 = time.perf_counter()
-                res = http.post(f"{base}/api/projects/{project.pk}/next/", timeout=60)
-                t1 = time.perf_counter()
-                if res.status_code == 204:
-                    return next_ms, submit_ms, errors
-                if res.status_code != 200:
-                    errors += 1
-                    continue
-                sub = http.post(f"{base}/api/tasks/{res.json()['id']}/annotations/", json={"value": "a"}, timeout=60)
-                t2 = time.perf_counter()
-                errors += sub.status_code != 201
-                next_ms.append(1000 * (t1 - t0))
-                submit_ms.append(1000 * (t2 - t1))
+    def submit(http: requests.Session, task_id: int) -> bool:
+        return http.post(f"{base}/api/tasks/{task_id}/annotations/", json={"value": "a"}, timeout=30).status_code == 201
 
     with tempfile.TemporaryDirectory() as tmp:
         web = Service("web", web_command("127.0.0.1", port, workers=args.workers), Path(tmp) / "web.log")
         with web:
             wait_http(web, f"{base}/readyz")
-            started = time.perf_counter()
-            with ThreadPoolExecutor(args.clients) as pool:
-                results = list(pool.map(client, tokens))
-            elapsed = time.perf_counter() - started
-    next_ms = [v for r in results for v in r[0]]
-    submit_ms = [v for r in results for v in r[1]]
-    cycles = [a + b for r in results for a, b in zip(r[0], r[1], strict=True)]
-    errors = sum(r[2] for r in results)
-    print(
-        f"{len(cycles)} cycles by {args.clients} clients in {elapsed:.1f} s: {len(cycles) / elapsed:.0f} cycles/s, "
-        f"{errors} errors"
-    )
-    print("| request | p50 ms | p95 ms |\n| --- | --- | --- |")
-    for name, values in (("next task", next_ms), ("submit", submit_ms), ("cycle", cycles)):
-        print(f"| {name} | {statistics.median(values):.1f} | {percentile(values, 95):.1f} |")
+            results, elapsed = run_clients(
+                tokens, f"{base}/api/projects/{project.pk}/next/", "POST", submit, args.seconds
+            )
+    ours = report("fsml (gunicorn, MySQL)", results, elapsed)
+    if args.label_studio_venv:
+        texts = [f"benchmark text {stamp} number {i}" for i in range(args.tasks)]
+        theirs = bench_label_studio(Path(args.label_studio_venv), args.clients, args.workers, texts, args.seconds)
+        print(f"\nfsml / Label Studio throughput = {ours / theirs:.2f}x")
 
 
 if __name__ == "__main__":

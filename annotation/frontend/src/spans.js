@@ -1,0 +1,66 @@
+// Pure helpers for span labelling: tokens, text segments for highlighting, DOM selection offsets.
+
+/** Whitespace-separated tokens of `text` as {start, end} character offsets. */
+export function tokenize(text) {
+  const tokens = []
+  const re = /\S+/g
+  let m
+  while ((m = re.exec(text || '')) !== null) tokens.push({ start: m.index, end: m.index + m[0].length })
+  return tokens
+}
+
+/**
+ * Cut `text` at every boundary of the spans, the selection and the cursor, so each segment can carry
+ * its own classes. Segments concatenate back to `text` exactly, which keeps DOM offsets = text offsets.
+ */
+export function segments(text, spans, selection, cursor) {
+  const cuts = new Set([0, text.length])
+  for (const s of spans) { cuts.add(s.start); cuts.add(s.end) }
+  for (const r of [selection, cursor]) if (r) { cuts.add(r.start); cuts.add(r.end) }
+  const points = [...cuts].filter((p) => p >= 0 && p <= text.length).sort((a, b) => a - b)
+  const out = []
+  for (let i = 0; i + 1 < points.length; i++) {
+    const start = points[i]
+    const end = points[i + 1]
+    if (start === end) continue
+    const covering = spans.findIndex((s) => s.start <= start && end <= s.end)
+    out.push({
+      start,
+      end,
+      text: text.slice(start, end),
+      span: covering,
+      selected: !!selection && selection.start <= start && end <= selection.end,
+      cursor: !!cursor && cursor.start <= start && end <= cursor.end,
+    })
+  }
+  return out
+}
+
+/** Character offsets of the current DOM selection inside `root`, trimmed of whitespace; null if none. */
+export function selectionOffsets(root, text) {
+  const sel = window.getSelection()
+  if (!root || !sel || sel.rangeCount === 0 || sel.isCollapsed) return null
+  const range = sel.getRangeAt(0)
+  if (!root.contains(range.startContainer) || !root.contains(range.endContainer)) return null
+  const offset = (node, off) => {
+    const pre = document.createRange()
+    pre.selectNodeContents(root)
+    pre.setEnd(node, off)
+    return pre.toString().length
+  }
+  let start = offset(range.startContainer, range.startOffset)
+  let end = offset(range.endContainer, range.endOffset)
+  if (end < start) [start, end] = [end, start]
+  while (start < end && /\s/.test(text[start])) start++
+  while (end > start && /\s/.test(text[end - 1])) end--
+  return start < end ? { start, end } : null
+}
+
+/** Whether `candidate` overlaps any span (or repeats one exactly). */
+export function clashes(spans, candidate, allowOverlap) {
+  return spans.some((s) =>
+    s.start === candidate.start && s.end === candidate.end && s.label === candidate.label
+      ? true
+      : !allowOverlap && candidate.start < s.end && s.start < candidate.end,
+  )
+}

@@ -1,0 +1,390 @@
+"""The Vue annotation app in real headless Chromium against gunicorn and MariaDB: label and review by keyboard.
+
+The app must be built first (``cd annotation/frontend && npm ci && npm run build``); the built files are
+committed under ``annotation/static/annotation/app``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from annotation.services import create_project, set_role
+from datastore import services as datastore_services
+from datastore.models import Annotation, Assignment, CrawlJob, Item, Question, Task
+from deploy.processes import Service, free_port, wait_http, web_command
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+BUILT_APP = Path(__file__).resolve().parents[1] / "annotation" / "static" / "annotation" / "app" / "app.js"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PASSWORD = "browser-test-pw"
+
+# Selects characters [start, end) of an element's text by walking its text nodes, as a mouse drag would.
+SELECT_JS = """([testid, start, end]) => {
+  const root = document.querySelector(`[data-testid="${testid}"]`);
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  let seen = 0, node;
+  while ((node = walker.nextNode())) {
+    const len = node.textContent.length;
+    if (start >= seen && start <= seen + len) range.setStart(node, start - seen);
+    if (end >= seen && end <= seen + len) { range.setEnd(node, end - seen); break; }
+    seen += len;
+  }
+  const sel = window.getSelection();
+  sel.removeAllRanges();
+  sel.addRange(range);
+  return sel.toString();
+}"""
+
+
+@pytest.fixture
+def server(live_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """gunicorn on a free port, using the test database; yields its base URL."""
+    if not BUILT_APP.is_file():
+        pytest.fail(f"{BUILT_APP} is missing: run `npm ci && npm run build` in annotation/frontend")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with Service("web", web_command("127.0.0.1", port, workers=2), tmp_path / "web.log") as web:
+        wait_http(web, f"{base}/readyz")
+        # Playwright's sync API keeps an asyncio loop on this thread; the test's ORM calls are still sync.
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield base
+
+
+@pytest.fixture
+def browser(server: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@contextmanager
+def screenshot_on_failure(page: Any, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep a full-page screenshot in tests/artifacts/<test name>.png when the body fails."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        raise
+
+
+def snapshot(page: Any, name: str) -> None:
+    """Save a screenshot for a person to look at, when FSML_BROWSER_SCREENSHOTS is set."""
+    if os.environ.get("FSML_BROWSER_SCREENSHOTS"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def user(name: str) -> Any:
+    account = get_user_model().objects.create(username=name)
+    account.set_password(PASSWORD)
+    account.save()
+    return account
+
+
+def login(browser: Any, base: str, username: str, path: str) -> Any:
+    """A new browser context logged in as ``username``, on ``path``."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{base}/accounts/login/?next={path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{path}")
+    return page
+
+
+def store(rows: list[dict[str, Any]]) -> list[Item]:
+    """Store items through the crawler's storage service; returns them in the given order."""
+    source = datastore_services.get_or_create_source("browser", "http://example.test/")
+    job = CrawlJob.objects.create(source=source, spider="site")
+    now = timezone.now()
+    for i, row in enumerate(rows):  # one at a time: a batch is stored in URL-hash order, not given order
+        url = f"http://example.test/{job.pk}/{i}"
+        result = datastore_services.store_items(job, [{"url": url, "canonical_url": url, "fetched_at": now, **row}])
+        assert not result.failed, result.failed
+    return list(Item.objects.filter(crawl_job=job).order_by("id"))
+
+
+def texts(*values: str) -> list[Item]:
+    return store([{"text": t} for t in values])
+
+
+def expect_task(page: Any, text: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("task-text")).to_have_text(text)
+
+
+def test_text_classification_by_keyboard_with_undo_and_skip(browser: Any, server: str, request: Any) -> None:
+    from playwright.sync_api import expect
+
+    items = texts("the film was wonderful", "a dull and slow story", "it opens on friday", "unreadable ###", "late")
+    annotator = user("ann")
+    project = create_project(
+        "sentiment",
+        "text_classification",
+        ["positive", "negative", "neutral"],
+        items,
+        guidelines="# Sentiment\n\nPick the **overall** tone.\n\n- positive: praise\n- negative: complaints",
+        members=[annotator],
+    )
+    page = login(browser, server, "ann", f"/annotate/{project.pk}/")
+    with screenshot_on_failure(page, request):
+        status = page.get_by_test_id("status")
+        expect(page.get_by_test_id("guidelines")).to_contain_text("Pick the overall tone.")
+        expect(page.get_by_test_id("label-button-1")).to_contain_text("1")
+        expect_task(page, items[0].text)
+        page.keyboard.press("Enter")  # nothing chosen yet: refused in the page, nothing sent
+        expect(status).to_contain_text("Choose a label first")
+        page.keyboard.press("1")
+        page.keyboard.press("Enter")
+        expect(status).to_have_text("Saved: positive")
+        expect_task(page, items[1].text)
+        page.keyboard.press("2")
+        page.keyboard.press("Enter")
+        expect(status).to_have_text("Saved: negative")
+        expect_task(page, items[2].text)
+
+        page.keyboard.press("u")  # the previous task comes back and is labelled again
+        expect(status).to_contain_text("Undone")
+        expect_task(page, items[1].text)
+        for _ in range(3):
+            page.keyboard.press("ArrowDown")
+        expect(page.get_by_test_id("label-button-3")).to_have_attribute("aria-selected", "true")
+        snapshot(page, "text-classification")
+        page.keyboard.press("Enter")
+        expect(status).to_have_text("Saved: neutral")
+        expect_task(page, items[2].text)
+        page.keyboard.press("3")
+        page.keyboard.press("Enter")
+        expect_task(page, items[3].text)
+
+        page.keyboard.press("s")
+        reason = page.get_by_test_id("skip-reason")
+        expect(reason).to_be_focused()
+        reason.type("not English")
+        reason.press("Enter")
+        expect(status).to_have_text("Skipped.")
+        expect_task(page, items[4].text)
+
+        page.keyboard.press("?")
+        page.get_by_test_id("question-input").type("Is sarcasm negative?")
+        page.keyboard.press("Enter")
+        expect(status).to_contain_text("Question sent")
+        # The hold runs out before the answer is sent: the server's reason is shown and the task stays.
+        Assignment.objects.filter(annotator=annotator, task__item=items[4]).update(expires_at=timezone.now())
+        page.keyboard.press("1")
+        page.keyboard.press("Enter")
+        expect(status).to_contain_text("Not saved: your hold on this task expired")
+        expect_task(page, items[4].text)
+        page.keyboard.press("n")
+        expect(page.get_by_test_id("done")).to_contain_text("All done")
+
+    rows = Annotation.objects.filter(annotator=annotator).order_by("task__item_id")
+    assert [(r.task.item_id, r.value) for r in rows] == [
+        (items[0].pk, "positive"),
+        (items[1].pk, "neutral"),
+        (items[2].pk, "neutral"),
+    ]
+    assert all(r.lead_time > 0 for r in rows)
+    skipped = Assignment.objects.get(annotator=annotator, task__item=items[3])
+    assert (skipped.status, skipped.skip_reason) == (Assignment.Status.SKIPPED, "not English")
+    assert Question.objects.get(project=project).text == "Is sarcasm negative?"
+
+
+def test_multi_label_by_keyboard(browser: Any, server: str, request: Any) -> None:
+    from playwright.sync_api import expect
+
+    items = texts("the team won the election debate", "new phones ship next week")
+    annotator = user("ann")
+    project = create_project("topics", "multi_label", ["sports", "politics", "tech"], items, members=[annotator])
+    page = login(browser, server, "ann", f"/annotate/{project.pk}/")
+    with screenshot_on_failure(page, request):
+        status = page.get_by_test_id("status")
+        expect_task(page, items[0].text)
+        page.keyboard.press("1")
+        page.keyboard.press("2")
+        page.keyboard.press("3")
+        page.keyboard.press("3")  # toggled off again
+        expect(page.get_by_test_id("label-button-3")).to_have_attribute("aria-selected", "false")
+        page.keyboard.press("Enter")
+        expect(status).to_have_text("Saved: politics, sports")
+        expect_task(page, items[1].text)
+        snapshot(page, "multi-label")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press(" ")  # toggles the highlighted label (tech)
+        page.keyboard.press("Enter")
+        expect(status).to_have_text("Saved: tech")
+        expect(page.get_by_test_id("done")).to_be_visible()
+
+    values = dict(Annotation.objects.filter(annotator=annotator).values_list("task__item_id", "value"))
+    assert values == {items[0].pk: ["politics", "sports"], items[1].pk: ["tech"]}
+    assert all(lt > 0 for lt in Annotation.objects.values_list("lead_time", flat=True))
+
+
+def test_spans_by_keyboard_and_by_mouse_selection(browser: Any, server: str, request: Any) -> None:
+    from playwright.sync_api import expect
+
+    first, second = "Alice met Bob in New York today", "Dr Smith works at Acme Corp now"
+    items = texts(first, second)
+    annotator = user("ann")
+    project = create_project("ner", "spans", ["PER", "LOC", "ORG"], items, members=[annotator])
+    page = login(browser, server, "ann", f"/annotate/{project.pk}/")
+    with screenshot_on_failure(page, request):
+        status = page.get_by_test_id("status")
+        expect_task(page, first)
+        page.keyboard.press("1")  # the cursor starts on "Alice"; labelling moves it to "met"
+        page.keyboard.press("ArrowRight")  # "Bob"
+        page.keyboard.press("1")  # cursor now on "in"
+        page.keyboard.press("3")  # a wrong span on "in" (the cursor moves on to "New")...
+        expect(page.get_by_test_id("span-3")).to_contain_text("in")
+        page.keyboard.press("Backspace")  # ...removed again
+        expect(page.get_by_test_id("span-3")).to_have_count(0)
+        page.keyboard.press("ArrowLeft")  # "in"
+        page.keyboard.press("ArrowRight")  # "New"
+        page.keyboard.press("Shift+ArrowRight")  # "New York"
+        page.keyboard.press("2")
+        expect(page.get_by_test_id("span-3")).to_contain_text("New York")
+        snapshot(page, "spans")
+        page.keyboard.press("Enter")
+        expect(status).to_contain_text("Saved:")
+        expect_task(page, second)
+
+        start = second.index("Acme Corp")
+        selected = page.evaluate(SELECT_JS, ["task-text", start, start + len("Acme Corp")])
+        assert selected == "Acme Corp"
+        page.keyboard.press("3")
+        expect(page.get_by_test_id("span-1")).to_contain_text("Acme Corp")
+        # a real drag with the mouse over "Smith"
+        box = page.evaluate(
+            """([s, e]) => { const root = document.querySelector('[data-testid="task-text"]');
+                const w = document.createTreeWalker(root, NodeFilter.SHOW_TEXT); let seen = 0, n;
+                const r = document.createRange();
+                while ((n = w.nextNode())) { const l = n.textContent.length;
+                  if (s >= seen && s < seen + l) r.setStart(n, s - seen);
+                  if (e > seen && e <= seen + l) { r.setEnd(n, e - seen); break; } seen += l; }
+                const b = r.getBoundingClientRect(); return {x: b.x, y: b.y, w: b.width, h: b.height}; }""",
+            [3, 8],
+        )
+        page.mouse.move(box["x"] + 1, box["y"] + box["h"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["w"] - 1, box["y"] + box["h"] / 2, steps=5)
+        page.mouse.up()
+        page.keyboard.press("1")
+        expect(page.get_by_test_id("span-2")).to_contain_text("Smith")
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("done")).to_be_visible()
+
+    stored = dict(Annotation.objects.filter(annotator=annotator).values_list("task__item_id", "value"))
+    assert stored[items[0].pk] == [
+        {"start": 0, "end": 5, "label": "PER"},
+        {"start": 10, "end": 13, "label": "PER"},
+        {"start": 17, "end": 25, "label": "LOC"},
+    ]
+    assert [first[s["start"] : s["end"]] for s in stored[items[0].pk]] == ["Alice", "Bob", "New York"]
+    assert [(second[s["start"] : s["end"]], s["label"]) for s in stored[items[1].pk]] == [
+        ("Smith", "PER"),
+        ("Acme Corp", "ORG"),
+    ]
+
+
+def test_image_classification_by_keyboard(browser: Any, server: str, request: Any, tmp_path: Path) -> None:
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    rows = []
+    for name, colour in (("red", (220, 30, 30)), ("blue", (30, 60, 220))):
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", (64, 48), colour).save(path)
+        rows.append({"text": "", "image": str(path), "content_hash": hashlib.sha256(path.read_bytes()).hexdigest()})
+    items = store(rows)
+    annotator = user("ann")
+    project = create_project("colours", "image_classification", ["red", "blue"], items, members=[annotator])
+    page = login(browser, server, "ann", f"/annotate/{project.pk}/")
+    with screenshot_on_failure(page, request):
+        status = page.get_by_test_id("status")
+        image = page.get_by_test_id("task-image")
+        expect(image).to_have_attribute("src", f"/api/items/{items[0].pk}/image/")
+        page.wait_for_function("() => document.querySelector('[data-testid=task-image]').naturalWidth === 64")
+        snapshot(page, "image")
+        page.keyboard.press("1")
+        page.keyboard.press("Enter")
+        expect(status).to_have_text("Saved: red")
+        expect(image).to_have_attribute("src", f"/api/items/{items[1].pk}/image/")
+        page.keyboard.press("2")
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("done")).to_be_visible()
+
+    values = dict(Annotation.objects.filter(annotator=annotator).values_list("task__item_id", "value"))
+    assert values == {items[0].pk: "red", items[1].pk: "blue"}
+
+
+def test_reviewer_adjudicates_disagreements(browser: Any, server: str, request: Any) -> None:
+    from playwright.sync_api import expect
+
+    items = texts("great value for money", "arrived on time", "broke after a day")
+    first, second, reviewer = user("ann1"), user("ann2"), user("rev")
+    labels = ["positive", "negative", "neutral"]
+    project = create_project("review", "text_classification", labels, items, overlap=2, members=[first, second])
+    set_role(project, reviewer, "reviewer")
+    answers = {first: ["positive", "neutral", "negative"], second: ["negative", "positive", "negative"]}
+    for account, values in answers.items():  # two annotators label every task through the REST API
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Token {Token.objects.create(user=account).key}"
+            for value in values:
+                task = http.post(f"{server}/api/projects/{project.pk}/next/", timeout=30).json()
+                res = http.post(f"{server}/api/tasks/{task['id']}/annotations/", json={"value": value}, timeout=30)
+                assert res.status_code == 201, res.text
+
+    page = login(browser, server, "rev", f"/review/{project.pk}/")
+    with screenshot_on_failure(page, request):
+        rows = page.get_by_test_id("review-row")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text(items[0].text)
+        expect(rows.nth(0)).to_contain_text("ann1")
+        expect(rows.nth(0)).to_contain_text("ann2")
+        expect(page.get_by_test_id("dashboard-tasks")).to_have_text("3")
+        expect(page.get_by_test_id("krippendorff-alpha")).not_to_have_text("")
+        snapshot(page, "review")
+        page.keyboard.press("2")  # the first row is focused
+        page.keyboard.press("Enter")
+        expect(rows).to_have_count(1)
+        expect(page.get_by_test_id("status")).to_contain_text("final label negative")
+        rows.nth(0).get_by_test_id("final-label-3").click()
+        rows.nth(0).get_by_test_id("confirm").click()
+        expect(page.get_by_test_id("review-empty")).to_be_visible()
+        expect(page.get_by_test_id("dashboard-adjudicated")).to_have_text("2")
+
+    finals = dict(Task.objects.filter(project=project).values_list("item_id", "final_value"))
+    assert finals == {items[0].pk: "negative", items[1].pk: "neutral", items[2].pk: None}
