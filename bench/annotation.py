@@ -36,7 +36,7 @@ Cycle = tuple[list[float], list[float], int]
 
 
 def run_clients(
-    tokens: list[str], next_url: str, next_method: str, submit: Any, seconds: float
+    tokens: list[str], next_url: str, next_method: str, submit: Any, seconds: float, think: float = 0.0
 ) -> tuple[list[Cycle], float]:
     """Every client loops next-task then submit for ``seconds`` or until nothing is left (204 or 404).
 
@@ -71,6 +71,8 @@ def run_clients(
                     continue
                 next_ms.append(1000 * (t1 - t0))
                 submit_ms.append(1000 * (t2 - t1))
+                if think:  # an annotator reading the next item: offered load = clients / think per second
+                    time.sleep(think)
         return next_ms, submit_ms, errors
 
     started = time.perf_counter()
@@ -121,7 +123,7 @@ LS_CONFIG = (
 )
 
 
-def bench_label_studio(venv: Path, clients: int, workers: int, texts: list[str], seconds: float) -> float:
+def bench_label_studio(venv: Path, clients: int, workers: int, texts: list[str], seconds: float, think: float) -> float:
     """Label Studio on PostgreSQL, its production database (its migrations do not run on MySQL)."""
     from deploy.processes import Service, free_port, wait_http
 
@@ -203,7 +205,9 @@ def bench_label_studio(venv: Path, clients: int, workers: int, texts: list[str],
             def submit(http: requests.Session, task_id: int) -> bool:
                 return http.post(f"{base}/api/tasks/{task_id}/annotations/", json=result, timeout=30).status_code == 201
 
-            results, elapsed = run_clients(tokens, f"{base}/api/projects/{project['id']}/next", "GET", submit, seconds)
+            results, elapsed = run_clients(
+                tokens, f"{base}/api/projects/{project['id']}/next", "GET", submit, seconds, think
+            )
     return report("Label Studio (gunicorn, PostgreSQL)", results, elapsed)
 
 
@@ -214,6 +218,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (4 threads each)")
     parser.add_argument("--label-studio-venv", default="", help="virtualenv with label-studio and gunicorn")
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring time per system")
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="seconds each annotator waits between cycles (0: saturate the server)"
+    )
     args = parser.parse_args()
     setup_database()
     from django.contrib.auth import get_user_model
@@ -239,12 +246,14 @@ def main() -> None:
         with web:
             wait_http(web, f"{base}/readyz")
             results, elapsed = run_clients(
-                tokens, f"{base}/api/projects/{project.pk}/next/", "POST", submit, args.seconds
+                tokens, f"{base}/api/projects/{project.pk}/next/", "POST", submit, args.seconds, args.think
             )
     ours = report("fsml (gunicorn, MySQL)", results, elapsed)
     if args.label_studio_venv:
         texts = [f"benchmark text {stamp} number {i}" for i in range(args.tasks)]
-        theirs = bench_label_studio(Path(args.label_studio_venv), args.clients, args.workers, texts, args.seconds)
+        theirs = bench_label_studio(
+            Path(args.label_studio_venv), args.clients, args.workers, texts, args.seconds, args.think
+        )
         print(f"\nfsml / Label Studio throughput = {ours / theirs:.2f}x")
 
 
