@@ -171,7 +171,11 @@ class Undo(APIView):
         return Response({"task": task_payload(assignment)})
 
 
-class Disagreements(APIView):
+class ReviewerReport(APIView):
+    """A read-only report for the project's reviewers and managers."""
+
+    report: Any = None
+
     @extend_schema(responses=JSON)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
@@ -179,7 +183,19 @@ class Disagreements(APIView):
             review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
         except services.AnnotationError as exc:
             return error(exc)
-        return Response(review.disagreements(project))
+        return Response(type(self).report(project))
+
+
+class Disagreements(ReviewerReport):
+    report = staticmethod(review.disagreements)
+
+
+class Agreement(ReviewerReport):
+    report = staticmethod(review.project_agreement)
+
+
+class Dashboard(ReviewerReport):
+    report = staticmethod(review.dashboard)
 
 
 class Adjudicate(APIView):
@@ -191,28 +207,6 @@ class Adjudicate(APIView):
         except services.AnnotationError as exc:
             return error(exc)
         return Response({"task": task.pk, "final_value": task.final_value})
-
-
-class Agreement(APIView):
-    @extend_schema(responses=JSON)
-    def get(self, request: Request, project_id: int) -> Response:
-        project = project_for(request.user, project_id)
-        try:
-            review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
-        except services.AnnotationError as exc:
-            return error(exc)
-        return Response(review.project_agreement(project))
-
-
-class Dashboard(APIView):
-    @extend_schema(responses=JSON)
-    def get(self, request: Request, project_id: int) -> Response:
-        project = project_for(request.user, project_id)
-        try:
-            review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
-        except services.AnnotationError as exc:
-            return error(exc)
-        return Response(review.dashboard(project))
 
 
 class Questions(APIView):
