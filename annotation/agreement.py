@@ -95,9 +95,14 @@ def agreement(task_type: str, labels: list[str], annotations: list[dict[str, Any
             fleiss = _finite(fleiss_kappa(full, categories))
 
     per_label = {}
-    for label in categories:
-        binary = [[None if v is None else str(v == label) for v in row] for row in matrix]
-        per_label[label] = _finite(alpha(binary))
+    if task_type == "multi_label":  # each label already has its own yes/no units
+        for label in labels:
+            columns = [i for i, u in enumerate(all_units) if u[1] == label]
+            per_label[label] = _finite(alpha([[row[i] for i in columns] for row in matrix]))
+    else:  # one-vs-rest
+        for label in categories:
+            binary = [[None if v is None else str(v == label) for v in row] for row in matrix]
+            per_label[label] = _finite(alpha(binary))
     return {
         "annotators": len(raters),
         "units": len(all_units),

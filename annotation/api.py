@@ -91,6 +91,7 @@ class SkipIn(serializers.Serializer):
 
 class AdjudicateIn(serializers.Serializer):
     value = serializers.JSONField()
+    override = serializers.BooleanField(required=False, default=False)
 
 
 class QuestionIn(serializers.Serializer):
@@ -153,8 +154,10 @@ class SkipTask(APIView):
     @extend_schema(request=SkipIn, responses=JSON)
     def post(self, request: Request, task_id: int) -> Response:
         task = task_for(request.user, task_id)
+        body = SkipIn(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
-            services.skip(task.pk, request.user, str(request.data.get("reason", "")))
+            services.skip(task.pk, request.user, body.validated_data["reason"])
         except services.AnnotationError as exc:
             return error(exc)
         return Response({"task": task.pk, "skipped": True})
@@ -202,8 +205,12 @@ class Adjudicate(APIView):
     @extend_schema(request=AdjudicateIn, responses=JSON)
     def post(self, request: Request, task_id: int) -> Response:
         task = task_for(request.user, task_id)
+        body = AdjudicateIn(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
-            task = review.adjudicate(task.pk, request.user, request.data.get("value"))
+            task = review.adjudicate(
+                task.pk, request.user, body.validated_data["value"], body.validated_data["override"]
+            )
         except services.AnnotationError as exc:
             return error(exc)
         return Response({"task": task.pk, "final_value": task.final_value})
@@ -221,8 +228,10 @@ class Questions(APIView):
     @extend_schema(request=QuestionIn, responses={201: JSON})
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
+        body = QuestionIn(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
-            question = review.ask(project, request.user, str(request.data.get("text", "")), request.data.get("task"))
+            question = review.ask(project, request.user, body.validated_data["text"], body.validated_data.get("task"))
         except services.AnnotationError as exc:
             return error(exc)
         return Response({"id": question.pk, "text": question.text}, status=201)
@@ -234,8 +243,10 @@ class AnswerQuestion(APIView):
         question = get_object_or_404(
             Question.objects.filter(project__in=visible_projects(request.user)), pk=question_id
         )
+        body = AnswerIn(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
-            question = review.answer(question, request.user, str(request.data.get("answer", "")))
+            question = review.answer(question, request.user, body.validated_data["answer"])
         except services.AnnotationError as exc:
             return error(exc)
         return Response({"id": question.pk, "answer": question.answer})
@@ -249,6 +260,8 @@ class Preannotate(APIView):
     @extend_schema(request=PreannotateIn, responses=JSON)
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
+        if services.role_of(project, request.user) != services.Role.MANAGER:
+            return Response({"detail": "only a manager of the project can pre-annotate"}, status=403)
         body = PreannotateIn(data=request.data)
         body.is_valid(raise_exception=True)
         name, _, version = body.validated_data["model"].partition(":")
@@ -277,6 +290,8 @@ class ImportTasks(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
+        if services.role_of(project, request.user) != services.Role.MANAGER:
+            return Response({"detail": "only a manager of the project can import"}, status=403)
         upload = request.FILES.get("file")
         if upload is None:
             return Response({"detail": "send the file as multipart field 'file'"}, status=400)

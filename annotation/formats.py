@@ -39,7 +39,12 @@ def parse(fmt: str, payload: bytes, task_type: str) -> list[dict[str, Any]]:
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportFormatError(fmt, [(0, f"not UTF-8 ({exc.reason} at byte {exc.start})")]) from None
-    records = parsers[fmt](text, task_type)
+    try:
+        records = parsers[fmt](text, task_type)
+    except ImportFormatError:
+        raise
+    except (RecursionError, csv.Error, AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise ImportFormatError(fmt, [(0, f"unreadable: {type(exc).__name__}: {exc}"[:300])]) from None
     if not records:
         raise ImportFormatError(fmt, [(0, "no records")])
     return records
@@ -71,12 +76,13 @@ def _parse_labelstudio(text: str, task_type: str) -> list[dict[str, Any]]:
             body = task["data"]["text"]
             if not isinstance(body, str):
                 raise TypeError("data.text must be a string")
-            anns = task.get("annotations") or []
+            # A ground-truth annotation (how fsml exports adjudicated labels) wins over the others.
+            anns = sorted(task.get("annotations") or [], key=lambda a: not a.get("ground_truth"))
             preds = task.get("predictions") or []
             value = _ls_value(anns[0]["result"], task_type) if anns else None
             prediction = _ls_value(preds[0]["result"], task_type) if preds else None
             records.append({"text": body, "value": value, "prediction": prediction})
-        except (KeyError, IndexError, TypeError) as exc:
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             errors.append((n, f"task {n}: {type(exc).__name__}: {exc}"))
     if not isinstance(tasks, list):
         errors.append((1, "expected a list of tasks"))
@@ -185,7 +191,12 @@ def export(fmt: str, task_type: str, rows: list[dict[str, Any]]) -> tuple[bytes,
             {
                 "id": r["id"],
                 "data": {"text": r["text"]},
-                "annotations": [
+                "annotations": (
+                    [{"completed_by": "adjudicated", "ground_truth": True, "result": _ls_result(task_type, r["final"])}]
+                    if r.get("final") is not None
+                    else []
+                )
+                + [
                     {"completed_by": a["annotator"], "result": _ls_result(task_type, a["value"])}
                     for a in r["annotations"]
                 ],

@@ -40,14 +40,17 @@ def disagreements(project: Project) -> list[dict[str, Any]]:
     return out
 
 
-def adjudicate(task_id: int, reviewer: Any, value: Any) -> Task:
-    """Set a task's final label (a reviewer's or manager's decision)."""
+def adjudicate(task_id: int, reviewer: Any, value: Any, override: bool = False) -> Task:
+    """Set a task's final label (a reviewer's or manager's decision); changing an existing one needs
+    ``override``, so two reviewers cannot silently overwrite each other."""
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_id).first()
         if task is None:
             raise AnnotationError("no such task", 404, task_id)
         project = Project.objects.get(pk=task.project_id)
         require_role(project, reviewer, Role.REVIEWER, Role.MANAGER)
+        if task.final_value is not None and not override:
+            raise AnnotationError("the task already has a final label; send override to change it", 409, task_id)
         try:
             task.final_value = clean_value(
                 project.task_type, project.labels, value, task.item.text, project.allow_overlapping_spans
@@ -124,7 +127,9 @@ def export_rows(project: Project) -> list[dict[str, Any]]:
         label = task.final_value
         if label is None and answers:
             label = final_label([a["value"] for a in answers])
-        rows.append({"id": task.pk, "text": task.item.text, "label": label, "annotations": answers})
+        rows.append(
+            {"id": task.pk, "text": task.item.text, "label": label, "annotations": answers, "final": task.final_value}
+        )
     return rows
 
 
@@ -133,6 +138,8 @@ def ask(project: Project, user: Any, text: str, task_id: int | None = None) -> Q
     text = (text or "").strip()
     if not text:
         raise AnnotationError("a question needs some text")
+    if task_id is not None and not isinstance(task_id, int):
+        raise AnnotationError("task must be a task id")
     task = Task.objects.filter(pk=task_id, project=project).first() if task_id else None
     if task_id and task is None:
         raise AnnotationError("no such task in this project", 404, task_id)

@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.validation import InvalidLabel, clean_value
+from datastore.db import retry_deadlocks
 from datastore.models import Annotation, Assignment, Item, Project, ProjectMember, Task
 
 Role = ProjectMember.Role
@@ -88,6 +89,7 @@ def _active_assignments() -> Subquery:
     return Subquery(counts[:1], output_field=IntegerField())
 
 
+@retry_deadlocks()
 def next_task(project: Project, user: Any) -> Assignment | None:
     """Hand ``user`` the next task of ``project`` and hold it for them (``project.lock_seconds``).
 
@@ -104,12 +106,13 @@ def next_task(project: Project, user: Any) -> Assignment | None:
         )
         if held is not None:
             return held
+        # One sort direction that the (project, status, uncertainty) or (project, status, id) index serves:
+        # with a filesort, FOR UPDATE would lock every candidate row. DESC puts NULLs last on MySQL and SQLite.
         order = ["id"]
         if project.queue_order == Project.QueueOrder.UNCERTAINTY:
-            order = [F("uncertainty").desc(nulls_last=True), "id"]
-        candidates = (
-            Task.objects.select_for_update(skip_locked=True)
-            .filter(project_id=project.pk, status=Task.Status.OPEN)
+            order = [F("uncertainty").desc(), "-id"]
+        eligible = (
+            Task.objects.filter(project_id=project.pk, status=Task.Status.OPEN)
             .exclude(pk__in=Assignment.objects.filter(annotator=user).values("task_id"))
             .annotate(active=Coalesce(_active_assignments(), Value(0)))
             .annotate(taken=F("annotation_count") + F("active"))
@@ -117,7 +120,16 @@ def next_task(project: Project, user: Any) -> Assignment | None:
             .order_by(*order)
         )
         rejected: list[int] = []
-        while (task := candidates.exclude(pk__in=rejected).first()) is not None:
+        while True:
+            task = eligible.select_for_update(skip_locked=True).exclude(pk__in=rejected).first()
+            if task is None:
+                # Every eligible row may be locked by annotators being served this instant; that is not
+                # "all done". If any is left, wait for its lock instead of skipping it.
+                if not eligible.exclude(pk__in=rejected).exists():
+                    return None
+                task = eligible.select_for_update().exclude(pk__in=rejected).first()
+                if task is None:
+                    return None
             # The count in the query above comes from the statement's snapshot, which can predate an
             # assignment committed just before we got the row lock. Count again now that we hold the lock:
             # a new statement sees every committed assignment, and no new one can appear for this task.
@@ -131,7 +143,6 @@ def next_task(project: Project, user: Any) -> Assignment | None:
                 except IntegrityError:  # the same user asked twice at once: the other request holds it
                     pass
             rejected.append(task.pk)  # stays locked until we commit, so nobody else gets it meanwhile
-        return None
 
 
 def _locked_assignment(task_id: int, user: Any) -> tuple[Task, Assignment]:
@@ -192,20 +203,22 @@ def skip(task_id: int, user: Any, reason: str) -> Assignment:
 
 def undo(project: Project, user: Any) -> Assignment:
     """Take back the user's last annotation in the project and hold that task for them again."""
-    last = (
-        Annotation.objects.filter(task__project=project, annotator=user)
-        .order_by("-created_at", "-id")
-        .values_list("pk", "task_id")
-        .first()
-    )
-    if last is None:
-        raise AnnotationError("nothing to undo", 409)
     with transaction.atomic():
+        last = (
+            Annotation.objects.filter(task__project=project, annotator=user)
+            .order_by("-created_at", "-id")
+            .values_list("pk", "task_id")
+            .first()
+        )
+        if last is None:
+            raise AnnotationError("nothing to undo", 409)
         task = Task.objects.select_for_update().get(pk=last[1])
         if task.final_value is not None:
             raise AnnotationError("the task was adjudicated; its annotations are final", 409, task.pk)
-        Annotation.objects.filter(pk=last[0]).delete()
-        task.annotation_count -= 1
+        deleted, _ = Annotation.objects.filter(pk=last[0], annotator=user).delete()
+        if not deleted:  # another undo of the same annotation won the race
+            raise AnnotationError("that annotation was already undone", 409, task.pk)
+        task.annotation_count = Annotation.objects.filter(task=task).count()
         task.status = Task.Status.OPEN
         task.save(update_fields=["annotation_count", "status"])
         assignment = Assignment.objects.get(task=task, annotator=user)
@@ -258,6 +271,8 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
                     project=project,
                     item=item,
                     prediction=record.get("prediction"),
+                    # A gold label finishes the task: it is not queued, and snapshots take it.
+                    status=Task.Status.DONE if record.get("value") is not None else Task.Status.OPEN,
                     final_value=record.get("value"),
                     adjudicated_by=user if record.get("value") is not None else None,
                     adjudicated_at=now if record.get("value") is not None else None,

@@ -46,7 +46,7 @@ def _clean_spans(labels: list[str], value: Any, text: str, allow_overlap: bool) 
         if not isinstance(span, dict) or set(span) - {"start", "end", "label", "text"}:
             raise InvalidLabel(f"span {i}: expected an object with start, end and label")
         start, end, label = span.get("start"), span.get("end"), span.get("label")
-        if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool):
+        if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) or isinstance(end, bool):
             raise InvalidLabel(f"span {i}: start and end must be integers")
         if not 0 <= start < end <= len(text):
             raise InvalidLabel(f"span {i}: [{start}, {end}) is outside the text (length {len(text)})")

@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from django.db.models import Q
+
 from datastore import services
 from datastore.dvcrepo import DataRepo
 from datastore.errors import SnapshotError
@@ -24,16 +26,21 @@ def final_label(values: list[Any]) -> Any:
 
 
 def collect_records(project: Project) -> list[dict[str, Any]]:
-    """One record per finished task, sorted by content hash (the same database gives the same bytes)."""
+    """One record per labelled task: adjudicated or imported gold labels, else the majority of the finished
+    task's annotations. Sorted by content hash, so the same database gives the same bytes."""
     values: dict[int, list[Any]] = {}
     for task_id, value in Annotation.objects.filter(task__project=project, task__status=Task.Status.DONE).values_list(
         "task_id", "value"
     ):
         values.setdefault(task_id, []).append(value)
+    labelled = (
+        Task.objects.filter(project=project)
+        .filter(Q(pk__in=list(values)) | Q(final_value__isnull=False))
+        .select_related("item")
+    )
     records = []
-    for task in Task.objects.filter(pk__in=values).select_related("item").iterator(chunk_size=2000):
+    for task in labelled.iterator(chunk_size=2000):
         item = task.item
-        # An adjudicated label wins; otherwise the majority of the annotators' labels.
         label = task.final_value if task.final_value is not None else final_label(values[task.pk])
         records.append({"id": item.content_hash, "text": item.text, "url": item.canonical_url, "label": label})
     records.sort(key=lambda r: r["id"])

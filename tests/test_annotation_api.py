@@ -225,3 +225,47 @@ def test_preannotation_suggests_and_orders_the_queue_by_uncertainty(registered_m
     most_uncertain = max(tasks, key=lambda t: (t.uncertainty, -t.pk))
     res = client_for("alice").post(f"/api/projects/{project.pk}/next/").json()
     assert res["id"] == most_uncertain.pk and res["prediction"]["label"] == most_uncertain.prediction["label"]
+
+
+def test_a_second_adjudication_needs_override() -> None:
+    project = make_project(overlap=1, n=1)
+    task_id = next_id("alice", project)
+    submit("alice", task_id, "neg")
+    rita = client_for("rita")
+    assert rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json").status_code == 200
+    again = rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "neg"}, format="json")
+    assert again.status_code == 409 and "override" in again.json()["detail"]
+    assert Task.objects.get(pk=task_id).final_value == "pos"
+    forced = rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "neg", "override": True}, format="json")
+    assert forced.status_code == 200 and Task.objects.get(pk=task_id).final_value == "neg"
+
+
+def test_malformed_bodies_are_4xx_not_500() -> None:
+    project = make_project(overlap=1, n=1)
+    task_id = next_id("alice", project)
+    alice = client_for("alice")
+    for url in (f"/api/tasks/{task_id}/skip/", f"/api/projects/{project.pk}/questions/"):
+        assert alice.post(url, [1, 2], format="json").status_code == 400
+    assert (
+        alice.post(f"/api/projects/{project.pk}/questions/", {"text": "?", "task": "abc"}, format="json").status_code
+        == 400
+    )
+    assert submit("alice", task_id, "neg", lead_time=-1).status_code == 400
+    assert Annotation.objects.count() == 0
+
+
+def test_span_offsets_must_be_integers_not_booleans() -> None:
+    project = make_project("spans", labels=("PER",), overlap=1, n=1, text="Ada met Bob {i}")
+    task_id = next_id("alice", project)
+    res = submit("alice", task_id, [{"start": 0, "end": True, "label": "PER"}])
+    assert res.status_code == 400 and "integers" in res.json()["detail"]
+
+
+def test_multi_label_agreement_is_reported_per_label() -> None:
+    project = make_project("multi_label", labels=("a", "b"), overlap=2, n=3)
+    for name, answers in (("alice", [["a"], ["a", "b"], []]), ("bob", [["a"], ["b"], []])):
+        for value in answers:
+            submit(name, next_id(name, project), value)
+    agreement = client_for("rita").get(f"/api/projects/{project.pk}/agreement/").json()
+    assert set(agreement["per_label_alpha"]) == {"a", "b"}
+    assert agreement["units"] == 6  # 3 tasks x 2 labels

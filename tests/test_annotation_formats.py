@@ -153,6 +153,8 @@ def test_openapi_schema_describes_the_api(db) -> None:
     from django.core.management import call_command
 
     client = APIClient()
+    assert client.get("/api/schema/").status_code in (401, 403)  # the API's map is for signed-in users
+    client.force_authenticate(get_user_model().objects.create(username="reader"))
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     for path in (
         "/api/projects/{project_id}/next/",
@@ -163,3 +165,47 @@ def test_openapi_schema_describes_the_api(db) -> None:
     ):
         assert path in schema["paths"]
     call_command("spectacular", "--fail-on-warn", "--file", "/dev/null")  # no view without a schema
+
+
+def test_gold_labels_are_done_not_queued_and_round_trip_through_label_studio(setup) -> None:
+    project, manager, annotator = setup
+    upload(manager, project, "labelstudio", LS)
+    gold = Task.objects.get(project=project, item__text="great flight")
+    assert gold.status == "done"
+    alice = APIClient()
+    alice.force_authenticate(annotator)
+    handed = set()
+    while (res := alice.post(f"/api/projects/{project.pk}/next/")).status_code == 200:
+        handed.add(res.json()["id"])
+        alice.post(f"/api/tasks/{res.json()['id']}/annotations/", {"value": "neg"}, format="json")
+    assert gold.pk not in handed and len(handed) == 2
+    client = APIClient()
+    client.force_authenticate(manager)
+    exported = client.get(f"/api/projects/{project.pk}/export/?format=labelstudio").content
+    assert formats.parse("labelstudio", exported, "text_classification")[0]["value"] == "pos"  # ground truth first
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'[{"data": {"text": "x"}, "annotations": [{"result": ["not an object"]}]}]',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+def test_hostile_label_studio_files_are_refused_cleanly(payload: bytes) -> None:
+    with pytest.raises(formats.ImportFormatError):
+        formats.parse("labelstudio", payload, "text_classification")
+
+
+def test_imported_gold_labels_reach_dataset_snapshots(setup, tmp_path) -> None:
+    from datastore.dvcrepo import DataRepo
+    from datastore.loader import load
+    from datastore.snapshot import snapshot_project
+
+    project, manager, _ = setup
+    upload(manager, project, "labelstudio", LS)
+    repo = DataRepo(tmp_path / "data", str(tmp_path / "remote"))
+    version = snapshot_project(project, "gold-v1", repo)
+    assert sum(version.counts.values()) == 1  # only the gold-labelled task is labelled yet
+    records = [r for rows in load("gold-v1", repo=str(repo.root)).splits.values() for r in rows]
+    assert [(r["text"], r["label"]) for r in records] == [("great flight", "pos")]

@@ -164,6 +164,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Annotation, crawl monitoring and inference jobs. Token or session authentication.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Celery. Jobs record their own results in the database, so no result backend is needed.
