@@ -256,7 +256,8 @@ def test_multi_label_by_keyboard(browser: Any, server: str, request: Any) -> Non
 def test_spans_by_keyboard_and_by_mouse_selection(browser: Any, server: str, request: Any) -> None:
     from playwright.sync_api import expect
 
-    first, second = "Alice met Bob in New York today", "Dr Smith works at Acme Corp now"
+    # The emoji is one character but two UTF-16 units: offsets stored must count characters, as Python does.
+    first, second = "Alice met Bob in New York today", "Dr Smith \U0001f9ea works at Acme Corp now"
     items = texts(first, second)
     annotator = user("ann")
     project = create_project("ner", "spans", ["PER", "LOC", "ORG"], items, members=[annotator])
@@ -281,7 +282,7 @@ def test_spans_by_keyboard_and_by_mouse_selection(browser: Any, server: str, req
         expect(status).to_contain_text("Saved:")
         expect_task(page, second)
 
-        start = second.index("Acme Corp")
+        start = len(second[: second.index("Acme Corp")].encode("utf-16-le")) // 2  # DOM offsets are UTF-16
         selected = page.evaluate(SELECT_JS, ["task-text", start, start + len("Acme Corp")])
         assert selected == "Acme Corp"
         page.keyboard.press("3")

@@ -64,3 +64,8 @@ export function clashes(spans, candidate, allowOverlap) {
       : !allowOverlap && candidate.start < s.end && s.start < candidate.end,
   )
 }
+
+/** Character (code point) offset of a UTF-16 offset in `text`: what the server counts. */
+export function toCodePoints(text, utf16Offset) {
+  return Array.from((text || '').slice(0, utf16Offset)).length
+}
