@@ -289,21 +289,30 @@ def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
 
     from django.conf import settings
 
-    from datastore.archive import unpack
-    from datastore.runtime import load_runtime
+    from datastore.archive import ArchiveError, unpack
+    from datastore.runtime import InputError, load_runtime
 
     if model.task_type != project.task_type:
         raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")
     if set(model.manifest.get("labels", [])) != set(project.labels):
         raise AnnotationError(f"model {model} predicts {model.manifest.get('labels')}, not {project.labels}")
     dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
-    unpack(Path(model.archive_path), dest, expected_sha256=model.archive_sha256)
-    runtime = load_runtime(dest)
+    try:
+        unpack(Path(model.archive_path), dest, expected_sha256=model.archive_sha256)
+        runtime = load_runtime(dest)
+    except (ArchiveError, InputError) as exc:
+        raise AnnotationError(f"model {model} cannot be loaded: {exc}") from None
     tasks = list(Task.objects.filter(project=project, status=Task.Status.OPEN).select_related("item").order_by("id"))
+    predictions = []
     for start in range(0, len(tasks), batch_size):
         chunk = tasks[start : start + batch_size]
-        for task, prediction in zip(chunk, runtime.predict([t.item.text for t in chunk]), strict=True):
-            task.prediction = {**prediction.as_dict(), "model": str(model)}
-            task.uncertainty = round(1.0 - prediction.confidence, 6)
-        Task.objects.bulk_update(chunk, ["prediction", "uncertainty"], batch_size=1000)
+        try:
+            predictions += runtime.predict([t.item.text for t in chunk])
+        except InputError as exc:
+            raise AnnotationError(f"task {chunk[exc.index or 0].pk}: {exc.reason}; nothing was written") from None
+    for task, prediction in zip(tasks, predictions, strict=True):
+        task.prediction = {**prediction.as_dict(), "model": str(model)}
+        task.uncertainty = round(1.0 - prediction.confidence, 6)
+    with transaction.atomic():  # every suggestion of this model, or none
+        Task.objects.bulk_update(tasks, ["prediction", "uncertainty"], batch_size=1000)
     return len(tasks)

@@ -190,8 +190,12 @@ def import_texts(source_name: str, texts: list[str]) -> list[Item]:
         )
         for t, h in zip(texts, hashes, strict=True)
     ]
-    Item.objects.bulk_create(fresh, ignore_conflicts=True)
-    by_hash = {i.content_hash: i for i in Item.objects.filter(source=source, content_hash__in=set(hashes))}
+    Item.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
+    wanted, by_hash = sorted(set(hashes)), {}
+    for i in range(0, len(wanted), 500):  # SQLite allows only so many query parameters
+        by_hash.update(
+            {it.content_hash: it for it in Item.objects.filter(source=source, content_hash__in=wanted[i : i + 500])}
+        )
     return [by_hash[h] for h in hashes]
 
 
