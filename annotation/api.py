@@ -29,10 +29,6 @@ def project_for(user: Any, project_id: int) -> Project:
     return get_object_or_404(visible_projects(user), pk=project_id)
 
 
-def error(exc: services.AnnotationError) -> Response:
-    return Response({"detail": exc.reason, "task": exc.task_id}, status=exc.status)
-
-
 class ProjectSerializer(serializers.ModelSerializer):
     role = serializers.SerializerMethodField()
     answered_questions = serializers.SerializerMethodField()
@@ -141,12 +137,9 @@ class SubmitAnnotation(APIView):
         task = task_for(request.user, task_id)
         body = AnnotationIn(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            annotation = services.submit(
-                task.pk, request.user, body.validated_data["value"], body.validated_data["lead_time"]
-            )
-        except services.AnnotationError as exc:
-            return error(exc)
+        annotation = services.submit(
+            task.pk, request.user, body.validated_data["value"], body.validated_data["lead_time"]
+        )
         return Response({"id": annotation.pk, "task": task.pk, "value": annotation.value}, status=201)
 
 
@@ -156,10 +149,7 @@ class SkipTask(APIView):
         task = task_for(request.user, task_id)
         body = SkipIn(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            services.skip(task.pk, request.user, body.validated_data["reason"])
-        except services.AnnotationError as exc:
-            return error(exc)
+        services.skip(task.pk, request.user, body.validated_data["reason"])
         return Response({"task": task.pk, "skipped": True})
 
 
@@ -167,10 +157,7 @@ class Undo(APIView):
     @extend_schema(request=None, responses=JSON)
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        try:
-            assignment = services.undo(project, request.user)
-        except services.AnnotationError as exc:
-            return error(exc)
+        assignment = services.undo(project, request.user)
         return Response({"task": task_payload(assignment)})
 
 
@@ -182,10 +169,7 @@ class ReviewerReport(APIView):
     @extend_schema(responses=JSON)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        try:
-            review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
-        except services.AnnotationError as exc:
-            return error(exc)
+        review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
         return Response(type(self).report(project))
 
 
@@ -207,12 +191,7 @@ class Adjudicate(APIView):
         task = task_for(request.user, task_id)
         body = AdjudicateIn(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            task = review.adjudicate(
-                task.pk, request.user, body.validated_data["value"], body.validated_data["override"]
-            )
-        except services.AnnotationError as exc:
-            return error(exc)
+        task = review.adjudicate(task.pk, request.user, body.validated_data["value"], body.validated_data["override"])
         return Response({"task": task.pk, "final_value": task.final_value})
 
 
@@ -230,10 +209,7 @@ class Questions(APIView):
         project = project_for(request.user, project_id)
         body = QuestionIn(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            question = review.ask(project, request.user, body.validated_data["text"], body.validated_data.get("task"))
-        except services.AnnotationError as exc:
-            return error(exc)
+        question = review.ask(project, request.user, body.validated_data["text"], body.validated_data.get("task"))
         return Response({"id": question.pk, "text": question.text}, status=201)
 
 
@@ -245,10 +221,7 @@ class AnswerQuestion(APIView):
         )
         body = AnswerIn(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            question = review.answer(question, request.user, body.validated_data["answer"])
-        except services.AnnotationError as exc:
-            return error(exc)
+        question = review.answer(question, request.user, body.validated_data["answer"])
         return Response({"id": question.pk, "answer": question.answer})
 
 
@@ -260,8 +233,7 @@ class Preannotate(APIView):
     @extend_schema(request=PreannotateIn, responses=JSON)
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        if services.role_of(project, request.user) != services.Role.MANAGER:
-            return Response({"detail": "only a manager of the project can pre-annotate"}, status=403)
+        review.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
         body = PreannotateIn(data=request.data)
         body.is_valid(raise_exception=True)
         name, _, version = body.validated_data["model"].partition(":")
@@ -269,11 +241,7 @@ class Preannotate(APIView):
         model = (models.filter(version=int(version)) if version.isdigit() else models).order_by("-version").first()
         if model is None:
             return Response({"detail": f"unknown model {body.validated_data['model']!r}"}, status=404)
-        try:
-            review.require_role(project, request.user, services.Role.MANAGER)
-            count = services.preannotate(project, model)
-        except services.AnnotationError as exc:
-            return error(exc)
+        count = services.preannotate(project, model)
         return Response({"tasks": count, "model": str(model)})
 
 
@@ -290,8 +258,7 @@ class ImportTasks(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        if services.role_of(project, request.user) != services.Role.MANAGER:
-            return Response({"detail": "only a manager of the project can import"}, status=403)
+        review.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
         upload = request.FILES.get("file")
         if upload is None:
             return Response({"detail": "send the file as multipart field 'file'"}, status=400)
@@ -302,8 +269,6 @@ class ImportTasks(APIView):
             created = services.import_records(project, request.user, records)
         except formats.ImportFormatError as exc:
             return Response({"detail": str(exc), "errors": exc.errors[: formats.MAX_ERRORS]}, status=400)
-        except services.AnnotationError as exc:
-            return error(exc)
         return Response({"records": len(records), "tasks_created": created}, status=201)
 
 
@@ -314,12 +279,10 @@ class ExportTasks(APIView):
     )
     def get(self, request: Request, project_id: int) -> HttpResponse | Response:
         project = project_for(request.user, project_id)
+        review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
+        fmt = request.query_params.get("format", "")
         try:
-            review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
-            fmt = request.query_params.get("format", "")
             payload, content_type = formats.export(fmt, project.task_type, review.export_rows(project))
-        except services.AnnotationError as exc:
-            return error(exc)
         except formats.ImportFormatError as exc:
             return Response({"detail": str(exc)}, status=400)
         extension = {"labelstudio": "json", "doccano": "jsonl", "conll": "conll", "csv": "csv"}[fmt]

@@ -66,12 +66,9 @@ class JobList(APIView):
         body = JobIn(data=request.data)
         body.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key")
-        try:
-            job, created = services.submit_job(
-                request.user, body.validated_data["model"], body.validated_data["inputs"], key
-            )
-        except services.JobError as exc:
-            return Response({"detail": exc.reason, "field": exc.field}, status=exc.status)
+        job, created = services.submit_job(
+            request.user, body.validated_data["model"], body.validated_data["inputs"], key
+        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
 

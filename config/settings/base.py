@@ -157,7 +157,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "URL_FORMAT_OVERRIDE": None,  # ?format= names import/export formats, not renderers
+    "URL_FORMAT_OVERRIDE": None,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",  # ?format= names import/export formats, not renderers
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "fsml API",

@@ -1,0 +1,20 @@
+"""How the API turns domain errors into responses: one place instead of a try/except in every view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Annotation and job errors carry their HTTP status and reason; the rest is DRF's to handle."""
+    from annotation.services import AnnotationError
+    from serving.services import JobError
+
+    if isinstance(exc, AnnotationError):
+        return Response({"detail": exc.reason, "task": exc.task_id}, status=exc.status)
+    if isinstance(exc, JobError):
+        return Response({"detail": exc.reason, "field": exc.field}, status=exc.status)
+    return drf_exception_handler(exc, context)
