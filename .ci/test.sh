@@ -46,7 +46,7 @@ wait_port() {
 }
 
 log "system packages"
-apt_install default-libmysqlclient-dev pkg-config gcc docker-compose chromium
+apt_install default-libmysqlclient-dev pkg-config gcc git docker-compose chromium
 command -v npm >/dev/null || apt_install nodejs npm
 
 if ! port_open 3306; then

@@ -26,7 +26,11 @@ def visible_projects(user: Any) -> QuerySet[Project]:
 
 
 def project_for(user: Any, project_id: int) -> Project:
-    return get_object_or_404(visible_projects(user), pk=project_id)
+    """The project with the user's role (one query); 404 when the user may not see it."""
+    project = services.project_for_user(project_id, user)
+    if project is None:
+        raise Http404("no such project")
+    return project
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -134,23 +138,22 @@ def task_for(user: Any, task_id: int) -> Task:
 class SubmitAnnotation(APIView):
     @extend_schema(request=AnnotationIn, responses={201: JSON})
     def post(self, request: Request, task_id: int) -> Response:
-        task = task_for(request.user, task_id)
         body = AnnotationIn(data=request.data)
         body.is_valid(raise_exception=True)
+        # The service locks the task and checks the user's project in the same transaction.
         annotation = services.submit(
-            task.pk, request.user, body.validated_data["value"], body.validated_data["lead_time"]
+            task_id, request.user, body.validated_data["value"], body.validated_data["lead_time"]
         )
-        return Response({"id": annotation.pk, "task": task.pk, "value": annotation.value}, status=201)
+        return Response({"id": annotation.pk, "task": task_id, "value": annotation.value}, status=201)
 
 
 class SkipTask(APIView):
     @extend_schema(request=SkipIn, responses=JSON)
     def post(self, request: Request, task_id: int) -> Response:
-        task = task_for(request.user, task_id)
         body = SkipIn(data=request.data)
         body.is_valid(raise_exception=True)
-        services.skip(task.pk, request.user, body.validated_data["reason"])
-        return Response({"task": task.pk, "skipped": True})
+        services.skip(task_id, request.user, body.validated_data["reason"])
+        return Response({"task": task_id, "skipped": True})
 
 
 class Undo(APIView):

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Avg, Count, Max, Min
+from django.urls import reverse
 from django.utils import timezone
 
 from annotation.agreement import agreement
@@ -24,7 +25,10 @@ def require_role(project: Project, user: Any, *roles: str) -> str:
 
 
 def disagreements(project: Project) -> list[dict[str, Any]]:
-    """Finished, not yet adjudicated tasks whose annotators gave different labels."""
+    """Finished, not yet adjudicated tasks whose annotators gave different labels.
+
+    Each row: ``{"task", "text", "image" (the item's image URL or None), "annotations"}``.
+    """
     values: dict[int, list[dict[str, Any]]] = defaultdict(list)
     rows = Annotation.objects.filter(
         task__project=project, task__status=Task.Status.DONE, task__final_value__isnull=True
@@ -36,7 +40,8 @@ def disagreements(project: Project) -> list[dict[str, Any]]:
     for task in tasks:
         answers = values[task.pk]
         if len({json.dumps(a["value"], sort_keys=True) for a in answers}) > 1:
-            out.append({"task": task.pk, "text": task.item.text, "annotations": answers})
+            image = reverse("api-item-image", args=[task.item_id]) if task.item.image else None
+            out.append({"task": task.pk, "text": task.item.text, "image": image, "annotations": answers})
     return out
 
 

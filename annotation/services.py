@@ -15,9 +15,8 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, connection, transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from annotation.validation import InvalidLabel, clean_value
@@ -74,19 +73,63 @@ def role_of(project: Project, user: Any) -> str | None:
     """The user's role in the project; staff act as managers everywhere."""
     if user.is_staff:
         return Role.MANAGER
+    cached = getattr(project, "_role_for", None)
+    if cached is not None and cached[0] == user.pk:
+        return cached[1]
     return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
-def _active_assignments() -> Subquery:
-    """Per task: how many unexpired assignments are still waiting for their annotation."""
-    counts = (
-        Assignment.objects.filter(task=OuterRef("pk"), status=Assignment.Status.ACTIVE, expires_at__gt=timezone.now())
-        .order_by()
-        .values("task")
-        .annotate(c=Count("id"))
-        .values("c")
-    )
-    return Subquery(counts[:1], output_field=IntegerField())
+def project_for_user(project_id: int, user: Any) -> Project | None:
+    """The project and the user's role in one query, or None when the user is not allowed to see it.
+
+    The role is kept on the instance, so ``role_of(project, user)`` costs no second query.
+    """
+    member_role = ProjectMember.objects.filter(project=OuterRef("pk"), user_id=user.pk).values("role")[:1]
+    project = Project.objects.filter(pk=project_id).annotate(member_role=Subquery(member_role)).first()
+    if project is None or (project.member_role is None and not user.is_staff):
+        return None
+    project._role_for = (user.pk, project.member_role)  # type: ignore[attr-defined]
+    return project
+
+
+def _candidates(project: Project, user: Any, now: Any, rejected: list[int], lock: str) -> Task | None:
+    """The first task of the queue that ``user`` may take: open, never handed to them, and held or done by
+    fewer than ``overlap`` annotators. ``lock`` is "skip" (skip rows others lock), "wait", or "" (just look).
+
+    Raw SQL on purpose: this runs on every next-task request, and building the same statement with the ORM
+    (two correlated subqueries) costs more CPU than running it. One table, no joins, so FOR UPDATE locks
+    task rows only; the ORDER BY is one the (project, status, id|uncertainty) indexes serve, so no filesort
+    makes FOR UPDATE lock every candidate. DESC puts NULL uncertainties last on MySQL and SQLite.
+    """
+    features = connection.features
+    clause = ""
+    if lock == "skip" and features.has_select_for_update_skip_locked:
+        clause = "FOR UPDATE SKIP LOCKED"
+    elif lock and features.has_select_for_update:
+        clause = "FOR UPDATE"
+    if clause and not connection.in_atomic_block:
+        raise RuntimeError("candidates are locked inside a transaction only")
+    order = "t.uncertainty DESC, t.id DESC" if project.queue_order == Project.QueueOrder.UNCERTAINTY else "t.id"
+    skip = f"AND t.id NOT IN ({', '.join(['%s'] * len(rejected))})" if rejected else ""
+    sql = f"""
+        SELECT t.* FROM {Task._meta.db_table} t
+        WHERE t.project_id = %s AND t.status = %s
+          AND NOT EXISTS (SELECT 1 FROM {Assignment._meta.db_table} mine
+                          WHERE mine.task_id = t.id AND mine.annotator_id = %s)
+          AND t.annotation_count + (SELECT COUNT(*) FROM {Assignment._meta.db_table} h
+                                    WHERE h.task_id = t.id AND h.status = %s AND h.expires_at > %s) < %s
+          {skip}
+        ORDER BY {order} LIMIT 1 {clause}"""
+    params = [
+        project.pk,
+        Task.Status.OPEN,
+        user.pk,
+        Assignment.Status.ACTIVE,
+        connection.ops.adapt_datetimefield_value(now),
+        project.overlap,
+        *rejected,
+    ]
+    return next(iter(Task.objects.raw(sql, params)), None)
 
 
 @retry_deadlocks()
@@ -106,51 +149,39 @@ def next_task(project: Project, user: Any) -> Assignment | None:
         )
         if held is not None:
             return held
-        # One sort direction that the (project, status, uncertainty) or (project, status, id) index serves:
-        # with a filesort, FOR UPDATE would lock every candidate row. DESC puts NULLs last on MySQL and SQLite.
-        order = ["id"]
-        if project.queue_order == Project.QueueOrder.UNCERTAINTY:
-            order = [F("uncertainty").desc(), "-id"]
-        eligible = (
-            Task.objects.filter(project_id=project.pk, status=Task.Status.OPEN)
-            .exclude(pk__in=Assignment.objects.filter(annotator=user).values("task_id"))
-            .annotate(active=Coalesce(_active_assignments(), Value(0)))
-            .annotate(taken=F("annotation_count") + F("active"))
-            .filter(taken__lt=project.overlap)
-            .order_by(*order)
-        )
         rejected: list[int] = []
         while True:
-            task = eligible.select_for_update(skip_locked=True).exclude(pk__in=rejected).first()
+            task = _candidates(project, user, now, rejected, lock="skip")
             if task is None:
                 # Every eligible row may be locked by annotators being served this instant; that is not
                 # "all done". If any is left, wait for its lock instead of skipping it.
-                if not eligible.exclude(pk__in=rejected).exists():
+                if _candidates(project, user, now, rejected, lock="") is None:
                     return None
-                task = eligible.select_for_update().exclude(pk__in=rejected).first()
+                task = _candidates(project, user, now, rejected, lock="wait")
                 if task is None:
                     return None
             # The count in the query above comes from the statement's snapshot, which can predate an
             # assignment committed just before we got the row lock. Count again now that we hold the lock:
-            # a new statement sees every committed assignment, and no new one can appear for this task.
-            active = Assignment.objects.filter(task=task, status=Assignment.Status.ACTIVE, expires_at__gt=now).count()
-            if task.annotation_count + active < project.overlap:
-                try:
-                    with transaction.atomic():
-                        return Assignment.objects.create(
-                            task=task, annotator=user, expires_at=now + timedelta(seconds=project.lock_seconds)
-                        )
-                except IntegrityError:  # the same user asked twice at once: the other request holds it
-                    pass
+            # a new statement sees every committed assignment, and no new one can appear for this task
+            # (assignments are only written under the task's row lock), so the insert below cannot clash.
+            holders = Assignment.objects.filter(task=task).filter(
+                Q(annotator_id=user.pk) | Q(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+            )
+            holder_ids = list(holders.values_list("annotator_id", flat=True))
+            if user.pk not in holder_ids and task.annotation_count + len(holder_ids) < project.overlap:
+                return Assignment.objects.create(
+                    task=task, annotator=user, expires_at=now + timedelta(seconds=project.lock_seconds)
+                )
             rejected.append(task.pk)  # stays locked until we commit, so nobody else gets it meanwhile
 
 
-def _locked_assignment(task_id: int, user: Any) -> tuple[Task, Assignment]:
-    """Lock the task row, then find the user's assignment; refuse anything but a live assignment."""
-    try:
-        task = Task.objects.select_for_update().get(pk=task_id)
-    except Task.DoesNotExist:
-        raise AnnotationError("no such task", status=404, task_id=task_id) from None
+def _locked_assignment(task_id: int, user: Any) -> tuple[Task, Project, Assignment]:
+    """Lock the task row, check the user may see its project, then find the user's assignment; refuse
+    anything but a live assignment. A task of a project the user cannot see does not exist for them."""
+    task = Task.objects.select_for_update().filter(pk=task_id).first()
+    project = project_for_user(task.project_id, user) if task is not None else None
+    if task is None or project is None:
+        raise AnnotationError("no such task", status=404, task_id=task_id)
     assignment = Assignment.objects.filter(task=task, annotator=user).first()
     if assignment is None:
         raise AnnotationError("this task was not handed to you; ask for the next task", 409, task_id)
@@ -160,25 +191,24 @@ def _locked_assignment(task_id: int, user: Any) -> tuple[Task, Assignment]:
         raise AnnotationError("you skipped this task", 409, task_id)
     if assignment.expires_at <= timezone.now():
         raise AnnotationError("your hold on this task expired; it may have gone to someone else", 409, task_id)
-    return task, assignment
+    return task, project, assignment
 
 
 def submit(task_id: int, user: Any, value: Any, lead_time: float = 0.0) -> Annotation:
     """Record ``user``'s label for a task they hold. Nothing is written when it is refused."""
     with transaction.atomic():
-        task, assignment = _locked_assignment(task_id, user)
-        project = Project.objects.get(pk=task.project_id)
-        text = Item.objects.filter(pk=task.item_id).values_list("text", flat=True).get()
+        task, project, assignment = _locked_assignment(task_id, user)
+        # Only spans are checked against the text; labels need no second look-up.
+        text = "" if project.task_type != Project.TaskType.SPANS else Item.objects.get(pk=task.item_id).text
         try:
             value = clean_value(project.task_type, project.labels, value, text, project.allow_overlapping_spans)
         except InvalidLabel as exc:
             raise AnnotationError(exc.reason, 400, task_id) from None
-        try:
-            with transaction.atomic():
-                annotation = Annotation.objects.create(
-                    task=task, annotator=user, value=value, lead_time=max(0.0, float(lead_time))
-                )
-        except IntegrityError:
+        try:  # the live assignment rules a second annotation out; the constraint is the backstop
+            annotation = Annotation.objects.create(
+                task=task, annotator=user, value=value, lead_time=max(0.0, float(lead_time))
+            )
+        except IntegrityError:  # leaves the transaction with the error: everything is rolled back
             raise AnnotationError("you already annotated this task", 409, task_id) from None
         assignment.status = Assignment.Status.SUBMITTED
         assignment.save(update_fields=["status"])
@@ -195,7 +225,7 @@ def skip(task_id: int, user: Any, reason: str) -> Assignment:
     if not reason or len(reason) > MAX_SKIP_REASON:
         raise AnnotationError(f"a skip needs a reason of 1 to {MAX_SKIP_REASON} characters", 400, task_id)
     with transaction.atomic():
-        _, assignment = _locked_assignment(task_id, user)
+        _, _, assignment = _locked_assignment(task_id, user)
         assignment.status, assignment.skip_reason = Assignment.Status.SKIPPED, reason
         assignment.save(update_fields=["status", "skip_reason"])
     return assignment

@@ -13,12 +13,17 @@ version checks turned off. Each system is measured for ``--seconds``.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import random
+import re
 import statistics
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -35,50 +40,85 @@ def percentile(values: list[float], pct: float) -> float:
 Cycle = tuple[list[float], list[float], int]
 
 
-def run_clients(
-    tokens: list[str], next_url: str, next_method: str, submit: Any, seconds: float, think: float = 0.0
-) -> tuple[list[Cycle], float]:
-    """Every client loops next-task then submit for ``seconds`` or until nothing is left (204 or 404).
+@dataclass(frozen=True)
+class Workflow:
+    """The two requests of a cycle; ``submit_url`` has a ``{task}`` field for the task id."""
 
-    A request that fails or takes over 30 s counts as an error; the cycle is not counted.
-    """
-    deadline = time.perf_counter() + seconds
+    next_url: str
+    next_method: str
+    submit_url: str
+    submit_body: dict[str, Any]
+    seconds: float
+    think: float = 0.0
 
-    def client(token: str) -> Cycle:
-        next_ms, submit_ms, errors = [], [], 0
-        with requests.Session() as http:
-            http.headers["Authorization"] = f"Token {token}"
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    res = http.request(next_method, next_url, timeout=30)
-                except requests.RequestException:
-                    errors += 1
-                    continue
-                t1 = time.perf_counter()
-                if res.status_code in (204, 404):
-                    break
-                if res.status_code != 200:
-                    errors += 1
-                    continue
-                try:
-                    ok = submit(http, res.json()["id"])
-                except requests.RequestException:
-                    ok = False
-                t2 = time.perf_counter()
-                if not ok:
-                    errors += 1
-                    continue
-                next_ms.append(1000 * (t1 - t0))
-                submit_ms.append(1000 * (t2 - t1))
-                if think:  # an annotator reading the next item: offered load = clients / think per second
-                    time.sleep(think)
-        return next_ms, submit_ms, errors
 
-    started = time.perf_counter()
+def client(token: str, flow: Workflow, deadline: float) -> Cycle:
+    """One annotator: next-task then submit until ``deadline`` (time.monotonic) or until nothing is left
+    (204 or 404). A request that fails or takes over 30 s counts as an error; the cycle is not counted."""
+    next_ms, submit_ms, errors = [], [], 0
+    pause = random.Random(token)  # annotators read at their own pace: no synchronised bursts
+    if flow.think:
+        time.sleep(pause.uniform(0, flow.think))
+    with requests.Session() as http:
+        http.headers["Authorization"] = f"Token {token}"
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            try:
+                res = http.request(flow.next_method, flow.next_url, timeout=30)
+            except requests.RequestException:
+                errors += 1
+                continue
+            t1 = time.perf_counter()
+            if res.status_code in (204, 404):
+                break
+            if res.status_code != 200:
+                errors += 1
+                continue
+            try:
+                url = flow.submit_url.format(task=res.json()["id"])
+                ok = http.post(url, json=flow.submit_body, timeout=30).status_code == 201
+            except requests.RequestException:
+                ok = False
+            t2 = time.perf_counter()
+            if not ok:
+                errors += 1
+                continue
+            next_ms.append(1000 * (t1 - t0))
+            submit_ms.append(1000 * (t2 - t1))
+            if flow.think:  # reading the next item, 0.5x to 1.5x the mean: offered load = clients / think per s
+                time.sleep(pause.uniform(0.5 * flow.think, 1.5 * flow.think))
+    return next_ms, submit_ms, errors
+
+
+def client_process(tokens: list[str], flow: Workflow, deadline: float) -> list[Cycle]:
     with ThreadPoolExecutor(len(tokens)) as pool:
-        results = list(pool.map(client, tokens))
+        return list(pool.map(lambda token: client(token, flow, deadline), tokens))
+
+
+def run_clients(tokens: list[str], flow: Workflow, processes: int) -> tuple[list[Cycle], float]:
+    """The clients as threads spread over ``processes`` processes, so the clients' own Python (one GIL
+    per process) does not add queueing of its own to the latencies measured."""
+    processes = max(1, min(processes, len(tokens)))
+    groups = [tokens[i::processes] for i in range(processes)]
+    started = time.perf_counter()
+    deadline = time.monotonic() + flow.seconds
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = [c for group in pool.map(client_process, groups, repeat(flow), repeat(deadline)) for c in group]
     return results, time.perf_counter() - started
+
+
+SERVED = re.compile(r'"(?:POST|GET) (\S+) HTTP/[\d.]+" (\d{3}) .* (\d+)us$')
+
+
+def server_times(log: Path) -> dict[str, list[float]]:
+    """Milliseconds the server spent on each successful next-task and submit request (gunicorn's log)."""
+    times: dict[str, list[float]] = {"next task": [], "submit": []}
+    for line in log.read_text(errors="replace").splitlines():
+        match = SERVED.search(line)
+        if match and match.group(2) in ("200", "201"):
+            kind = "next task" if match.group(1).endswith("/next/") else "submit"
+            times[kind].append(int(match.group(3)) / 1000)
+    return times
 
 
 def report(name: str, results: list[Cycle], elapsed: float) -> float:
@@ -123,7 +163,9 @@ LS_CONFIG = (
 )
 
 
-def bench_label_studio(venv: Path, clients: int, workers: int, texts: list[str], seconds: float, think: float) -> float:
+def bench_label_studio(
+    venv: Path, clients: int, workers: int, texts: list[str], seconds: float, think: float, processes: int
+) -> float:
     """Label Studio on PostgreSQL, its production database (its migrations do not run on MySQL)."""
     from deploy.processes import Service, free_port, wait_http
 
@@ -201,13 +243,15 @@ def bench_label_studio(venv: Path, clients: int, workers: int, texts: list[str],
                 "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["a"]}}],
                 "lead_time": 0.5,
             }
-
-            def submit(http: requests.Session, task_id: int) -> bool:
-                return http.post(f"{base}/api/tasks/{task_id}/annotations/", json=result, timeout=30).status_code == 201
-
-            results, elapsed = run_clients(
-                tokens, f"{base}/api/projects/{project['id']}/next", "GET", submit, seconds, think
+            flow = Workflow(
+                f"{base}/api/projects/{project['id']}/next",
+                "GET",
+                base + "/api/tasks/{task}/annotations/",
+                result,
+                seconds,
+                think,
             )
+            results, elapsed = run_clients(tokens, flow, processes)
     return report("Label Studio (gunicorn, PostgreSQL)", results, elapsed)
 
 
@@ -215,12 +259,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (4 threads each)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--label-studio-venv", default="", help="virtualenv with label-studio and gunicorn")
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring time per system")
     parser.add_argument(
         "--think", type=float, default=0.0, help="seconds each annotator waits between cycles (0: saturate the server)"
     )
+    parser.add_argument("--client-processes", type=int, default=5, help="processes the client threads are spread over")
     args = parser.parse_args()
     setup_database()
     from django.contrib.auth import get_user_model
@@ -238,21 +284,37 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
 
-    def submit(http: requests.Session, task_id: int) -> bool:
-        return http.post(f"{base}/api/tasks/{task_id}/annotations/", json={"value": "a"}, timeout=30).status_code == 201
-
+    flow = Workflow(
+        f"{base}/api/projects/{project.pk}/next/",
+        "POST",
+        base + "/api/tasks/{task}/annotations/",
+        {"value": "a"},
+        args.seconds,
+        args.think,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        web = Service("web", web_command("127.0.0.1", port, workers=args.workers), Path(tmp) / "web.log")
+        log = Path(tmp) / "web.log"
+        web = Service("web", web_command("127.0.0.1", port, workers=args.workers, threads=args.threads), log)
         with web:
             wait_http(web, f"{base}/readyz")
-            results, elapsed = run_clients(
-                tokens, f"{base}/api/projects/{project.pk}/next/", "POST", submit, args.seconds, args.think
-            )
+            results, elapsed = run_clients(tokens, flow, args.client_processes)
+        inside = server_times(log)
     ours = report("fsml (gunicorn, MySQL)", results, elapsed)
+    print("\nTime inside the server (gunicorn's access log), the rest is the network, queueing and the clients:")
+    print("| request | p50 ms | p95 ms |\n| --- | --- | --- |")
+    for label, values in inside.items():
+        if values:
+            print(f"| {label} | {statistics.median(values):.1f} | {percentile(values, 95):.1f} |")
     if args.label_studio_venv:
         texts = [f"benchmark text {stamp} number {i}" for i in range(args.tasks)]
         theirs = bench_label_studio(
-            Path(args.label_studio_venv), args.clients, args.workers, texts, args.seconds, args.think
+            Path(args.label_studio_venv),
+            args.clients,
+            args.workers,
+            texts,
+            args.seconds,
+            args.think,
+            args.client_processes,
         )
         print(f"\nfsml / Label Studio throughput = {ours / theirs:.2f}x")
 

@@ -33,11 +33,12 @@ class Committed:
 
 
 class DataRepo:
-    """A git + DVC repository at ``root`` whose default remote is ``remote``."""
+    """A git + DVC repository at ``root`` whose default remote is ``remote`` (a folder or a URL; for an
+    S3-compatible store such as MinIO, ``endpoint`` is its URL)."""
 
-    def __init__(self, root: Path, remote: str) -> None:
+    def __init__(self, root: Path, remote: str, endpoint: str = "") -> None:
         self.root = root.resolve()
-        self.remote = remote
+        self.remote, self.endpoint = remote, endpoint
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -57,17 +58,38 @@ class DataRepo:
         with self.locked():
             if (self.root / ".dvc").is_dir():
                 return
+            self._ensure_bucket()
             if not (self.root / ".git").exists():
                 Git.init(str(self.root))
             repo = Repo.init(str(self.root))
             try:
                 with repo.config.edit() as conf:
                     conf["remote"]["storage"] = {"url": self.remote}
+                    if self.endpoint:
+                        conf["remote"]["storage"]["endpointurl"] = self.endpoint
                     conf["core"]["remote"] = "storage"
                 repo.scm.add([str(self.root / p) for p in (".dvc/config", ".dvc/.gitignore", ".dvcignore")])
                 repo.scm.commit("Configure the DVC remote")
             finally:
                 repo.close()
+
+    def _ensure_bucket(self) -> None:
+        """An S3 remote's bucket is made on first use, so a fresh MinIO needs no set-up step."""
+        if not self.remote.startswith("s3://"):
+            return
+        try:
+            import s3fs
+        except ImportError as exc:
+            raise DataRepoError(
+                self.root, "remote", "s3:// remotes need the s3 extra (pip install 'fsml[s3]')"
+            ) from exc
+        bucket = self.remote[len("s3://") :].split("/", 1)[0]
+        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": self.endpoint} if self.endpoint else {})
+        try:
+            if not fs.exists(bucket):
+                fs.mkdir(bucket)
+        except Exception as exc:  # botocore's errors: unreachable endpoint, refused credentials
+            raise DataRepoError(self.root, "remote", f"bucket {bucket!r} cannot be reached or made: {exc}") from exc
 
     def has_tag(self, tag: str) -> bool:
         from scmrepo.git import Git
@@ -77,6 +99,17 @@ class DataRepo:
             return scm.get_ref(f"refs/tags/{tag}") is not None
         finally:
             scm.close()
+
+    def delete_tag(self, tag: str) -> None:
+        """Drop a version's tag (used when its database record could not be written)."""
+        from scmrepo.git import Git
+
+        with self.locked():
+            scm = Git(str(self.root))
+            try:
+                scm.remove_ref(f"refs/tags/{tag}")
+            finally:
+                scm.close()
 
     def commit_folder(self, rel_dir: str, message: str, tag: str) -> Committed:
         """``dvc add`` a folder, commit its .dvc file, tag the commit and ``dvc push`` the data."""

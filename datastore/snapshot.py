@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -27,7 +28,12 @@ def final_label(values: list[Any]) -> Any:
 
 def collect_records(project: Project) -> list[dict[str, Any]]:
     """One record per labelled task: adjudicated or imported gold labels, else the majority of the finished
-    task's annotations. Sorted by content hash, so the same database gives the same bytes."""
+    task's annotations.
+
+    A record's ``id`` is the item's identity (the SHA-256 of its canonical URL), which outlives re-crawls
+    that change the text: splits hash the id, so an item keeps its split in every version. Sorted by id,
+    so the same database gives the same bytes. Image items carry ``image_file``, the stored file to copy.
+    """
     values: dict[int, list[Any]] = {}
     for task_id, value in Annotation.objects.filter(task__project=project, task__status=Task.Status.DONE).values_list(
         "task_id", "value"
@@ -42,35 +48,106 @@ def collect_records(project: Project) -> list[dict[str, Any]]:
     for task in labelled.iterator(chunk_size=2000):
         item = task.item
         label = task.final_value if task.final_value is not None else final_label(values[task.pk])
-        records.append({"id": item.content_hash, "text": item.text, "url": item.canonical_url, "label": label})
+        record = {
+            "id": item.url_hash,
+            "content_hash": item.content_hash,
+            "text": item.text,
+            "url": item.canonical_url,
+            "label": label,
+        }
+        if item.image:
+            record["image_file"] = item.image
+        records.append(record)
     records.sort(key=lambda r: r["id"])
     return records
 
 
+def copy_images(folder: Path, records: list[dict[str, Any]]) -> None:
+    """Copy each record's image into ``images/<sha256><suffix>``; the record keeps that relative path.
+
+    Raises:
+        SnapshotError: an image file is missing or unreadable (nothing is recorded).
+    """
+    for record in records:
+        source = record.pop("image_file", None)
+        if source is None:
+            continue
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SnapshotError(folder.name, f"image of {record['url']} cannot be read: {exc}") from None
+        rel = f"images/{hashlib.sha256(data).hexdigest()}{path.suffix.lower()}"
+        target = folder / rel
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(data)
+        record["image"] = rel
+
+
 def write_snapshot(folder: Path, project: Project, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write split JSONL files and a manifest; return the manifest."""
+    """Write one JSONL file per split (records sorted by id), images as files, and a manifest.
+
+    Nothing in the folder depends on the time or the machine: the same records give the same bytes.
+    """
     folder.mkdir(parents=True)
+    copy_images(folder, records)
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for record in records:
         by_split[split_of(record["id"])].append(record)
+    files = {}
     for split, rows in by_split.items():
-        with (folder / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+        data = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows).encode("utf-8")
+        (folder / f"{split}.jsonl").write_bytes(data)
+        files[f"{split}.jsonl"] = hashlib.sha256(data).hexdigest()
+    fields = {
+        "id": "item identity: SHA-256 of its canonical URL",
+        "content_hash": "SHA-256 of the text",
+        "text": "item text",
+        "url": "canonical URL",
+        "label": LABEL_FIELD[project.task_type],
+    }
+    if any("image" in r for r in records):
+        fields["image"] = "path of the image file inside this folder"
     manifest = {
         "project": project.name,
         "task_type": project.task_type,
         "labels": list(project.labels),
+        "schema": {"format": "jsonl", "record": fields},
         "counts": {s: len(rows) for s, rows in by_split.items()},
-        "label_distribution": {
-            s: dict(sorted(Counter(r["label"] for r in rows).items())) for s, rows in by_split.items()
+        "label_distribution": {s: label_counts(rows) for s, rows in by_split.items()},
+        "source_query": {
+            "project": project.name,
+            "tasks": "status done (annotations from tasks with all their annotations), or with a final value",
+            "label": "final value (adjudicated or imported gold), else the majority of annotations; ties to the "
+            "smallest value",
         },
-        "query": {"project": project.name, "task_status": "done", "label": "adjudicated, else majority"},
-        "split": {"method": "sha256(content_hash) % 100", "val_pct": 10, "test_pct": 10},
+        "split": {"method": "sha256(id)[:8] % 100", "key": "id", "val_pct": 10, "test_pct": 10},
+        "files": files,
         "format": "jsonl",
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+LABEL_FIELD = {
+    "text_classification": "one label name",
+    "image_classification": "one label name",
+    "multi_label": "a list of label names",
+    "spans": "a list of {start, end, label}, character offsets into text",
+}
+
+
+def label_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How often each label occurs: per record for single labels, per label name for multi-label and spans."""
+    counts: Counter[str] = Counter()
+    for row in rows:
+        label = row["label"]
+        if isinstance(label, list):
+            counts.update(x["label"] if isinstance(x, dict) else x for x in label)
+        else:
+            counts[label] += 1
+    return dict(sorted(counts.items()))
 
 
 def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: Any = None) -> DatasetVersion:
@@ -94,13 +171,17 @@ def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: An
         shutil.rmtree(folder)  # left over from a failed attempt that recorded nothing
     manifest = write_snapshot(folder, project, records)
     committed = repo.commit_folder(dataset_path(name), f"Dataset version {name}", dataset_tag(name))
-    return services.record_dataset_version(
-        name=name,
-        project=project,
-        dvc_md5=committed.md5,
-        git_rev=committed.rev,
-        path=dataset_path(name),
-        counts=manifest["counts"],
-        label_distribution=manifest["label_distribution"],
-        created_by=created_by,
-    )
+    try:
+        return services.record_dataset_version(
+            name=name,
+            project=project,
+            dvc_md5=committed.md5,
+            git_rev=committed.rev,
+            path=dataset_path(name),
+            counts=manifest["counts"],
+            label_distribution=manifest["label_distribution"],
+            created_by=created_by,
+        )
+    except Exception:
+        repo.delete_tag(dataset_tag(name))  # no record, no version: the name stays free
+        raise

@@ -6,10 +6,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from deploy.cli_datasets import dataset_app, pipeline_app
+from deploy.cli_support import fail as _fail
+from deploy.cli_support import repo_or_default as _repo
+from deploy.cli_support import start_django as _django
 from deploy.console import console, progress
 
 app = typer.Typer(
@@ -17,19 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-dataset_app = typer.Typer(help="Dataset versions (DVC snapshots of labelled projects).", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
-
-
-def _django() -> None:
-    from deploy.django_setup import setup
-
-    setup(migrate=True)
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=2)
+app.add_typer(pipeline_app, name="pipeline")
 
 
 @app.command()
@@ -92,39 +85,6 @@ def crawl(
     )
 
 
-@dataset_app.command("snapshot")
-def dataset_snapshot(
-    project: Annotated[str, typer.Argument(help="Annotation project name.")],
-    name: Annotated[str, typer.Option(help="Name of the new dataset version.")],
-) -> None:
-    """Freeze a project's finished labels as a DVC-tracked dataset version."""
-    _django()
-    from datastore.dvcrepo import DataRepoError
-    from datastore.errors import SnapshotError
-    from datastore.models import Project
-    from datastore.snapshot import snapshot_project
-    from deploy.stages import data_repo
-
-    found = Project.objects.filter(name=project).first()
-    if found is None:
-        _fail(f"no project named {project!r}")
-    try:
-        version = snapshot_project(found, name, data_repo())
-    except (SnapshotError, DataRepoError) as exc:
-        _fail(str(exc))
-    console.print(f"dataset version {version.name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
-
-
-@dataset_app.command("list")
-def dataset_list() -> None:
-    """List dataset versions."""
-    _django()
-    from datastore.models import DatasetVersion
-
-    for v in DatasetVersion.objects.order_by("created_at"):
-        console.print(f"{v.name}\t{v.project.name}\t{v.counts}\t{v.dvc_md5}\t{v.created_at:%Y-%m-%d %H:%M}")
-
-
 @app.command()
 def train(
     dataset: Annotated[str, typer.Argument(help="Dataset version name.")],
@@ -132,37 +92,45 @@ def train(
     epochs: Annotated[int, typer.Option()] = 8,
     seed: Annotated[int, typer.Option()] = 0,
     data_repo: Annotated[str, typer.Option(help="Data repository path or URL (default: FSML_HOME/data).")] = "",
+    export: Annotated[bool, typer.Option(help="Export to ONNX into OUT/export after training.")] = True,
+    metrics: Annotated[Path | None, typer.Option(help="Write the last epoch's metrics here (JSON).")] = None,
 ) -> None:
     """Train from a dataset version through the loader, then export to ONNX with a parity check."""
     from deploy.console import train_with_progress
     from training.config import TrainConfig
 
-    if not data_repo:
-        _django()
-        from deploy.stages import data_repo as default_repo
-
-        data_repo = str(default_repo().root)
-    config = TrainConfig(dataset=dataset, data_repo=data_repo, epochs=epochs, seed=seed)
-    report = train_with_progress(config, out)
-    console.print(
-        f"checkpoint in {out / 'checkpoint'}; {out / 'export' / report.model_file} "
-        f"({report.exporter}, parity max |diff| {report.max_abs_diff:.2e})"
-    )
+    config = TrainConfig(dataset=dataset, data_repo=_repo(data_repo), epochs=epochs, seed=seed)
+    result, report = train_with_progress(config, out, export=export)
+    if metrics is not None:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics.write_text(json.dumps({"epochs": len(result.history), **result.history[-1]}, indent=2) + "\n")
+    console.print(f"checkpoint in {out / 'checkpoint'}; val accuracy {result.history[-1]['val_accuracy']:.4f}")
+    if report is not None:
+        console.print(
+            f"{out / 'export' / report.model_file} ({report.exporter}, parity max |diff| {report.max_abs_diff:.2e})"
+        )
 
 
 @app.command("export")
-def export_cmd(run: Annotated[Path, typer.Argument(help="Run folder written by `fsml train`.")]) -> None:
-    """Export a run's checkpoint to ONNX again and check parity with ONNX Runtime."""
-    from datastore.loader import load
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `fsml train`.")],
+    out: Annotated[Path | None, typer.Option(help="Export folder (default: RUN/export).")] = None,
+) -> None:
+    """Export a run's checkpoint to ONNX and check parity with ONNX Runtime."""
+    from datastore.loader import DatasetError, load
     from training.export import export
     from training.run import PARITY_SAMPLES
     from training.train import load_checkpoint
 
+    out = out or run / "export"
     result = load_checkpoint(run / "checkpoint")
-    data = load(result.config.dataset, repo=result.config.data_repo, splits=("val",))
-    report = export(result, run / "export", [r["text"] for r in data.splits["val"][:PARITY_SAMPLES]])
+    try:
+        data = load(result.config.dataset, repo=result.config.data_repo, splits=("val",), images=False)
+    except DatasetError as exc:
+        _fail(str(exc))
+    report = export(result, out, [r["text"] for r in data.splits["val"][:PARITY_SAMPLES]])
     console.print(
-        f"exported {run / 'export' / report.model_file} ({report.exporter}, opset {report.opset}); "
+        f"exported {out / report.model_file} ({report.exporter}, opset {report.opset}); "
         f"parity max |diff| {report.max_abs_diff:.2e}"
     )
 
@@ -186,10 +154,26 @@ def package(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION")],
+    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION, or an export folder")],
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    dataset: Annotated[str, typer.Option(help="Dataset version (needed for an export folder).")] = "",
+    data_repo: Annotated[str, typer.Option(help="Data repository path or URL (default: FSML_HOME/data).")] = "",
+    metrics: Annotated[Path | None, typer.Option(help="Write the metrics here (JSON).")] = None,
 ) -> None:
-    """Evaluate a registered model version on its dataset version's split."""
+    """Evaluate a registered model version on its dataset version's split, or an export folder on a dataset
+    version (no database needed)."""
+    if Path(model).is_dir():
+        from datastore.loader import DatasetError
+        from evaluation.evaluate import evaluate as evaluate_folder
+
+        if not dataset:
+            _fail("an export folder is evaluated on --dataset NAME")
+        try:
+            report = evaluate_folder(Path(model), dataset=dataset, repo=_repo(data_repo), split=split)
+        except DatasetError as exc:
+            _fail(str(exc))
+        _print_metrics(f"{model} on {dataset}:{split}", report["metrics"], metrics)
+        return
     _django()
     from deploy import stages
     from serving.services import JobError, resolve_model
@@ -199,11 +183,14 @@ def evaluate(
     except JobError as exc:
         _fail(exc.reason)
     report = stages.evaluate_model(version, split)
-    metrics = report["metrics"]
-    console.print(
-        f"{version} on {report['dataset']}:{split}: accuracy {metrics['accuracy']:.4f}, "
-        f"macro F1 {metrics['macro_f1']:.4f}, n={metrics['n']}"
-    )
+    _print_metrics(f"{version} on {report['dataset']}:{split}", report["metrics"], metrics)
+
+
+def _print_metrics(what: str, values: dict[str, Any], out: Path | None) -> None:
+    console.print(f"{what}: accuracy {values['accuracy']:.4f}, macro F1 {values['macro_f1']:.4f}, n={values['n']}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
 @app.command()

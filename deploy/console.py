@@ -18,8 +18,10 @@ def progress() -> Progress:
     )
 
 
-def train_with_progress(config: Any, run_dir: Path, label: str = "training") -> Any:
-    """Train and export (training.run.train_and_export) with one bar step per epoch; returns the report."""
+def train_with_progress(config: Any, run_dir: Path, label: str = "training", export: bool = True) -> Any:
+    """Train and export (training.run.train_and_export) with one bar step per epoch.
+
+    Returns (train result, export report or None when ``export`` is off)."""
     from training.run import train_and_export
 
     with progress() as bar:
@@ -28,5 +30,4 @@ def train_with_progress(config: Any, run_dir: Path, label: str = "training") -> 
         def on_epoch(row: dict[str, float]) -> None:
             bar.update(task, advance=1, description=f"{label} (val acc {row['val_accuracy']:.3f})")
 
-        _, report = train_and_export(config, run_dir, on_epoch=on_epoch)
-    return report
+        return train_and_export(config, run_dir, on_epoch=on_epoch, export_model=export)

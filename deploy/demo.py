@@ -144,7 +144,7 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
 
         config = TrainConfig(dataset=version.name, data_repo=str(stages.data_repo().root), epochs=epochs)
         run_dir = home / "runs" / version.name
-        report = train_with_progress(config, run_dir, "4. training from the loader")
+        _, report = train_with_progress(config, run_dir, "4. training from the loader")
         result.parity_max_abs_diff = report.max_abs_diff
         console.print(
             f"5. ONNX export ({report.exporter}, opset {report.opset}): parity with PyTorch "

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import requests
 
+# gunicorn's default access log line, plus the time the request took in the server, in microseconds.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)sus'
 
-def web_command(host: str, port: int, workers: int = 2) -> list[str]:
+
+def web_command(host: str, port: int, workers: int = 2, threads: int = 4) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -24,9 +27,11 @@ def web_command(host: str, port: int, workers: int = 2) -> list[str]:
         "--workers",
         str(workers),
         "--threads",
-        "4",
+        str(threads),
         "--access-logfile",
         "-",
+        "--access-logformat",
+        ACCESS_LOG_FORMAT,
         "--timeout",
         "60",
     ]

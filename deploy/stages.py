@@ -20,7 +20,7 @@ from training.package import build_archive
 
 
 def data_repo() -> DataRepo:
-    return DataRepo(Path(settings.DVC_REPO_DIR), settings.DVC_REMOTE)
+    return DataRepo(Path(settings.DVC_REPO_DIR), settings.DVC_REMOTE, settings.DVC_REMOTE_ENDPOINT)
 
 
 def evaluate_export(export_dir: Path, dataset: str, split: str = "test") -> dict[str, Any]:

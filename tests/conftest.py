@@ -11,8 +11,6 @@ import pytest
 import redis
 from django.conf import settings
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
-
 
 def database_url_of(connection: Any) -> str:
     """DATABASE_URL of the test database pytest-django created, for child processes."""
@@ -87,3 +85,35 @@ def registered_model(db: None, model_archive: tuple[Path, str, dict]) -> Any:
     return services.register_model_version(
         "sentiment-test", "text_classification", str(archive), sha, manifest, None, version=1
     )
+
+
+@pytest.fixture
+def server(live_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """gunicorn on a free port, using the test database; yields its base URL."""
+    from deploy.processes import Service, free_port, wait_http, web_command
+    from tests.browser_support import BUILT_APP
+
+    if not BUILT_APP.is_file():
+        pytest.fail(f"{BUILT_APP} is missing: run `npm ci && npm run build` in annotation/frontend")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with Service("web", web_command("127.0.0.1", port, workers=2), tmp_path / "web.log") as web:
+        wait_http(web, f"{base}/readyz")
+        # Playwright's sync API keeps an asyncio loop on this thread; the test's ORM calls are still sync.
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield base
+
+
+@pytest.fixture
+def browser(server: str) -> Iterator[Any]:
+    """Headless Chromium (Debian's, driven by Playwright) for tests against ``server``."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

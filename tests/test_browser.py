@@ -6,40 +6,26 @@ committed under ``annotation/static/annotation/app``.
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from annotation.services import create_project, set_role
-from datastore import services as datastore_services
-from datastore.models import Annotation, Assignment, CrawlJob, Item, Question, Task
-from deploy.processes import Service, free_port, wait_http, web_command
+from datastore.models import Annotation, Assignment, Question, Task
+from tests.browser_support import (
+    annotate_by_api,
+    expect_task,
+    images,
+    login,
+    screenshot_on_failure,
+    snapshot,
+    texts,
+    user,
+)
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(__file__).parent / "artifacts"
-BUILT_APP = Path(__file__).resolve().parents[1] / "annotation" / "static" / "annotation" / "app" / "app.js"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-PASSWORD = "browser-test-pw"
 
 # Selects characters [start, end) of an element's text by walking its text nodes, as a mouse drag would.
 SELECT_JS = """([testid, start, end]) => {
@@ -58,90 +44,6 @@ SELECT_JS = """([testid, start, end]) => {
   sel.addRange(range);
   return sel.toString();
 }"""
-
-
-@pytest.fixture
-def server(live_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """gunicorn on a free port, using the test database; yields its base URL."""
-    if not BUILT_APP.is_file():
-        pytest.fail(f"{BUILT_APP} is missing: run `npm ci && npm run build` in annotation/frontend")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with Service("web", web_command("127.0.0.1", port, workers=2), tmp_path / "web.log") as web:
-        wait_http(web, f"{base}/readyz")
-        # Playwright's sync API keeps an asyncio loop on this thread; the test's ORM calls are still sync.
-        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        yield base
-
-
-@pytest.fixture
-def browser(server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@contextmanager
-def screenshot_on_failure(page: Any, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Keep a full-page screenshot in tests/artifacts/<test name>.png when the body fails."""
-    try:
-        yield
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        raise
-
-
-def snapshot(page: Any, name: str) -> None:
-    """Save a screenshot for a person to look at, when FSML_BROWSER_SCREENSHOTS is set."""
-    if os.environ.get("FSML_BROWSER_SCREENSHOTS"):
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def user(name: str) -> Any:
-    account = get_user_model().objects.create(username=name)
-    account.set_password(PASSWORD)
-    account.save()
-    return account
-
-
-def login(browser: Any, base: str, username: str, path: str) -> Any:
-    """A new browser context logged in as ``username``, on ``path``."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{base}/accounts/login/?next={path}")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{path}")
-    return page
-
-
-def store(rows: list[dict[str, Any]]) -> list[Item]:
-    """Store items through the crawler's storage service; returns them in the given order."""
-    source = datastore_services.get_or_create_source("browser", "http://example.test/")
-    job = CrawlJob.objects.create(source=source, spider="site")
-    now = timezone.now()
-    for i, row in enumerate(rows):  # one at a time: a batch is stored in URL-hash order, not given order
-        url = f"http://example.test/{job.pk}/{i}"
-        result = datastore_services.store_items(job, [{"url": url, "canonical_url": url, "fetched_at": now, **row}])
-        assert not result.failed, result.failed
-    return list(Item.objects.filter(crawl_job=job).order_by("id"))
-
-
-def texts(*values: str) -> list[Item]:
-    return store([{"text": t} for t in values])
-
-
-def expect_task(page: Any, text: str) -> None:
-    from playwright.sync_api import expect
-
-    expect(page.get_by_test_id("task-text")).to_have_text(text)
 
 
 def test_text_classification_by_keyboard_with_undo_and_skip(browser: Any, server: str, request: Any) -> None:
@@ -321,15 +223,9 @@ def test_spans_by_keyboard_and_by_mouse_selection(browser: Any, server: str, req
 
 
 def test_image_classification_by_keyboard(browser: Any, server: str, request: Any, tmp_path: Path) -> None:
-    from PIL import Image
     from playwright.sync_api import expect
 
-    rows = []
-    for name, colour in (("red", (220, 30, 30)), ("blue", (30, 60, 220))):
-        path = tmp_path / f"{name}.png"
-        Image.new("RGB", (64, 48), colour).save(path)
-        rows.append({"text": "", "image": str(path), "content_hash": hashlib.sha256(path.read_bytes()).hexdigest()})
-    items = store(rows)
+    items = images(tmp_path, {"red": (220, 30, 30), "blue": (30, 60, 220)})
     annotator = user("ann")
     project = create_project("colours", "image_classification", ["red", "blue"], items, members=[annotator])
     page = login(browser, server, "ann", f"/annotate/{project.pk}/")
@@ -360,13 +256,7 @@ def test_reviewer_adjudicates_disagreements(browser: Any, server: str, request: 
     project = create_project("review", "text_classification", labels, items, overlap=2, members=[first, second])
     set_role(project, reviewer, "reviewer")
     answers = {first: ["positive", "neutral", "negative"], second: ["negative", "positive", "negative"]}
-    for account, values in answers.items():  # two annotators label every task through the REST API
-        with requests.Session() as http:
-            http.headers["Authorization"] = f"Token {Token.objects.create(user=account).key}"
-            for value in values:
-                task = http.post(f"{server}/api/projects/{project.pk}/next/", timeout=30).json()
-                res = http.post(f"{server}/api/tasks/{task['id']}/annotations/", json={"value": value}, timeout=30)
-                assert res.status_code == 201, res.text
+    annotate_by_api(server, project.pk, answers)  # two annotators label every task through the REST API
 
     page = login(browser, server, "rev", f"/review/{project.pk}/")
     with screenshot_on_failure(page, request):

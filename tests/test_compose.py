@@ -18,8 +18,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SERVICES = {"mysql", "redis", "web", "worker"}
-SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
+SERVICES = {"mysql", "redis", "minio", "web", "worker"}
+SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD")
 
 
 def compose_command() -> list[str]:
@@ -89,6 +89,10 @@ def test_compose_interpolates_urls_from_the_env_file() -> None:
         assert env["SECRET_KEY"] == example["SECRET_KEY"]
         assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
         assert env["FSML_HOME"] == "/data"
+        assert env["FSML_DVC_REMOTE"] == "s3://fsml-data/dvc"
+        assert env["FSML_DVC_REMOTE_ENDPOINT"] == "http://minio:9000"
+        assert env["AWS_SECRET_ACCESS_KEY"] == example["MINIO_ROOT_PASSWORD"]
+    assert resolved["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == example["MINIO_ROOT_PASSWORD"]
     assert resolved["mysql"]["environment"]["MARIADB_PASSWORD"] == example["MYSQL_PASSWORD"]
 
 
@@ -114,6 +118,7 @@ def test_services_depend_on_healthy_backends() -> None:
     services = load_compose()["services"]
     assert services["web"]["depends_on"]["mysql"]["condition"] == "service_healthy"
     assert services["web"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["web"]["depends_on"]["minio"]["condition"] == "service_healthy"
     # The worker waits for a healthy web, i.e. for the migrations `fsml web` runs.
     assert services["worker"]["depends_on"]["web"]["condition"] == "service_healthy"
     assert services["worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -124,7 +129,8 @@ def test_redis_keeps_queued_jobs_and_state_lives_in_named_volumes() -> None:
     compose = load_compose()
     services = compose["services"]
     assert "--appendonly" in services["redis"]["command"]
-    assert set(compose["volumes"]) == {"mysql-data", "redis-data", "fsml-data"}
+    assert set(compose["volumes"]) == {"mysql-data", "redis-data", "minio-data", "fsml-data"}
+    assert "minio-data:/data" in services["minio"]["volumes"]
     assert "mysql-data:/var/lib/mysql" in services["mysql"]["volumes"]
     assert "redis-data:/data" in services["redis"]["volumes"]
     for name in ("web", "worker"):
@@ -157,6 +163,7 @@ def test_no_literal_secret_in_the_compose_file() -> None:
         env = services[name]["environment"]
         assert reference.match(env["SECRET_KEY"]), env["SECRET_KEY"]
         assert "${MYSQL_PASSWORD" in env["DATABASE_URL"]
+    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"].startswith("${MINIO_ROOT_PASSWORD")
     mysql_env = services["mysql"]["environment"]
     assert mysql_env["MARIADB_PASSWORD"].startswith("${MYSQL_PASSWORD")
     assert mysql_env["MARIADB_ROOT_PASSWORD"].startswith("${MYSQL_ROOT_PASSWORD")
@@ -180,7 +187,7 @@ def test_env_example_documents_every_variable() -> None:
     assert len(example["SECRET_KEY"]) < 32
 
 
-def test_dockerfile_installs_the_cpu_torch_pin_and_the_mysql_extra() -> None:
+def test_dockerfile_installs_the_cpu_torch_pin_and_the_mysql_and_s3_extras() -> None:
     text = DOCKERFILE.read_text()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     torch_pin = next(
@@ -188,7 +195,7 @@ def test_dockerfile_installs_the_cpu_torch_pin_and_the_mysql_extra() -> None:
     )
     assert torch_pin == "torch==2.13.0"
     assert re.search(r"pip install --extra-index-url https://download\.pytorch\.org/whl/cpu torch==2\.13\.0", text)
-    assert 'pip install ".[mysql]"' in text
+    assert 'pip install ".[mysql,s3]"' in text
     assert "FROM python:3.11-slim-bookworm" in text
     for package in ("default-libmysqlclient-dev", "pkg-config", "build-essential", "libmariadb3"):
         assert package in text

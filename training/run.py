@@ -18,10 +18,14 @@ def train_and_export(
     out_dir: Path,
     data: LoadedVersion | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> tuple[TrainResult, ExportReport]:
-    """Write ``out_dir/checkpoint`` and ``out_dir/export`` (model.onnx, vocab.json, manifest.json)."""
+    export_model: bool = True,
+) -> tuple[TrainResult, ExportReport | None]:
+    """Write ``out_dir/checkpoint`` and, unless ``export_model`` is off, ``out_dir/export`` (model.onnx,
+    vocab.json, manifest.json)."""
     data = data or load(config.dataset, repo=config.data_repo)
     result = train(config, data, on_epoch=on_epoch)
     save_checkpoint(result, out_dir / "checkpoint")
+    if not export_model:
+        return result, None
     report = export(result, out_dir / "export", [r["text"] for r in data.splits["val"][:PARITY_SAMPLES]])
     return result, report

@@ -7,6 +7,7 @@ Variables:
     CELERY_BROKER_URL: ``redis://...`` or ``filesystem://`` (default; needs no server).
     SECRET_KEY, DEBUG, ALLOWED_HOSTS: as in Django; production refuses to start without SECRET_KEY.
     FSML_DVC_REMOTE: DVC remote URL or folder. Default: ``FSML_HOME/dvc-remote``.
+    FSML_DVC_REMOTE_ENDPOINT: endpoint URL of an S3-compatible remote (MinIO). Default: none (AWS).
     FSML_CRAWL_REDIS_URL: Redis for distributed crawls' shared frontier. Default: local Redis, database 1.
 """
 
@@ -45,6 +46,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 FSML_HOME = Path(os.environ.get("FSML_HOME", ".fsml")).resolve()
 DVC_REPO_DIR = FSML_HOME / "data"
 DVC_REMOTE = os.environ.get("FSML_DVC_REMOTE", str(FSML_HOME / "dvc-remote"))
+# S3-compatible remotes (s3://bucket/path, needs the `s3` extra): the endpoint of MinIO or another non-AWS
+# store; credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY as boto reads them.
+DVC_REMOTE_ENDPOINT = os.environ.get("FSML_DVC_REMOTE_ENDPOINT", "")
 MODEL_STORE_DIR = Path(os.environ.get("FSML_MODEL_STORE", str(FSML_HOME / "models"))).resolve()
 MODEL_CACHE_DIR = FSML_HOME / "model-cache"
 # Shared frontier of distributed crawls (scrapy-redis); only used when a crawl runs several processes.

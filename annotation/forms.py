@@ -1,0 +1,87 @@
+"""Forms of the manager pages. They check the shape of the input; the rules live in annotation.projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from annotation import formats
+from annotation.api import MAX_IMPORT_BYTES
+from annotation.services import Role
+from datastore.models import Project
+
+MAX_LABEL_CHARS = 100
+FORMAT_NAMES = {"labelstudio": "Label Studio JSON", "doccano": "doccano JSONL", "conll": "CoNLL (spans)", "csv": "CSV"}
+
+
+class LabelsField(forms.CharField):
+    """The label schema typed as text, one label per line; cleaned to a list of names."""
+
+    widget = forms.Textarea(attrs={"rows": 5})
+    default_error_messages = {"required": "Give at least one label, one per line."}
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]  # a list, not a string
+        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        repeated = sorted({label for label in value if value.count(label) > 1})
+        if repeated:
+            raise forms.ValidationError(f"Each label once: {', '.join(repeated)} is given more than once.")
+        long = [label for label in value if len(label) > MAX_LABEL_CHARS]
+        if long:
+            raise forms.ValidationError(f"Labels have at most {MAX_LABEL_CHARS} characters: {long[0][:40]}…")
+
+
+class SettingsForm(forms.ModelForm):
+    """What a manager may change on an existing project (not its task type)."""
+
+    labels = LabelsField(help_text="One per line. Once anything is labelled, labels can be added but not removed.")
+    overlap = forms.IntegerField(min_value=1, max_value=50, initial=1, help_text="Annotators per task.")
+    lock_seconds = forms.IntegerField(
+        min_value=30, max_value=86_400, initial=600, help_text="How long a task is held for the annotator who has it."
+    )
+
+    class Meta:
+        model = Project
+        fields = ["name", "labels", "overlap", "lock_seconds", "queue_order", "allow_overlapping_spans", "guidelines"]
+        labels = {"allow_overlapping_spans": "Allow overlapping spans (span projects)"}
+        help_texts = {"guidelines": "Markdown, shown beside every task."}
+
+
+class NewProjectForm(SettingsForm):
+    class Meta(SettingsForm.Meta):
+        fields = ["name", "task_type", *SettingsForm.Meta.fields[1:]]
+
+
+class AddMemberForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True),
+        to_field_name="username",
+        label="Username",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),  # a text box: the page lists no accounts
+        error_messages={"invalid_choice": "No active user is named “%(value)s”."},
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ImportForm(forms.Form):
+    format = forms.ChoiceField(choices=[(name, FORMAT_NAMES[name]) for name in formats.FORMATS])
+    file = forms.FileField(
+        help_text="All or nothing: one bad record refuses the whole file. Labels become final (gold) labels."
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise forms.ValidationError(f"the file is larger than {MAX_IMPORT_BYTES} bytes")
+        return upload

@@ -1,0 +1,154 @@
+"""A manager's writes on a project: start one, change its settings, add, re-role and remove members.
+
+They build on ``annotation.services`` (``create_project``, ``set_role``) and, like it, check who may write
+before writing, so the manager pages stay thin and a script gets the same rules. Every refusal is an
+``AnnotationError`` whose reason is shown to the user as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation import formats
+from annotation.review import require_role
+from annotation.services import AnnotationError, Role, create_project, import_records, set_role
+from datastore.models import Annotation, Assignment, Project, ProjectMember, Task
+
+# What a manager may change after creation. The task type is fixed: every stored label depends on it.
+SETTINGS = ("name", "labels", "guidelines", "overlap", "allow_overlapping_spans", "lock_seconds", "queue_order")
+
+
+def can_create_projects(user: Any) -> bool:
+    """Staff, and users granted the ``datastore.add_project`` permission (in the admin), start projects."""
+    return bool(user.is_active and (user.is_staff or user.has_perm("datastore.add_project")))
+
+
+def start_project(creator: Any, name: str, task_type: str, labels: list[str], **settings: Any) -> Project:
+    """Create a project without tasks (they come by import) and make ``creator`` its first manager."""
+    if not can_create_projects(creator):
+        raise AnnotationError("only staff or users allowed to add projects can create one", 403)
+    try:
+        with transaction.atomic():
+            project = create_project(name, task_type, labels, (), **settings)
+            set_role(project, creator, Role.MANAGER)
+    except IntegrityError:  # the form checked the name; another request took it meanwhile
+        raise AnnotationError(f"a project named {name!r} already exists", 409) from None
+    return project
+
+
+def has_labels(project: Project) -> bool:
+    """Whether anything in the project uses its labels: annotations, imported labels or suggestions."""
+    labelled = Q(final_value__isnull=False) | Q(prediction__isnull=False)
+    return (
+        Annotation.objects.filter(task__project=project).exists()
+        or Task.objects.filter(labelled, project=project).exists()
+    )
+
+
+def update_settings(project: Project, user: Any, **changes: Any) -> Project:
+    """Change a project's settings (any of ``SETTINGS``) in one transaction, or nothing.
+
+    Once anything is labelled, labels may be added or reordered but not removed or renamed, so every
+    stored label stays in the schema. A new overlap re-decides which tasks are done.
+    """
+    require_role(project, user, Role.MANAGER)
+    unknown = sorted(set(changes) - set(SETTINGS))
+    if unknown:
+        raise AnnotationError(f"these settings cannot be changed: {', '.join(unknown)}")
+    if "labels" in changes and not _distinct_names(changes["labels"]):
+        raise AnnotationError("labels must be a non-empty list of distinct names")
+    if changes.get("overlap", 1) < 1:
+        raise AnnotationError("overlap must be at least 1")
+    with transaction.atomic():
+        current = Project.objects.select_for_update().get(pk=project.pk)
+        removed = [label for label in current.labels if label not in changes.get("labels", current.labels)]
+        if removed and has_labels(current):
+            raise AnnotationError(
+                f"labels can only be added once the project has annotations; {', '.join(removed)} would be removed",
+                409,
+            )
+        for field, value in changes.items():
+            setattr(current, field, value)
+        try:
+            with transaction.atomic():
+                current.save(update_fields=list(changes))
+        except IntegrityError:
+            raise AnnotationError(f"a project named {changes.get('name')!r} already exists", 409) from None
+        if "overlap" in changes:
+            tasks = Task.objects.filter(project=current)
+            tasks.filter(status=Task.Status.OPEN, annotation_count__gte=current.overlap).update(status=Task.Status.DONE)
+            # Tasks finished by a gold or adjudicated label stay done whatever the overlap.
+            tasks.filter(
+                status=Task.Status.DONE, final_value__isnull=True, annotation_count__lt=current.overlap
+            ).update(status=Task.Status.OPEN)
+    return current
+
+
+def _distinct_names(labels: Any) -> bool:
+    return (
+        isinstance(labels, list)
+        and bool(labels)
+        and len(set(labels)) == len(labels)
+        and all(isinstance(label, str) and label for label in labels)
+    )
+
+
+def add_member(project: Project, user: Any, newcomer: Any, role: str) -> ProjectMember:
+    """Give ``newcomer`` a role in the project; someone already in it keeps theirs (change it instead)."""
+    require_role(project, user, Role.MANAGER)
+    if ProjectMember.objects.filter(project=project, user=newcomer).exists():
+        raise AnnotationError(f"{newcomer.username} is already a member; change their role in the list", 409)
+    return set_role(project, newcomer, role)
+
+
+def change_role(project: Project, user: Any, member: ProjectMember, role: str) -> ProjectMember:
+    require_role(project, user, Role.MANAGER)
+    with transaction.atomic():
+        _keep_a_manager(project, member, role)
+        return set_role(project, member.user, role)
+
+
+def remove_member(project: Project, user: Any, member: ProjectMember) -> None:
+    """Take ``member`` out of the project. Their annotations stay; tasks they hold go back to the queue."""
+    require_role(project, user, Role.MANAGER)
+    with transaction.atomic():
+        _keep_a_manager(project, member, None)
+        member.delete()
+        now = timezone.now()
+        held = Assignment.objects.filter(
+            task__project=project, annotator_id=member.user_id, status=Assignment.Status.ACTIVE, expires_at__gt=now
+        )
+        # Updated by primary key: an UPDATE joined to the task table would lock task rows as well.
+        Assignment.objects.filter(pk__in=list(held.values_list("pk", flat=True))).update(expires_at=now)
+
+
+def _keep_a_manager(project: Project, member: ProjectMember, new_role: str | None) -> None:
+    """Refuse to leave the project without a manager. Locks the project row, so that two managers
+    demoting each other at once cannot both succeed."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    role = ProjectMember.objects.filter(pk=member.pk).values_list("role", flat=True).first()
+    if role is None:
+        raise AnnotationError(f"{member.user.username} is no longer a member", 404)
+    if role != Role.MANAGER or new_role == Role.MANAGER:
+        return
+    if not ProjectMember.objects.filter(project=project, role=Role.MANAGER).exclude(pk=member.pk).exists():
+        raise AnnotationError(
+            f"{member.user.username} is the project's only manager; make someone else a manager first", 409
+        )
+
+
+def import_file(project: Project, user: Any, fmt: str, payload: bytes) -> tuple[int, int]:
+    """Parse an import file and add its records as tasks, all or nothing, as the import API does.
+
+    Returns (records read, new tasks). A malformed file is an AnnotationError with the parser's reasons.
+    """
+    require_role(project, user, Role.MANAGER)  # before any work on the file
+    try:
+        records = formats.parse(fmt, payload, project.task_type)
+    except formats.ImportFormatError as exc:
+        raise AnnotationError(str(exc)) from None
+    return len(records), import_records(project, user, records)

@@ -1,0 +1,169 @@
+"""``fsml dataset`` (snapshot, list, show, diff, pull) and ``fsml pipeline`` (the road as a DVC pipeline).
+
+Only ``snapshot``, and ``list`` without ``--repo``, touch the database; the rest read the data repository.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from deploy.cli_support import RepoOption, fail, repo_or_default, start_django
+from deploy.console import console
+
+if TYPE_CHECKING:
+    from datastore.loader import LoadedVersion
+
+dataset_app = typer.Typer(help="Dataset versions (DVC snapshots of labelled projects).", no_args_is_help=True)
+pipeline_app = typer.Typer(help="The road as a DVC pipeline (dvc repro, dvc metrics diff).", no_args_is_help=True)
+
+
+def _load(name: str, repo: str) -> LoadedVersion:
+    """A version's records without its images, or exit with the loader's reason."""
+    from datastore.loader import DatasetError, load
+
+    try:
+        return load(name, repo=repo, images=False)
+    except DatasetError as exc:
+        fail(str(exc))
+        raise
+
+
+@dataset_app.command("snapshot")
+def dataset_snapshot(
+    project: Annotated[str, typer.Argument(help="Annotation project name.")],
+    name: Annotated[str, typer.Option(help="Name of the new dataset version.")],
+    if_missing: Annotated[bool, typer.Option(help="Succeed without a new snapshot when NAME exists.")] = False,
+    info: Annotated[Path | None, typer.Option(help="Write the version's name, hashes and counts here (JSON).")] = None,
+) -> None:
+    """Freeze a project's finished labels as a DVC-tracked dataset version (immutable once made)."""
+    start_django()
+    from datastore.dvcrepo import DataRepoError
+    from datastore.errors import SnapshotError
+    from datastore.models import DatasetVersion, Project
+    from datastore.snapshot import snapshot_project
+    from deploy.stages import data_repo
+
+    version = DatasetVersion.objects.filter(name=name).first()
+    if version is not None and if_missing:
+        console.print(f"dataset version {name} exists (md5 {version.dvc_md5}, git {version.git_rev}); kept")
+    else:
+        found = Project.objects.filter(name=project).first()
+        if found is None:
+            fail(f"no project named {project!r}")
+        try:
+            version = snapshot_project(found, name, data_repo())
+        except (SnapshotError, DataRepoError) as exc:
+            fail(str(exc))
+        console.print(f"dataset version {name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
+    if info is not None:
+        info.parent.mkdir(parents=True, exist_ok=True)
+        fields = {"name": name, "md5": version.dvc_md5, "git_rev": version.git_rev, "counts": version.counts}
+        info.write_text(json.dumps({**fields, "label_distribution": version.label_distribution}, indent=2) + "\n")
+
+
+@dataset_app.command("list")
+def dataset_list(repo: RepoOption = "") -> None:
+    """List dataset versions: the database's records, or with --repo the versions tagged in that repository."""
+    if repo:
+        from datastore.loader import list_versions
+
+        for name in list_versions(repo):
+            console.print(name)
+        return
+    start_django()
+    from datastore.models import DatasetVersion
+
+    rows = DatasetVersion.objects.select_related("project", "created_by").order_by("created_at")
+    for v in rows:
+        who = v.created_by.username if v.created_by else "-"
+        console.print(
+            f"{v.name}\t{v.project.name}\t{v.counts}\tmd5 {v.dvc_md5}\tgit {v.git_rev[:10]}\t"
+            f"{v.created_at:%Y-%m-%d %H:%M}\t{who}"
+        )
+
+
+@dataset_app.command("show")
+def dataset_show(
+    name: Annotated[str, typer.Argument(help="Dataset version name.")],
+    repo: RepoOption = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
+) -> None:
+    """Counts and label distribution per split, with warnings about imbalance and leakage."""
+    from datastore.versions import describe
+
+    info = describe(_load(name, repo_or_default(repo)))
+    if as_json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    console.print(f"{info['name']}: project {info['project']}, {info['task_type']}, labels {info['labels']}")
+    for split, count in info["counts"].items():
+        console.print(f"  {split}: {count} records, {info['label_distribution'].get(split, {})}")
+    for warning in info["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@dataset_app.command("diff")
+def dataset_diff(
+    a: Annotated[str, typer.Argument(help="Older dataset version.")],
+    b: Annotated[str, typer.Argument(help="Newer dataset version.")],
+    repo: RepoOption = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    limit: Annotated[int, typer.Option(help="Items listed per kind of change.")] = 20,
+) -> None:
+    """What was added, removed, relabelled and edited between two versions (by item)."""
+    from datastore.versions import diff
+
+    where = repo_or_default(repo)
+    result = diff(_load(a, where), _load(b, where))
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    console.print(
+        f"{a} -> {b}: {len(result.added)} added, {len(result.removed)} removed, "
+        f"{len(result.relabelled)} relabelled, {len(result.edited)} edited"
+    )
+    for kind in ("added", "removed", "edited"):
+        for item in getattr(result, kind)[:limit]:
+            console.print(f"  {kind} {item}")
+    for change in result.relabelled[:limit]:
+        console.print(f"  relabelled {change['id']} ({change['url']}): {change['from']} -> {change['to']}")
+
+
+@dataset_app.command("pull")
+def dataset_pull(
+    name: Annotated[str, typer.Argument(help="Dataset version name.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the version's files into (new or empty).")],
+    repo: RepoOption = "",
+) -> None:
+    """Fetch a version's files from the DVC remote into a folder, checking every checksum."""
+    from datastore.loader import DatasetError, pull
+
+    try:
+        folder = pull(name, repo_or_default(repo), out)
+    except DatasetError as exc:
+        fail(str(exc))
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    console.print(f"{name}: {len(files)} files in {folder}")
+
+
+@pipeline_app.command("init")
+def pipeline_init(
+    folder: Annotated[Path, typer.Argument(help="New research repository (git + DVC) for the pipeline.")],
+    project: Annotated[str, typer.Option(help="Annotation project the snapshot stage freezes.")],
+    dataset: Annotated[str, typer.Option(help="Dataset version name (made by the snapshot stage if missing).")],
+    data_repo: RepoOption = "",
+    epochs: Annotated[int, typer.Option()] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write dvc.yaml (snapshot -> train -> export -> evaluate) and params.yaml into a new repository."""
+    from deploy.pipeline import init_pipeline
+
+    try:
+        made = init_pipeline(folder, project, dataset, repo_or_default(data_repo), epochs=epochs, seed=seed)
+    except FileExistsError as exc:
+        fail(str(exc))
+    console.print(f"pipeline in {made}: cd there, then `dvc repro`; change params.yaml and `dvc metrics diff`")

@@ -1,0 +1,39 @@
+"""What every ``fsml`` subcommand shares: Django start-up, clean failures, the data repository option."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deploy.console import console
+
+
+def start_django() -> None:
+    """Django on the configured database, migrated."""
+    from deploy.django_setup import setup
+
+    setup(migrate=True)
+
+
+def fail(message: str) -> None:
+    """Print the reason and exit with status 2 (no traceback: the reason is the message)."""
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+RepoOption = Annotated[
+    str, typer.Option("--repo", help="Data repository path or git URL (default: FSML_HOME/data); no database needed.")
+]
+
+
+def repo_or_default(repo: str) -> str:
+    """The data repository to read: the one given, else the configured one (settings only, no database)."""
+    if repo:
+        return repo
+    from deploy.django_setup import setup
+
+    setup(migrate=False)
+    from django.conf import settings
+
+    return str(settings.DVC_REPO_DIR)
