@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import random
 import re
+import secrets
 import statistics
 import subprocess
 import tempfile
@@ -294,7 +295,10 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "web.log"
-        web = Service("web", web_command("127.0.0.1", port, workers=args.workers, threads=args.threads), log)
+        # As deployed: DEBUG off (no per-request query log, no static file rescans), a real secret key.
+        served = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+        command = web_command("127.0.0.1", port, workers=args.workers, threads=args.threads)
+        web = Service("web", command, log, env=served)
         with web:
             wait_http(web, f"{base}/readyz")
             results, elapsed = run_clients(tokens, flow, args.client_processes)

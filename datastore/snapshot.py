@@ -39,24 +39,28 @@ def collect_records(project: Project) -> list[dict[str, Any]]:
         "task_id", "value"
     ):
         values.setdefault(task_id, []).append(value)
+    # Plain rows, not model instances: building a Task and an Item per row cost ten times the query.
     labelled = (
         Task.objects.filter(project=project)
-        .filter(Q(pk__in=list(values)) | Q(final_value__isnull=False))
-        .select_related("item")
+        .filter(Q(status=Task.Status.DONE) | Q(final_value__isnull=False))
+        .values_list(
+            "pk",
+            "final_value",
+            "item__url_hash",
+            "item__content_hash",
+            "item__text",
+            "item__canonical_url",
+            "item__image",
+        )
     )
     records = []
-    for task in labelled.iterator(chunk_size=2000):
-        item = task.item
-        label = task.final_value if task.final_value is not None else final_label(values[task.pk])
-        record = {
-            "id": item.url_hash,
-            "content_hash": item.content_hash,
-            "text": item.text,
-            "url": item.canonical_url,
-            "label": label,
-        }
-        if item.image:
-            record["image_file"] = item.image
+    for pk, final_value, url_hash, content_hash, text, url, image in labelled.iterator(chunk_size=2000):
+        if final_value is None and pk not in values:
+            continue  # done without annotations or a final label: nothing to take
+        label = final_value if final_value is not None else final_label(values[pk])
+        record = {"id": url_hash, "content_hash": content_hash, "text": text, "url": url, "label": label}
+        if image:
+            record["image_file"] = image
         records.append(record)
     records.sort(key=lambda r: r["id"])
     return records
