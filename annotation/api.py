@@ -256,12 +256,14 @@ class ImportTasks(APIView):
         request={
             "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
         },
-        parameters=[OpenApiParameter("format", str, enum=list(formats.FORMATS), required=True)],
+        parameters=[OpenApiParameter("format", str, enum=[*formats.FORMATS, "images"], required=True)],
         responses={201: JSON},
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         review.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
+        if request.query_params.get("format") == "images":
+            return self.images(request, project)
         upload = request.FILES.get("file")
         if upload is None:
             return Response({"detail": "send the file as multipart field 'file'"}, status=400)
@@ -273,6 +275,15 @@ class ImportTasks(APIView):
         except formats.ImportFormatError as exc:
             return Response({"detail": str(exc), "errors": exc.errors[: formats.MAX_ERRORS]}, status=400)
         return Response({"records": len(records), "tasks_created": created}, status=201)
+
+    def images(self, request: Request, project: Project) -> Response:
+        """``format=images``: one or more image files (repeated multipart field ``file``) become tasks."""
+        uploads = request.FILES.getlist("file")
+        total = sum(u.size for u in uploads)
+        if total > MAX_IMPORT_BYTES:
+            return Response({"detail": f"the files add up to more than {MAX_IMPORT_BYTES} bytes"}, status=413)
+        created = services.import_images(project, request.user, [(u.name, u.read()) for u in uploads])
+        return Response({"records": len(uploads), "tasks_created": created}, status=201)
 
 
 class ExportTasks(APIView):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -310,6 +311,36 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
             )
         Task.objects.bulk_create(tasks, batch_size=1000)
     return len(tasks)
+
+
+MAX_IMAGE_FILES = 100  # Django refuses more files per request (DATA_UPLOAD_MAX_NUMBER_FILES)
+
+
+def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -> int:
+    """Add uploaded image files (name, bytes) as tasks of an image project; returns the number of new tasks.
+
+    Every file is decoded first; one unreadable or unsupported file refuses them all and nothing is written.
+    """
+    from django.conf import settings
+
+    from datastore import services as datastore_services
+
+    if role_of(project, user) != Role.MANAGER:
+        raise AnnotationError("only a manager of the project can import", 403)
+    if project.task_type != Project.TaskType.IMAGE_CLASSIFICATION:
+        raise AnnotationError(f"images are imported into image_classification projects, not {project.task_type}")
+    if not files or len(files) > MAX_IMAGE_FILES:
+        raise AnnotationError(f"send 1 to {MAX_IMAGE_FILES} image files as multipart fields 'file'")
+    store = Path(settings.FSML_HOME) / "files" / "uploads"
+    with transaction.atomic():
+        try:
+            items = datastore_services.import_images(f"import:{project.name}", files, store)
+        except datastore_services.ItemError as exc:
+            raise AnnotationError(f"{exc.url}: {exc.reason}; nothing imported") from None
+        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
+        fresh = {item.pk: item for item in items if item.pk not in existing}
+        Task.objects.bulk_create((Task(project=project, item=item) for item in fresh.values()), batch_size=1000)
+    return len(fresh)
 
 
 def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, transaction
@@ -191,12 +193,74 @@ def import_texts(source_name: str, texts: list[str]) -> list[Item]:
         for t, h in zip(texts, hashes, strict=True)
     ]
     Item.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
+    return _items_by_content(source, hashes)
+
+
+def _items_by_content(source: Source, hashes: list[str]) -> list[Item]:
+    """The source's items with these content hashes, in the same order (stored ones and new ones alike)."""
     wanted, by_hash = sorted(set(hashes)), {}
     for i in range(0, len(wanted), 500):  # SQLite allows only so many query parameters
         by_hash.update(
             {it.content_hash: it for it in Item.objects.filter(source=source, content_hash__in=wanted[i : i + 500])}
         )
     return [by_hash[h] for h in hashes]
+
+
+IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "WEBP": ".webp"}
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def check_image(name: str, data: bytes) -> str:
+    """The file suffix of an uploaded image, after Pillow has read it whole. Raises ItemError."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            kind = img.format or ""
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise ItemError(name, "image", f"{img.width}x{img.height} is over {MAX_IMAGE_PIXELS:,} pixels")
+            img.load()  # decodes every byte: a truncated or corrupt file fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ItemError(name, "image", f"not a readable image: {exc}") from None
+    if kind not in IMAGE_FORMATS:
+        raise ItemError(name, "image", f"{kind or 'unknown'} images are not accepted; use {', '.join(IMAGE_FORMATS)}")
+    return IMAGE_FORMATS[kind]
+
+
+def import_images(source_name: str, files: list[tuple[str, bytes]], store: Path) -> list[Item]:
+    """Store uploaded images (content-addressed under ``store``) as image items; returns them in input order.
+
+    Every file is checked first: one unreadable file refuses them all, and nothing is written.
+    """
+    suffixes = [check_image(name, data) for name, data in files]
+    source = get_or_create_source(source_name, "import://" + source_name[:480])
+    now = timezone.now()
+    rows = []
+    for (name, data), suffix in zip(files, suffixes, strict=True):
+        digest = hashlib.sha256(data).hexdigest()
+        path = store / digest[:2] / f"{digest}{suffix}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)  # atomic: a reader never sees half a file
+        url = f"import://{source.pk}/{digest}"
+        rows.append(
+            Item(
+                source=source,
+                kind=Item.Kind.IMAGE,
+                url=url,
+                canonical_url=url,
+                url_hash=sha256_text(url),
+                content_hash=digest,
+                title=name[:500],
+                image=str(path),
+                fetched_at=now,
+                robots="not_checked",
+            )
+        )
+    Item.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    return _items_by_content(source, [r.content_hash for r in rows])
 
 
 def record_dataset_version(**fields: Any) -> DatasetVersion:

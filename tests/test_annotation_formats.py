@@ -209,3 +209,59 @@ def test_imported_gold_labels_reach_dataset_snapshots(setup, tmp_path) -> None:
     assert sum(version.counts.values()) == 1  # only the gold-labelled task is labelled yet
     records = [r for rows in load("gold-v1", repo=str(repo.root)).splits.values() for r in rows]
     assert [(r["text"], r["label"]) for r in records] == [("great flight", "pos")]
+
+
+def png(colour: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_image_files_become_tasks_all_or_nothing(db, settings, tmp_path) -> None:
+    settings.FSML_HOME = tmp_path
+    users = get_user_model().objects
+    manager, annotator = users.create(username="mona"), users.create(username="alice")
+    project = create_project("photos", "image_classification", ["red", "blue"], [], members=[annotator])
+    set_role(project, manager, "manager")
+    client = APIClient()
+    client.force_authenticate(manager)
+    url = f"/api/projects/{project.pk}/import/?format=images"
+
+    def send(*files: tuple[str, bytes]):
+        return client.post(url, {"file": [SimpleUploadedFile(n, b) for n, b in files]}, format="multipart")
+
+    red, blue = png((220, 20, 20)), png((20, 20, 220))
+    truncated = red[: len(red) // 2]
+    refused = send(("red.png", red), ("broken.png", truncated))
+    assert refused.status_code == 400
+    assert "broken.png" in refused.json()["detail"] and "nothing imported" in refused.json()["detail"]
+    assert not Task.objects.filter(project=project).exists()
+    assert not (tmp_path / "files" / "uploads").exists()  # no file written either
+    text = send(("notes.txt", b"just words"))
+    assert text.status_code == 400 and "not a readable image" in text.json()["detail"]
+
+    made = send(("red.png", red), ("blue.png", blue), ("red-again.png", red))
+    assert made.status_code == 201, made.json()
+    assert made.json() == {"records": 3, "tasks_created": 2}  # the same bytes are one item
+    assert send(("red.png", red)).json()["tasks_created"] == 0
+    tasks = Task.objects.filter(project=project).select_related("item").order_by("id")
+    assert [t.item.title for t in tasks] == ["red.png", "blue.png"]
+    # An annotator is handed the image and can fetch it.
+    worker = APIClient()
+    worker.force_authenticate(annotator)
+    task = worker.post(f"/api/projects/{project.pk}/next/").json()
+    image = worker.get(task["item"]["image"])
+    assert image.status_code == 200 and b"".join(image.streaming_content) == red
+
+    text_project = create_project("texts", "text_classification", ["a", "b"], [])
+    set_role(text_project, manager, "manager")
+    wrong = client.post(
+        f"/api/projects/{text_project.pk}/import/?format=images",
+        {"file": [SimpleUploadedFile("red.png", red)]},
+        format="multipart",
+    )
+    assert wrong.status_code == 400 and "image_classification" in wrong.json()["detail"]
