@@ -74,14 +74,43 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """One or more uploaded files, cleaned to a list (Django's documented recipe)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            if not data and self.required:  # an empty list skips FileField's own check
+                raise forms.ValidationError(self.error_messages["required"], code="required")
+            return [single(d, initial) for d in data]
+        return [single(data, initial)]
+
+
 class ImportForm(forms.Form):
-    format = forms.ChoiceField(choices=[(name, FORMAT_NAMES[name]) for name in formats.FORMATS])
-    file = forms.FileField(
-        help_text="All or nothing: one bad record refuses the whole file. Labels become final (gold) labels."
+    format = forms.ChoiceField(
+        choices=[(name, FORMAT_NAMES[name]) for name in formats.FORMATS] + [("images", "Image files")]
+    )
+    file = MultipleFileField(
+        help_text="All or nothing: one bad record refuses the whole file. Labels become final (gold) labels. "
+        "Image files (PNG, JPEG, GIF, WebP; several at once) go to image projects."
     )
 
     def clean_file(self) -> Any:
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_IMPORT_BYTES:
-            raise forms.ValidationError(f"the file is larger than {MAX_IMPORT_BYTES} bytes")
-        return upload
+        uploads = self.cleaned_data["file"]
+        if sum(upload.size for upload in uploads) > MAX_IMPORT_BYTES:
+            raise forms.ValidationError(f"the upload is larger than {MAX_IMPORT_BYTES} bytes")
+        return uploads
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("format") not in (None, "images") and len(data.get("file") or []) > 1:
+            self.add_error("file", "choose one file for this format (several files are for images)")
+        return data

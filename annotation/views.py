@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation import formats, projects
+from annotation import formats, projects, services
 from annotation.api import visible_projects
 from annotation.forms import AddMemberForm, ImportForm, NewProjectForm, RoleForm, SettingsForm
 from annotation.services import AnnotationError, Role, role_of
@@ -163,7 +163,12 @@ def import_tasks(request: HttpRequest, project_id: int) -> HttpResponse:
     project = managed_project(request, project_id)
 
     def load(data: dict[str, Any]) -> str:
-        records, created = projects.import_file(project, request.user, data["format"], data["file"].read())
+        if data["format"] == "images":
+            files = [(upload.name, upload.read()) for upload in data["file"]]
+            return (
+                f"Imported {len(files)} image(s): {services.import_images(project, request.user, files)} new task(s)."
+            )
+        records, created = projects.import_file(project, request.user, data["format"], data["file"][0].read())
         return f"Imported {records} record(s): {created} new task(s)."
 
     return post_form(request, project, "import_form", ImportForm(request.POST, request.FILES), load)

@@ -248,3 +248,29 @@ def test_the_page_links_exports_review_and_dashboard(project: Project) -> None:
     assert f'href="/review/{project.pk}/"' in html and f'href="/api/projects/{project.pk}/dashboard/"' in html
     exported = client_for("mona").get(f"/api/projects/{project.pk}/export/?format=csv")
     assert exported.status_code == 200 and exported.content.startswith(b"id,text,label")
+
+
+def test_image_files_import_from_the_page(settings, tmp_path) -> None:
+    from tests.test_annotation_formats import png
+
+    settings.FSML_HOME = tmp_path
+    staff = client_for("sam", is_staff=True)
+    photos = create_project("photos", "image_classification", ["red", "blue"], [])
+    url = f"/manage/{photos.pk}/import/"
+    red, blue = SimpleUploadedFile("red.png", png((220, 20, 20))), SimpleUploadedFile("blue.png", png((20, 20, 220)))
+    broken = SimpleUploadedFile("broken.png", b"\x89PNG not really")
+    refused = staff.post(url, {"format": "images", "file": [red, broken]})
+    assert refused.status_code == 400 and "broken.png" in refused.content.decode()
+    assert not Task.objects.filter(project=photos).exists()
+    red.seek(0)
+    done = staff.post(url, {"format": "images", "file": [red, blue]}, follow=True)
+    assert "Imported 2 image(s): 2 new task(s)." in done.content.decode()
+    assert sorted(Task.objects.filter(project=photos).values_list("item__title", flat=True)) == ["blue.png", "red.png"]
+    two_csvs = staff.post(
+        url,
+        {
+            "format": "csv",
+            "file": [SimpleUploadedFile("a.csv", b"text\nx\n"), SimpleUploadedFile("b.csv", b"text\ny\n")],
+        },
+    )
+    assert two_csvs.status_code == 400 and "choose one file for this format" in two_csvs.content.decode()
