@@ -299,7 +299,7 @@ class ExportTasks(APIView):
             payload, content_type = formats.export(fmt, project.task_type, review.export_rows(project))
         except formats.ImportFormatError as exc:
             return Response({"detail": str(exc)}, status=400)
-        extension = {"labelstudio": "json", "doccano": "jsonl", "conll": "conll", "csv": "csv"}[fmt]
+        extension = formats.EXTENSIONS[fmt]
         response = HttpResponse(payload, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{project.name}.{extension}"'
         return response

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 FORMATS = ("labelstudio", "doccano", "conll", "csv")
+EXTENSIONS = {"labelstudio": "json", "doccano": "jsonl", "conll": "conll", "csv": "csv"}  # of exported files
 MAX_ERRORS = 20
 
 

@@ -145,6 +145,7 @@ def next_task(project: Project, user: Any) -> Assignment | None:
             Assignment.objects.filter(
                 task__project=project, annotator=user, status=Assignment.Status.ACTIVE, expires_at__gt=now
             )
+            .select_related("task__item")  # the payload shows the task's item: no second and third query
             .order_by("assigned_at")
             .first()
         )
@@ -252,7 +253,7 @@ def undo(project: Project, user: Any) -> Assignment:
         task.annotation_count = Annotation.objects.filter(task=task).count()
         task.status = Task.Status.OPEN
         task.save(update_fields=["annotation_count", "status"])
-        assignment = Assignment.objects.get(task=task, annotator=user)
+        assignment = Assignment.objects.select_related("task__item").get(task=task, annotator=user)
         assignment.status = Assignment.Status.ACTIVE
         assignment.expires_at = timezone.now() + timedelta(seconds=project.lock_seconds)
         assignment.save(update_fields=["status", "expires_at"])
@@ -346,8 +347,6 @@ def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -
 def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
     """Store a model version's prediction on every open task as a suggestion, with its uncertainty
     (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
-    from pathlib import Path
-
     from django.conf import settings
 
     from datastore.archive import ArchiveError, unpack

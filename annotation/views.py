@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation import formats, projects, services
-from annotation.api import visible_projects
+from annotation.api import project_for, visible_projects
 from annotation.forms import AddMemberForm, ImportForm, NewProjectForm, RoleForm, SettingsForm
 from annotation.services import AnnotationError, Role, role_of
 from datastore.models import Project, ProjectMember
@@ -63,7 +63,7 @@ def new_project(request: HttpRequest) -> HttpResponse:
 
 def managed_project(request: HttpRequest, project_id: int) -> Project:
     """The project, for its managers and staff: 404 to non-members, 403 to other members."""
-    project = get_object_or_404(visible_projects(request.user), pk=project_id)
+    project = project_for(request.user, project_id)  # with the role, in one query
     if role_of(project, request.user) != Role.MANAGER:
         raise PermissionDenied("only the project's managers manage it")
     return project

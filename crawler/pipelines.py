@@ -5,7 +5,6 @@ Database writes run in one background thread, so the crawl keeps fetching while 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -17,6 +16,8 @@ from scrapy.pipelines.images import ImagesPipeline
 from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
+
+from datastore.archive import sha256_file  # Django-free
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class SizedImagesPipeline(ImagesPipeline):
             raise DropItem("image could not be downloaded or decoded")
         path = store / stored[0]["path"]
         adapter["image"] = str(path)
-        adapter["content_hash"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        adapter["content_hash"] = sha256_file(path)
         return item
 
 

@@ -97,7 +97,8 @@ def unpack(archive: Path, dest: Path, expected_sha256: str | None = None) -> Man
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
         manifest = _extract(archive, staging, expected_sha256)
-        (staging / ".archive-sha256").write_text(sha256_file(archive))
+        # _extract checked the archive against expected_sha256 already: hash it again only without one.
+        (staging / ".archive-sha256").write_text(expected_sha256 or sha256_file(archive))
         if dest.exists():
             shutil.rmtree(dest, ignore_errors=True)
         try:

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from datastore.db import retry_deadlocks
 from datastore.models import CrawlJob, DatasetVersion, Item, ModelVersion, Source
 
 MAX_URL = 2000
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # dataset and model names: safe as folder names
-DEADLOCK_RETRIES = 3
 
 
 def sha256_text(text: str) -> str:
@@ -125,24 +125,23 @@ def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> StoreResult:
             result.failed.append(exc)
             continue
         rows[row.url_hash] = row
-    for attempt in range(1, DEADLOCK_RETRIES + 1):
-        try:
-            with transaction.atomic():
-                outcome = _store_rows(job, rows)
-                outcome.failed = result.failed
-                CrawlJob.objects.filter(pk=job.pk).update(
-                    items_stored=F("items_stored") + outcome.stored,
-                    items_updated=F("items_updated") + outcome.updated,
-                    items_unchanged=F("items_unchanged") + outcome.unchanged,
-                    items_duplicate=F("items_duplicate") + outcome.duplicates,
-                    items_failed=F("items_failed") + len(outcome.failed),
-                )
-            return outcome
-        except OperationalError as exc:
-            if exc.args and exc.args[0] in (1213, 1205) and attempt < DEADLOCK_RETRIES:
-                continue  # deadlock or lock wait timeout between crawlers: rolled back, so retry
-            raise
-    raise AssertionError("unreachable")
+    return _store_batch(job, rows, result.failed)
+
+
+@retry_deadlocks()
+def _store_batch(job: CrawlJob, rows: dict[str, Item], failed: list[ItemError]) -> StoreResult:
+    """One transaction for the batch and the job's counters; rerun whole after a deadlock between crawlers."""
+    with transaction.atomic():
+        outcome = _store_rows(job, rows)
+        outcome.failed = failed
+        CrawlJob.objects.filter(pk=job.pk).update(
+            items_stored=F("items_stored") + outcome.stored,
+            items_updated=F("items_updated") + outcome.updated,
+            items_unchanged=F("items_unchanged") + outcome.unchanged,
+            items_duplicate=F("items_duplicate") + outcome.duplicates,
+            items_failed=F("items_failed") + len(outcome.failed),
+        )
+    return outcome
 
 
 def _store_rows(job: CrawlJob, rows: dict[str, Item]) -> StoreResult:

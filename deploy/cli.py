@@ -14,6 +14,7 @@ from deploy.cli_datasets import dataset_app, pipeline_app
 from deploy.cli_support import fail as _fail
 from deploy.cli_support import repo_or_default as _repo
 from deploy.cli_support import start_django as _django
+from deploy.cli_support import write_json
 from deploy.console import console, progress
 
 app = typer.Typer(
@@ -102,8 +103,7 @@ def train(
     config = TrainConfig(dataset=dataset, data_repo=_repo(data_repo), epochs=epochs, seed=seed)
     result, report = train_with_progress(config, out, export=export)
     if metrics is not None:
-        metrics.parent.mkdir(parents=True, exist_ok=True)
-        metrics.write_text(json.dumps({"epochs": len(result.history), **result.history[-1]}, indent=2) + "\n")
+        write_json(metrics, {"epochs": len(result.history), **result.history[-1]})
     console.print(f"checkpoint in {out / 'checkpoint'}; val accuracy {result.history[-1]['val_accuracy']:.4f}")
     if report is not None:
         console.print(
@@ -189,8 +189,7 @@ def evaluate(
 def _print_metrics(what: str, values: dict[str, Any], out: Path | None) -> None:
     console.print(f"{what}: accuracy {values['accuracy']:.4f}, macro F1 {values['macro_f1']:.4f}, n={values['n']}")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        write_json(out, values)
 
 
 @app.command()

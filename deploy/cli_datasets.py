@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deploy.cli_support import RepoOption, fail, repo_or_default, start_django
+from deploy.cli_support import RepoOption, fail, repo_or_default, start_django, write_json
 from deploy.console import console
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ def _load(name: str, repo: str) -> LoadedVersion:
         return load(name, repo=repo, images=False)
     except DatasetError as exc:
         fail(str(exc))
-        raise
 
 
 @dataset_app.command("snapshot")
@@ -60,9 +59,8 @@ def dataset_snapshot(
             fail(str(exc))
         console.print(f"dataset version {name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
     if info is not None:
-        info.parent.mkdir(parents=True, exist_ok=True)
         fields = {"name": name, "md5": version.dvc_md5, "git_rev": version.git_rev, "counts": version.counts}
-        info.write_text(json.dumps({**fields, "label_distribution": version.label_distribution}, indent=2) + "\n")
+        write_json(info, {**fields, "label_distribution": version.label_distribution})
 
 
 @dataset_app.command("list")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -16,7 +18,7 @@ def start_django() -> None:
     setup(migrate=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print the reason and exit with status 2 (no traceback: the reason is the message)."""
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code=2)
@@ -37,3 +39,9 @@ def repo_or_default(repo: str) -> str:
     from django.conf import settings
 
     return str(settings.DVC_REPO_DIR)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a small JSON result (metrics, version info) for pipelines to read, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

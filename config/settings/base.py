@@ -180,12 +180,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),  # kombu's default is ./control in the working directory
         "store_processed": False,
         "polling_interval": 0.05,
     }
     # The filesystem transport needs its folders before the first message; web and worker both create them.
     (_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    (_BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
 else:
     # Above the longest job deadline, or Redis redelivers long jobs while they still run (celery #5935).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600 * 2}
