@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.validation import InvalidLabel, clean_value
@@ -83,13 +83,17 @@ def role_of(project: Project, user: Any) -> str | None:
 def project_for_user(project_id: int, user: Any) -> Project | None:
     """The project and the user's role in one query, or None when the user is not allowed to see it.
 
-    The role is kept on the instance, so ``role_of(project, user)`` costs no second query.
+    The role is kept on the instance, so ``role_of(project, user)`` costs no second query (staff need none:
+    they manage every project). A plain join: it runs on every next-task and submit request, and a
+    subquery annotation costs more to build than to run.
     """
-    member_role = ProjectMember.objects.filter(project=OuterRef("pk"), user_id=user.pk).values("role")[:1]
-    project = Project.objects.filter(pk=project_id).annotate(member_role=Subquery(member_role)).first()
-    if project is None or (project.member_role is None and not user.is_staff):
+    if user.is_staff:
+        return Project.objects.filter(pk=project_id).first()
+    member = ProjectMember.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()
+    if member is None:
         return None
-    project._role_for = (user.pk, project.member_role)  # type: ignore[attr-defined]
+    project = member.project
+    project._role_for = (user.pk, member.role)  # type: ignore[attr-defined]
     return project
 
 

@@ -269,3 +269,42 @@ def test_multi_label_agreement_is_reported_per_label() -> None:
     agreement = client_for("rita").get(f"/api/projects/{project.pk}/agreement/").json()
     assert set(agreement["per_label_alpha"]) == {"a", "b"}
     assert agreement["units"] == 6  # 3 tasks x 2 labels
+
+
+def test_cached_token_authentication_forgets_revoked_tokens_and_inactive_users(settings) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.authtoken.models import Token
+
+    settings.TOKEN_CACHE_SECONDS = 60
+    project = make_project()
+    token = Token.objects.create(user=user("alice"))
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get(f"/api/projects/{project.pk}/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"/api/projects/{project.pk}/").status_code == 200
+    assert not any("authtoken_token" in q["sql"] for q in queries.captured_queries)  # served from the cache
+
+    alice = user("alice")
+    alice.is_active = False
+    alice.save()  # this process forgets the user's cached tokens at once
+    assert client.get(f"/api/projects/{project.pk}/").status_code == 401
+    alice.is_active = True
+    alice.save()
+    assert client.get(f"/api/projects/{project.pk}/").status_code == 200
+    token.delete()
+    assert client.get(f"/api/projects/{project.pk}/").status_code == 401
+
+
+def test_token_cache_can_be_turned_off(settings) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.authtoken.models import Token
+
+    settings.TOKEN_CACHE_SECONDS = 0
+    project = make_project()
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user('alice')).key}")
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/api/projects/{project.pk}/").status_code == 200
+        assert any("authtoken_token" in q["sql"] for q in queries.captured_queries)

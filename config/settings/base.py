@@ -152,9 +152,11 @@ WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
+# Seconds a token's user stays cached in each web process (a revoked token works that long elsewhere).
+TOKEN_CACHE_SECONDS = float(os.environ.get("FSML_TOKEN_CACHE_SECONDS", "10"))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
