@@ -1,4 +1,9 @@
-"""Run an unpacked model archive with ONNX Runtime: the one runtime evaluation and the workers share."""
+"""Run an unpacked model archive: the one runtime evaluation and the workers share.
+
+Backends: ONNX Runtime (the default, CPU), ONNX Runtime on the INT8 copy, and the PyTorch program that
+export writes beside the ONNX file (``model.pt2``, a ``torch.export`` program: no training code needed),
+which runs on CUDA in FP16 and under ``torch.compile`` when a GPU is there.
+"""
 
 from __future__ import annotations
 
@@ -52,24 +57,72 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-class TextClassifierRuntime:
-    """A text classifier archive loaded into an ONNX Runtime session."""
+BACKENDS = ("onnxruntime", "onnxruntime-int8", "torch")
 
-    def __init__(self, model_dir: Path, providers: list[str] | None = None) -> None:
+
+class OnnxBackend:
+    """An ONNX Runtime session on one thread: one session per worker process, processes give parallelism."""
+
+    def __init__(self, path: Path, providers: list[str] | None = None) -> None:
         import onnxruntime as ort  # imported here so that importing this module stays cheap
 
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: inputs})[0]
+
+
+class TorchBackend:
+    """The exported PyTorch program on CPU or CUDA, optionally in FP16 and compiled.
+
+    FP16 runs under autocast (matmuls and convolutions in half precision, reductions and masks where
+    autocast keeps them): a plain ``.half()`` breaks on graphs that build float32 masks. Logits come back
+    as float32 NumPy arrays either way.
+    """
+
+    def __init__(self, path: Path, device: str = "cpu", fp16: bool = False, compile: bool = False) -> None:
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(None, f"device {device} asked for, but torch sees no CUDA GPU")
+        self.torch, self.device, self.fp16 = torch, device, fp16
+        module = torch.export.load(str(path)).module().to(device)
+        self.module = torch.compile(module) if compile else module
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        tensor = torch.from_numpy(inputs).to(self.device)
+        device_type = self.device.split(":")[0]
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.float16, enabled=self.fp16):
+            return self.module(tensor).float().cpu().numpy()
+
+
+def make_backend(model_dir: Path, manifest: dict[str, Any], backend: str = "onnxruntime", **options: Any) -> Any:
+    """The backend that runs the archive's model; a clear error when the archive lacks its file."""
+    files = manifest.get("model_files", {"fp32": manifest["model_file"]})
+    key = {"onnxruntime": "fp32", "onnxruntime-int8": "int8", "torch": "torch"}.get(backend)
+    if key is None:
+        raise InputError(None, f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if key not in files:
+        raise InputError(None, f"this archive has no {key} model for the {backend} backend")
+    path = model_dir / files[key]
+    return TorchBackend(path, **options) if backend == "torch" else OnnxBackend(path, **options)
+
+
+class TextClassifierRuntime:
+    """A text classifier archive loaded into a backend (ONNX Runtime unless told otherwise)."""
+
+    def __init__(self, model_dir: Path, backend: str = "onnxruntime", **options: Any) -> None:
         self.manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
         self.labels: list[str] = list(self.manifest["labels"])
         self.max_len = int(self.manifest["preprocessing"]["max_len"])
         self.vocab = Vocabulary.load(model_dir / self.manifest["preprocessing"]["vocab"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # one session per worker process; processes give parallelism
-        self.session = ort.InferenceSession(
-            str(model_dir / self.manifest["model_file"]),
-            sess_options=options,
-            providers=providers or ["CPUExecutionProvider"],
-        )
-        self.input_name = self.session.get_inputs()[0].name
+        self.backend = make_backend(model_dir, self.manifest, backend, **options)
 
     def validate(self, texts: list[Any]) -> list[str]:
         if not isinstance(texts, list) or not texts:
@@ -81,7 +134,7 @@ class TextClassifierRuntime:
     def logits(self, texts: list[str]) -> np.ndarray:
         """Raw scores, (B, C)."""
         ids = self.vocab.encode_batch(self.validate(texts), self.max_len)  # (B, T)
-        return self.session.run(None, {self.input_name: ids})[0]
+        return self.backend(ids)
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         probs = softmax(self.logits(texts))  # (B, C)
@@ -93,10 +146,13 @@ class TextClassifierRuntime:
         return out
 
 
-def load_runtime(model_dir: Path) -> TextClassifierRuntime:
-    """Pick the runtime for an unpacked archive from its manifest's task type."""
+def load_runtime(model_dir: Path, backend: str = "onnxruntime", **options: Any) -> TextClassifierRuntime:
+    """Pick the runtime for an unpacked archive from its manifest's task type.
+
+    ``options`` go to the backend: ``providers`` for ONNX Runtime; ``device``, ``fp16``, ``compile`` for torch.
+    """
     manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
     task = manifest.get("task")
     if task == "text_classification":
-        return TextClassifierRuntime(model_dir)
+        return TextClassifierRuntime(model_dir, backend, **options)
     raise InputError(None, f"no runtime for task type {task!r}")

@@ -62,3 +62,45 @@ class Vocabulary:
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
         return cls(json.loads(path.read_text(encoding="utf-8"))["tokens"])
+
+
+def tokenize_with_offsets(text: str) -> list[tuple[str, int, int]]:
+    """``tokenize``'s tokens with their character offsets: (token, start, end), end exclusive."""
+    return [(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+OUTSIDE = "O"
+
+
+def bio_tags(labels: list[str]) -> list[str]:
+    """The tag set of a span-labelling task: O, then B-label and I-label for each label, in label order."""
+    return [OUTSIDE, *(f"{prefix}-{label}" for label in labels for prefix in ("B", "I"))]
+
+
+def spans_to_tags(offsets: list[tuple[str, int, int]], spans: list[dict]) -> list[str]:
+    """BIO tags per token: a token inside a span (by any overlap) takes the span's label; the first such
+    token of each span gets B-. Spans that cover no token are dropped (they cannot be learnt)."""
+    tags = [OUTSIDE] * len(offsets)
+    for span in sorted(spans, key=lambda s: (s["start"], s["end"])):
+        inside = [i for i, (_, start, end) in enumerate(offsets) if start < span["end"] and end > span["start"]]
+        for n, i in enumerate(inside):
+            if tags[i] == OUTSIDE:  # overlapping spans: the earlier span keeps its tokens
+                tags[i] = f"{'B' if n == 0 else 'I'}-{span['label']}"
+    return tags
+
+
+def tags_to_spans(offsets: list[tuple[str, int, int]], tags: list[str]) -> list[dict]:
+    """Character spans from BIO tags; an I- tag that does not continue a span of its label starts one."""
+    spans: list[dict] = []
+    open_span = False
+    for (_, start, end), tag in zip(offsets, tags, strict=False):
+        if tag == OUTSIDE:
+            open_span = False
+            continue
+        prefix, _, label = tag.partition("-")
+        if prefix == "I" and open_span and spans[-1]["label"] == label:
+            spans[-1]["end"] = end
+        else:
+            spans.append({"start": start, "end": end, "label": label})
+            open_span = True
+    return spans

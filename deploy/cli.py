@@ -88,26 +88,53 @@ def crawl(
 
 @app.command()
 def train(
-    dataset: Annotated[str, typer.Argument(help="Dataset version name.")],
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/ and export/ are written inside.")],
-    epochs: Annotated[int, typer.Option()] = 8,
-    seed: Annotated[int, typer.Option()] = 0,
+    config: Annotated[
+        str, typer.Argument(help="A YAML training config, or a dataset version name (with the defaults).")
+    ],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, export/, metrics and plots go inside.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value override of the config; repeat for more.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Shortcut for --set epochs=N.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Shortcut for --set seed=N.")] = None,
     data_repo: Annotated[str, typer.Option(help="Data repository path or URL (default: FSML_HOME/data).")] = "",
-    export: Annotated[bool, typer.Option(help="Export to ONNX into OUT/export after training.")] = True,
+    resume: Annotated[bool, typer.Option(help="Go on from the run folder's last finished epoch.")] = False,
+    export: Annotated[bool, typer.Option(help="Export to ONNX (and INT8) into OUT/export after training.")] = True,
     metrics: Annotated[Path | None, typer.Option(help="Write the last epoch's metrics here (JSON).")] = None,
 ) -> None:
-    """Train from a dataset version through the loader, then export to ONNX with a parity check."""
-    from deploy.console import train_with_progress
-    from training.config import TrainConfig
+    """Train from a dataset version through the loader, then export to ONNX with parity checks.
 
-    config = TrainConfig(dataset=dataset, data_repo=_repo(data_repo), epochs=epochs, seed=seed)
-    result, report = train_with_progress(config, out, export=export)
+    CONFIG is a YAML file (see configs/) or a dataset version name; --set overrides any key. The same
+    run works as `python -m training CONFIG --out RUN` and under `torchrun`."""
+    from datastore.loader import DatasetError
+    from deploy.console import train_with_progress
+    from training.config import ConfigError, TrainConfig, load_config
+    from training.train import TrainingError
+
+    is_file = config.endswith((".yaml", ".yml")) or Path(config).is_file()
+    try:
+        cfg = load_config(
+            Path(config) if is_file else None,
+            set_ or [],
+            dataset=None if is_file else config,
+            epochs=epochs,
+            seed=seed,
+            data_repo=data_repo or None,
+        )
+        if cfg.data_repo == TrainConfig.data_repo:  # neither the file nor --data-repo named one: the configured repo
+            cfg.data_repo = _repo("")
+        result, report = train_with_progress(cfg, out, export=export, resume=resume)
+    except (ConfigError, TrainingError, DatasetError) as exc:
+        _fail(str(exc))
     if metrics is not None:
         write_json(metrics, {"epochs": len(result.history), **result.history[-1]})
-    console.print(f"checkpoint in {out / 'checkpoint'}; val accuracy {result.history[-1]['val_accuracy']:.4f}")
+    last = result.history[-1]
+    console.print(f"checkpoint in {out / 'checkpoint'}; val score {last['val_score']:.4f} after {last['epoch']} epochs")
     if report is not None:
+        int8 = f"; INT8 score {report.score_int8:.4f} vs {report.score_fp32:.4f}" if report.int8_file else ""
         console.print(
-            f"{out / 'export' / report.model_file} ({report.exporter}, parity max |diff| {report.max_abs_diff:.2e})"
+            f"{out / 'export' / report.model_file} ({report.exporter}, parity max |diff| {report.max_abs_diff:.2e}"
+            f"{int8})"
         )
 
 
@@ -116,19 +143,19 @@ def export_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder written by `fsml train`.")],
     out: Annotated[Path | None, typer.Option(help="Export folder (default: RUN/export).")] = None,
 ) -> None:
-    """Export a run's checkpoint to ONNX and check parity with ONNX Runtime."""
+    """Export a run's checkpoint to ONNX (and INT8) and check parity with ONNX Runtime."""
     from datastore.loader import DatasetError, load
     from training.export import export
-    from training.run import PARITY_SAMPLES
     from training.train import load_checkpoint
 
     out = out or run / "export"
     result = load_checkpoint(run / "checkpoint")
+    images = result.config.task == "image_classification"
     try:
-        data = load(result.config.dataset, repo=result.config.data_repo, splits=("val",), images=False)
+        data = load(result.config.dataset, repo=result.config.data_repo, splits=("val",), images=images)
     except DatasetError as exc:
         _fail(str(exc))
-    report = export(result, out, [r["text"] for r in data.splits["val"][:PARITY_SAMPLES]])
+    report = export(result, out, data)
     console.print(
         f"exported {out / report.model_file} ({report.exporter}, opset {report.opset}); "
         f"parity max |diff| {report.max_abs_diff:.2e}"

@@ -18,7 +18,9 @@ def progress() -> Progress:
     )
 
 
-def train_with_progress(config: Any, run_dir: Path, label: str = "training", export: bool = True) -> Any:
+def train_with_progress(
+    config: Any, run_dir: Path, label: str = "training", export: bool = True, resume: bool = False
+) -> Any:
     """Train and export (training.run.train_and_export) with one bar step per epoch.
 
     Returns (train result, export report or None when ``export`` is off)."""
@@ -28,6 +30,6 @@ def train_with_progress(config: Any, run_dir: Path, label: str = "training", exp
         task = bar.add_task(label, total=config.epochs)
 
         def on_epoch(row: dict[str, float]) -> None:
-            bar.update(task, advance=1, description=f"{label} (val acc {row['val_accuracy']:.3f})")
+            bar.update(task, completed=row["epoch"], description=f"{label} (val score {row['val_score']:.3f})")
 
-        return train_and_export(config, run_dir, on_epoch=on_epoch, export_model=export)
+        return train_and_export(config, run_dir, on_epoch=on_epoch, export_model=export, resume=resume)

@@ -33,7 +33,7 @@ def build_model_archive(out_dir: Path, n: int = 600, epochs: int = 2) -> tuple[P
 
     data = corpus_version(n)
     result = train(TrainConfig(dataset="corpus", epochs=epochs), data)
-    export(result, out_dir / "export", [r["text"] for r in data.splits["val"][:128]])
+    export(result, out_dir / "export", data, int8=False)
     archive = out_dir / "model.tar.gz"
     sha, manifest = build_archive(out_dir / "export", archive, "sentiment-test", 1, "corpus", {})
     return archive, sha, manifest

@@ -1,4 +1,5 @@
-"""Export a trained classifier to ONNX and check it against PyTorch under ONNX Runtime."""
+"""Export a trained model to ONNX (dynamic batch, and sequence for text), check it against PyTorch under ONNX
+Runtime, and add a dynamic INT8 copy with its score change. Every task type goes through the same path."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from datastore.loader import LoadedVersion
+from training.tasks import Task
 from training.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -19,8 +22,11 @@ log = logging.getLogger(__name__)
 # Common FP32 tolerances for ONNX Runtime vs PyTorch.
 RTOL, ATOL = 1e-3, 1e-5
 MODEL_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+PROGRAM_FILE = "model.pt2"  # the torch.export program: PyTorch serving (CUDA, FP16) without training code
 VOCAB_FILE = "vocab.json"
 EXPORT_INFO = "manifest.json"  # a partial manifest; the archive's manifest extends it
+PARITY_RECORDS = 512
 
 
 class ParityError(Exception):
@@ -38,11 +44,22 @@ class ExportReport:
     opset: int
     max_abs_diff: float
     parity_batches: int
+    score_fp32: float | None = None  # the task's score on the parity records, through ONNX Runtime
+    int8_file: str | None = None
+    score_int8: float | None = None
+    int8_agreement: float | None = None  # share of predictions INT8 and FP32 agree on
+    size_fp32: int = 0
+    size_int8: int = 0
 
 
-def _export(model: torch.nn.Module, example: torch.Tensor, path: Path) -> str:
-    """Try the dynamo exporter (torch's default); fall back to the TorchScript exporter if it fails."""
-    batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=1, max=4096)
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, seq_axis: bool) -> str:
+    """Export with a dynamic batch axis (and sequence axis when ``seq_axis``); returns the exporter used.
+
+    Tries the dynamo exporter (torch's default, weights inside the file); falls back to the TorchScript
+    exporter if it fails. The example must have size >= 2 on each dynamic axis: a size-1 axis is baked
+    into the graph as a constant.
+    """
+    dims = _dims(seq_axis)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -52,9 +69,9 @@ def _export(model: torch.nn.Module, example: torch.Tensor, path: Path) -> str:
                 str(path),
                 dynamo=True,
                 external_data=False,
-                input_names=["input_ids"],
+                input_names=[input_name],
                 output_names=["logits"],
-                dynamic_shapes={"input_ids": {0: batch, 1: seq}},
+                dynamic_shapes={input_name: dims},
                 verbose=False,
             )
             return "dynamo"
@@ -66,62 +83,141 @@ def _export(model: torch.nn.Module, example: torch.Tensor, path: Path) -> str:
                 str(path),
                 dynamo=False,
                 opset_version=17,
-                input_names=["input_ids"],
+                input_names=[input_name],
                 output_names=["logits"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
+                dynamic_axes={input_name: {0: "batch", 1: "seq"} if seq_axis else {0: "batch"}, "logits": {0: "batch"}},
             )
             return "torchscript"
 
 
-def check_parity(model: torch.nn.Module, onnx_path: Path, batches: list[np.ndarray]) -> float:
-    """Max absolute difference between PyTorch and ONNX Runtime logits; raises ParityError past tolerance."""
+def _dims(seq_axis: bool) -> dict[int, Any]:
+    dims = {0: torch.export.Dim("batch", min=1, max=4096)}
+    if seq_axis:
+        dims[1] = torch.export.Dim("seq", min=1, max=4096)
+    return dims
+
+
+def save_program(model: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, seq_axis: bool) -> None:
+    """Save the model as a ``torch.export`` program with the same dynamic axes as the ONNX file; it loads
+    with ``torch.export.load(path).module()`` and runs on any device, with no import of training code."""
+    program = torch.export.export(model, (example,), dynamic_shapes={input_name: _dims(seq_axis)})
+    torch.export.save(program, str(path))
+
+
+def _session(path: Path) -> Any:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def check_parity(model: torch.nn.Module, onnx_path: Path, batches: list[np.ndarray], input_name: str) -> float:
+    """Max absolute difference between PyTorch and ONNX Runtime logits; raises ParityError past tolerance."""
+    session = _session(onnx_path)
     worst = 0.0
-    for ids in batches:
+    for inputs in batches:
         with torch.no_grad():
-            expected = model(torch.from_numpy(ids)).numpy()
-        got = session.run(None, {"input_ids": ids})[0]
+            expected = model(torch.from_numpy(inputs)).numpy()
+        got = session.run(None, {input_name: inputs})[0]
         worst = max(worst, float(np.abs(expected - got).max()))
         if not np.allclose(got, expected, rtol=RTOL, atol=ATOL):
             raise ParityError(worst)
     return worst
 
 
-def export(result: TrainResult, out_dir: Path, sample_texts: list[str]) -> ExportReport:
-    """Write model.onnx, vocab.json and export.json into ``out_dir`` and check parity on sample texts."""
+def _scores(path: Path, task: Task, batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, list[np.ndarray]]:
+    """The task's score on labelled batches through ONNX Runtime, and the predictions."""
+    session = _session(path)
+    predicted = [task.predict(torch.from_numpy(session.run(None, {task.input_name(): x})[0])) for x, _ in batches]
+    return task.metrics(predicted, [y for _, y in batches])["score"], predicted
+
+
+def export(
+    result: TrainResult, out_dir: Path, data: LoadedVersion, split: str = "val", int8: bool = True
+) -> ExportReport:
+    """Write model.onnx (and model.int8.onnx), vocab.json and manifest.json into ``out_dir``.
+
+    Parity with PyTorch is checked on up to PARITY_RECORDS records of ``split`` in batches of 64, and on a
+    batch of one (the dynamic axis); the INT8 copy is scored against the FP32 model on the same records.
+    """
     import onnx
 
+    task = result.task
+    if task is None:
+        raise ValueError("the train result carries no task; rebuild it with training.train.load_checkpoint")
     out_dir.mkdir(parents=True, exist_ok=True)
     model = result.model.cpu().eval()
-    max_len = result.config.max_len
-    example = torch.from_numpy(result.vocab.encode_batch(sample_texts[:4] or ["example"], max_len))
+    records = data.splits[split][:PARITY_RECORDS] or [r for rows in data.splits.values() for r in rows][:64]
+    batches = [task.batch(records[i : i + 64], data) for i in range(0, len(records), 64)]
+    labelled = [(x.numpy(), y.numpy()) for x, y in batches]
+    inputs = [x for x, _ in labelled] + [labelled[0][0][:1]]  # and a batch of one: the dynamic axis
     path = out_dir / MODEL_FILE
-    exporter = _export(model, example, path)
+    # A dynamic axis of size 1 in the example is baked into the graph as a constant: make both at least 2.
+    example = inputs[0][:4] if len(inputs[0]) >= 2 else np.concatenate([inputs[0], inputs[0]])
+    if example.ndim == 2 and example.shape[1] < 2:
+        example = np.pad(example, ((0, 0), (0, 1)))  # one more padding token changes no output
+    exporter = export_onnx(model, torch.from_numpy(example), path, task.input_name(), example.ndim == 2)
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    batches = [result.vocab.encode_batch(sample_texts[i : i + 64], max_len) for i in range(0, len(sample_texts), 64)]
-    batches += [result.vocab.encode_batch(sample_texts[:1], max_len)]  # batch of one: the dynamic axis
-    max_diff = check_parity(model, path, batches)
-    result.vocab.save(out_dir / VOCAB_FILE)
-    report = ExportReport(MODEL_FILE, exporter, opset, max_diff, len(batches))
+    max_diff = check_parity(model, path, inputs, task.input_name())
+    report = ExportReport(MODEL_FILE, exporter, opset, max_diff, len(inputs), size_fp32=path.stat().st_size)
+    save_program(model, torch.from_numpy(example), out_dir / PROGRAM_FILE, task.input_name(), example.ndim == 2)
+    report.score_fp32, fp32_pred = _scores(path, task, labelled)
+    if int8:
+        _add_int8(report, out_dir, task, labelled, fp32_pred)
+    if result.vocab is not None:
+        result.vocab.save(out_dir / VOCAB_FILE)
     info = {
-        "task": "text_classification",
+        "task": result.config.task,
         "labels": result.config.labels,
+        "outputs": task.outputs,
         "model_file": MODEL_FILE,
-        "preprocessing": {"tokenizer": "datastore.text.tokenize", "vocab": VOCAB_FILE, "max_len": max_len},
-        "signature": {
-            "inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"]}],
-            "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", len(result.config.labels)]}],
+        "model_files": {
+            "fp32": MODEL_FILE,
+            "torch": PROGRAM_FILE,
+            **({"int8": INT8_FILE} if report.int8_file else {}),
         },
+        "preprocessing": task.preprocessing(),
+        "signature": signature(task, result),
         "training_config": result.config.as_dict(),
         "history": result.history,
-        "export": asdict(report) | {"rtol": RTOL, "atol": ATOL},
+        "export": asdict(report) | {"rtol": RTOL, "atol": ATOL, "parity_split": split},
     }
     (out_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2))
     return report
+
+
+def _add_int8(
+    report: ExportReport,
+    out_dir: Path,
+    task: Task,
+    labelled: list[tuple[np.ndarray, np.ndarray]],
+    fp32_pred: list[np.ndarray],
+) -> None:
+    from training.quantize import QuantizationError, quantize_int8
+
+    try:
+        quantize_int8(out_dir / MODEL_FILE, out_dir / INT8_FILE)
+    except QuantizationError as exc:  # the FP32 export stands on its own; say why there is no INT8 copy
+        log.warning("no INT8 model: %s", exc)
+        return
+    report.int8_file, report.size_int8 = INT8_FILE, (out_dir / INT8_FILE).stat().st_size
+    report.score_int8, int8_pred = _scores(out_dir / INT8_FILE, task, labelled)
+    same = sum(int((a == b).all(axis=tuple(range(1, a.ndim))).sum()) for a, b in zip(fp32_pred, int8_pred, strict=True))
+    report.int8_agreement = same / max(sum(len(p) for p in fp32_pred), 1)
+
+
+def signature(task: Task, result: TrainResult) -> dict[str, Any]:
+    n = len(task.outputs)
+    if task.input_name() == "pixels":
+        c, size = result.config.image_channels, result.config.image_size
+        inputs = [{"name": "pixels", "dtype": "float32", "shape": ["batch", c, size, size]}]
+        return {"inputs": inputs, "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", n]}]}
+    out_shape = ["batch", "seq", n] if result.config.task == "spans" else ["batch", n]
+    return {
+        "inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": out_shape}],
+    }
 
 
 def read_export_info(out_dir: Path) -> dict[str, Any]:

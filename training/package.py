@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from datastore import archive
-from training.export import MODEL_FILE, VOCAB_FILE, read_export_info
+from training.export import VOCAB_FILE, read_export_info
 
 
 def git_revision(cwd: Path | None = None) -> str:
@@ -36,6 +36,9 @@ def build_archive(
     }
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
-        for file in (MODEL_FILE, VOCAB_FILE):
+        files = list(info.get("model_files", {"fp32": info["model_file"]}).values())
+        if (export_dir / VOCAB_FILE).is_file():
+            files.append(VOCAB_FILE)
+        for file in files:
             shutil.copy2(export_dir / file, staging / file)
         return archive.pack(staging, out_path, manifest)

@@ -1,4 +1,4 @@
-"""One training run: train from a dataset version, save the checkpoint, export to ONNX with a parity check."""
+"""One training run: train from a dataset version into a run folder, then export to ONNX with parity checks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 from datastore.loader import load
 from training.config import TrainConfig
 from training.export import ExportReport, export
-from training.train import TrainResult, save_checkpoint, train
-
-PARITY_SAMPLES = 512
+from training.train import TrainResult, init_distributed, train
 
 
 def train_and_export(
@@ -18,13 +16,13 @@ def train_and_export(
     out_dir: Path,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     export_model: bool = True,
+    resume: bool = False,
 ) -> tuple[TrainResult, ExportReport | None]:
-    """Write ``out_dir/checkpoint`` and, unless ``export_model`` is off, ``out_dir/export`` (model.onnx,
-    vocab.json, manifest.json)."""
-    data = load(config.dataset, repo=config.data_repo)
-    result = train(config, data, on_epoch=on_epoch)
-    save_checkpoint(result, out_dir / "checkpoint")
-    if not export_model:
+    """Write ``out_dir/checkpoint`` (and the run's state, metrics and plot) and, unless ``export_model`` is
+    off, ``out_dir/export`` (model.onnx, model.int8.onnx, vocab.json, manifest.json). Under torchrun only
+    rank 0 exports."""
+    data = load(config.dataset, repo=config.data_repo, images=config.task == "image_classification")
+    result = train(config, data, on_epoch=on_epoch, out_dir=out_dir, resume=resume)
+    if not export_model or not init_distributed(config.device).main:
         return result, None
-    report = export(result, out_dir / "export", [r["text"] for r in data.splits["val"][:PARITY_SAMPLES]])
-    return result, report
+    return result, export(result, out_dir / "export", data)

@@ -1,0 +1,223 @@
+"""The model zoo: shapes, overfitting one batch, padding invariance, ONNX export and parity under ONNX Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.export import export_onnx
+from training.models import MODELS, build_model, example_input, input_spec
+
+# Same FP32 tolerances as training/export.py; every model meets them (observed max diff is ~5e-7).
+RTOL, ATOL = 1e-3, 1e-5
+# Appending padding may change BLAS blocking, hence float summation order, but nothing more.
+PADDING_ATOL = 1e-5
+VOCAB, NUM_OUTPUTS, MAX_LEN, IMAGE_SIZE = 40, 5, 32, 16
+
+CASES = [(task, name) for task, models in MODELS.items() for name in models]
+TEXT_CASES = [case for case in CASES if input_spec(case[0]).name == "input_ids"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Run these tiny models on one thread: on a busy 2-core box, intra-op threads spin-wait for each other and
+    make the overfitting loops ~10x slower than a single thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def ids_of(case: tuple[str, str]) -> str:
+    return f"{case[0]}-{case[1]}"
+
+
+def make(task: str, name: str, **hparams: float) -> nn.Module:
+    torch.manual_seed(0)
+    return build_model(task, name, NUM_OUTPUTS, VOCAB, max_len=MAX_LEN, **hparams)  # type: ignore[arg-type]
+
+
+def padded_ids(batch: int, seq: int, seed: int = 0) -> torch.Tensor:
+    """(B, T) right-padded token ids; row 0 is full length, the others have random lengths in [1, T]."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, VOCAB, (batch, seq), generator=gen)
+    lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
+    lengths[0] = seq
+    return ids.masked_fill(torch.arange(seq)[None, :] >= lengths[:, None], 0)
+
+
+def inputs_for(task: str, batch: int, seq: int, seed: int = 0) -> torch.Tensor:
+    if input_spec(task).name == "input_ids":
+        return padded_ids(batch, seq, seed)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 1, IMAGE_SIZE, IMAGE_SIZE, generator=gen)
+
+
+def expected_shape(task: str, batch: int, seq: int) -> tuple[int, ...]:
+    return (batch, seq, NUM_OUTPUTS) if input_spec(task).output_rank == 3 else (batch, NUM_OUTPUTS)
+
+
+def task_loss(task: str, logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if task == "multi_label":
+        return F.binary_cross_entropy_with_logits(logits, targets)
+    if task == "spans":
+        real = inputs != 0  # (B, T): padding positions carry no tag
+        return F.cross_entropy(logits[real], targets[real])
+    return F.cross_entropy(logits, targets)
+
+
+def random_targets(task: str, inputs: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    batch = inputs.shape[0]
+    if task == "multi_label":
+        return (torch.rand(batch, NUM_OUTPUTS, generator=gen) > 0.5).float()
+    if task == "spans":
+        return torch.randint(0, NUM_OUTPUTS, inputs.shape, generator=gen)
+    return torch.randint(0, NUM_OUTPUTS, (batch,), generator=gen)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids_of)
+def test_forward_shape(case: tuple[str, str]) -> None:
+    task, name = case
+    model = make(task, name).eval()
+    with torch.no_grad():
+        logits = model(inputs_for(task, 3, 11))
+    assert logits.shape == expected_shape(task, 3, 11)
+    assert logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids_of)
+def test_overfits_one_batch(case: tuple[str, str]) -> None:
+    task, name = case
+    model = make(task, name, dropout=0.0).train()
+    inputs = inputs_for(task, 16, 10)
+    targets = random_targets(task, inputs)
+    optimiser = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(60):
+        optimiser.zero_grad()
+        loss = task_loss(task, model(inputs), inputs, targets)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0], f"loss went {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+@pytest.mark.parametrize("case", TEXT_CASES, ids=ids_of)
+def test_appending_padding_does_not_change_logits(case: tuple[str, str]) -> None:
+    task, name = case
+    model = make(task, name).eval()
+    ids = padded_ids(6, 10)
+    longer = torch.cat([ids, torch.zeros(6, 7, dtype=torch.long)], dim=1)  # (B, T + 7)
+    with torch.no_grad():
+        short_logits, long_logits = model(ids), model(longer)
+    if input_spec(task).output_rank == 3:  # per-token: compare the real tokens only
+        real = ids != 0
+        short_logits, long_logits = short_logits[real], long_logits[:, : ids.shape[1]][real]
+    torch.testing.assert_close(long_logits, short_logits, rtol=0, atol=PADDING_ATOL)
+
+
+@pytest.mark.parametrize("case", TEXT_CASES, ids=ids_of)
+def test_fully_padded_row_is_finite(case: tuple[str, str]) -> None:
+    task, name = case
+    model = make(task, name).eval()
+    ids = padded_ids(3, 8)
+    ids[1] = 0
+    with torch.no_grad():
+        assert torch.isfinite(model(ids)).all()
+
+
+@pytest.mark.parametrize("name", ["cnn", "tagger"])
+@pytest.mark.parametrize("kernel_size", [4, 5])
+@pytest.mark.parametrize("seq", [1, 2])
+def test_convolutions_accept_sequences_shorter_than_the_kernel(name: str, kernel_size: int, seq: int) -> None:
+    task = "spans" if name == "tagger" else "text_classification"
+    model = make(task, name, kernel_size=kernel_size).eval()
+    with torch.no_grad():
+        logits = model(padded_ids(2, seq))
+    assert logits.shape == expected_shape(task, 2, seq)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids_of)
+def test_hparams_rebuild_the_model(case: tuple[str, str]) -> None:
+    task, name = case
+    model = make(task, name, layers=3, channels=8).eval()
+    rebuilt = type(model)(**model.hparams).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    inputs = inputs_for(task, 2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(inputs), model(inputs))
+
+
+@pytest.mark.filterwarnings("ignore")  # the exporter warns about torchvision ops and deprecations
+@pytest.mark.parametrize("case", CASES, ids=ids_of)
+def test_onnx_export_matches_pytorch(case: tuple[str, str], tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    task, name = case
+    spec = input_spec(task)
+    model = make(task, name).eval()
+    torch.manual_seed(0)
+    example = example_input(task, batch=3, seq=12, vocab_size=VOCAB, image_size=IMAGE_SIZE)
+    path = tmp_path / "model.onnx"
+    assert export_onnx(model, example, path, spec.name, seq_axis=1 in spec.dynamic_axes) == "dynamo"
+    assert not (tmp_path / "model.onnx.data").exists()
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    # Control flow (what nn.EmbeddingBag exports to) runs far slower under ONNX Runtime; the zoo exports flat graphs.
+    assert not {node.op_type for node in proto.graph.node} & {"Loop", "Scan", "If"}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    seq_lengths = (5, 23) if spec.name == "input_ids" else (0,)  # images: the batch axis alone is dynamic
+    for batch in (1, 7):
+        for seq in seq_lengths:
+            inputs = inputs_for(task, batch, seq, seed=batch + seq)
+            with torch.no_grad():
+                expected = model(inputs).numpy()
+            got = session.run(None, {spec.name: inputs.numpy()})[0]
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_input_specs() -> None:
+    for task in ("text_classification", "multi_label"):
+        spec = input_spec(task)
+        assert (spec.name, spec.dtype, spec.dynamic_axes, spec.output_rank) == ("input_ids", "int64", (0, 1), 2)
+    assert input_spec("spans").output_rank == 3
+    image = input_spec("image_classification")
+    assert (image.name, image.dtype, image.dynamic_axes) == ("pixels", "float32", (0,))
+    assert list(image.dynamic_shapes()["pixels"]) == [0]
+    assert input_spec("spans").onnx_dynamic_axes() == {
+        "input_ids": {0: "batch", 1: "seq"},
+        "logits": {0: "batch", 1: "seq"},
+    }
+    assert input_spec("text_classification").onnx_dynamic_axes()["logits"] == {0: "batch"}
+
+
+def test_unknown_names_raise_value_error_listing_the_choices() -> None:
+    with pytest.raises(ValueError, match="image_classification"):
+        build_model("translation", "cnn", NUM_OUTPUTS, VOCAB)
+    with pytest.raises(ValueError, match="tagger"):
+        build_model("spans", "transformer", NUM_OUTPUTS, VOCAB)
+    with pytest.raises(ValueError, match="bag_of_embeddings, cnn, transformer"):
+        build_model("text_classification", "resnet", NUM_OUTPUTS, VOCAB)
+    with pytest.raises(ValueError, match="multi_label"):
+        input_spec("translation")
+
+
+def test_bad_sizes_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="vocab_size"):
+        build_model("text_classification", "cnn", NUM_OUTPUTS)
+    with pytest.raises(ValueError, match="divisible"):
+        build_model("text_classification", "transformer", NUM_OUTPUTS, VOCAB, embed_dim=30, heads=4)
+    with pytest.raises(ValueError, match="num_outputs"):
+        build_model("image_classification", "cnn", 0)

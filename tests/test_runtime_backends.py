@@ -1,0 +1,65 @@
+"""The serving runtime's backends agree: ONNX Runtime (FP32 and INT8) and the exported PyTorch program
+(CPU here; CUDA, FP16 and torch.compile on a GPU machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datastore.runtime import InputError, load_runtime
+from tests.helpers import corpus_version
+from training.config import TrainConfig
+from training.export import export
+from training.train import train
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    data = corpus_version(600)
+    result = train(TrainConfig(dataset="corpus", model="cnn", epochs=2, min_freq=1), data)
+    out = tmp_path_factory.mktemp("backends") / "export"
+    export(result, out, data)
+    return out, [r["text"] for r in data.splits["test"]]
+
+
+def test_every_backend_gives_the_same_predictions(export_dir) -> None:
+    out, texts = export_dir
+    reference = load_runtime(out).logits(texts)  # ONNX Runtime, FP32
+    program = load_runtime(out, "torch").logits(texts)
+    assert np.allclose(program, reference, rtol=1e-3, atol=1e-5)
+    for backend, options, floor in (("onnxruntime-int8", {}, 0.9), ("torch", {"fp16": True}, 0.95)):
+        got = load_runtime(out, backend, **options).logits(texts)
+        agreement = float((got.argmax(1) == reference.argmax(1)).mean())
+        assert agreement >= floor, (backend, options, agreement)
+        assert got.dtype == np.float32
+        assert not np.array_equal(got, reference)  # it did run in lower precision
+
+
+def test_backend_errors_are_clear(export_dir, tmp_path: Path) -> None:
+    out, _ = export_dir
+    with pytest.raises(InputError, match="unknown backend 'tensorflow'"):
+        load_runtime(out, "tensorflow")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            load_runtime(out, "torch", device="cuda")
+
+
+@pytest.mark.slow
+def test_compiled_program_matches_on_cpu(export_dir) -> None:
+    out, texts = export_dir
+    reference = load_runtime(out).logits(texts[:64])
+    compiled = load_runtime(out, "torch", compile=True)
+    assert np.allclose(compiled.logits(texts[:64]), reference, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_cuda_fp16_and_compile_agree_with_onnx_runtime(export_dir) -> None:
+    out, texts = export_dir
+    reference = load_runtime(out).logits(texts)
+    for options in ({"fp16": False}, {"fp16": True}, {"fp16": True, "compile": True}):
+        got = load_runtime(out, "torch", device="cuda", **options).logits(texts)
+        assert float((got.argmax(1) == reference.argmax(1)).mean()) >= 0.98, options

@@ -1,0 +1,220 @@
+"""Training for every task type from real dataset versions (database -> DVC snapshot -> loader), configs,
+resume, early stopping, distillation, and the same script under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from django.contrib.auth import get_user_model
+
+from annotation.services import create_project, import_records, set_role
+from datastore.corpora import mnist_digits, sentiment_corpus
+from datastore.dvcrepo import DataRepo
+from datastore.loader import load
+from datastore.models import Project, Task
+from datastore.snapshot import snapshot_project
+from tests.helpers import corpus_version
+from training.config import ConfigError, TrainConfig, load_config
+from training.export import export
+from training.train import TrainingError, load_checkpoint, train
+
+WORDS = {
+    "delay": ["late", "delayed", "waited"],
+    "service": ["crew", "staff", "rude"],
+    "price": ["fee", "price", "paid"],
+}
+FILLER = ["the", "flight", "was", "and", "we", "then", "our", "trip", "today", "again"]
+PEOPLE, PLACES = ["alice", "bob", "carol", "dan", "erin"], ["paris", "rome", "oslo", "lima", "kyiv"]
+
+
+def multi_label_records(n: int) -> list[dict]:
+    """Texts whose labels are the keyword groups they mention: learnable, with any mix of labels."""
+    rng, rows = random.Random(0), []
+    for i in range(n):
+        labels = sorted(rng.sample(list(WORDS), rng.randint(1, 2)))
+        words = rng.sample(FILLER, 4) + [rng.choice(WORDS[label]) for label in labels] + [f"n{i}"]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "value": labels})
+    return rows
+
+
+def span_records(n: int) -> list[dict]:
+    """Sentences naming a person and a place, with their character spans."""
+    rng, rows = random.Random(0), []
+    for i in range(n):
+        who, where = rng.choice(PEOPLE), rng.choice(PLACES)
+        text = f"{rng.choice(['yesterday', 'today', 'then'])} {who} flew to {where} number {i}"
+        start, place = text.index(who), text.index(f" {where}") + 1
+        spans = [{"start": start, "end": start + len(who), "label": "PER"}]
+        spans.append({"start": place, "end": place + len(where), "label": "LOC"})
+        rows.append({"text": text, "value": spans})
+    return rows
+
+
+def project_with_gold(task_type: str, labels: list[str], records: list[dict]) -> Project:
+    manager = get_user_model().objects.get_or_create(username="manager")[0]
+    project = create_project(f"p-{task_type}", task_type, labels, [], members=[])
+    set_role(project, manager, "manager")
+    assert import_records(project, manager, records) > 0.9 * len(records)  # the corpus repeats some texts
+    return project
+
+
+def image_project(tmp_path: Path, n: int) -> Project:
+    from datastore import services
+
+    digits = mnist_digits(limit=n, seed=2)
+    items = services.import_images("mnist", [(d.name, d.png) for d in digits], tmp_path / "uploads")
+    project = create_project("p-image", "image_classification", [str(i) for i in range(10)], items)
+    for item, digit in zip(items, digits, strict=True):  # gold labels, as an import of labelled images gives
+        Task.objects.filter(project=project, item=item).update(final_value=digit.label, status=Task.Status.DONE)
+    return project
+
+
+CASES = {
+    "text_classification": ("cnn", 0.5),  # 3 classes; the majority class is about 0.45
+    "multi_label": ("bag_of_embeddings", 0.8),  # micro F1 on keyword labels
+    "spans": ("tagger", 0.8),  # span F1 on names and places
+    "image_classification": ("cnn", 0.4),  # 10 digits from 500 images; chance is 0.1
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("task_type", list(CASES))
+def test_each_task_type_trains_from_a_dataset_version_and_exports(task_type: str, tmp_path: Path) -> None:
+    if task_type == "text_classification":
+        rows = [{"text": r.text, "value": r.label} for r in sentiment_corpus(limit=900, seed=3)]
+        project = project_with_gold(task_type, ["negative", "neutral", "positive"], rows)
+    elif task_type == "multi_label":
+        project = project_with_gold(task_type, list(WORDS), multi_label_records(300))
+    elif task_type == "spans":
+        project = project_with_gold(task_type, ["PER", "LOC"], span_records(300))
+    else:
+        project = image_project(tmp_path, 500)
+    repo = DataRepo(tmp_path / "data", str(tmp_path / "remote"))
+    snapshot_project(project, "v1", repo)
+    data = load("v1", repo=str(repo.root), images=task_type == "image_classification")
+    model, floor = CASES[task_type]
+    config = TrainConfig(task=task_type, model=model, dataset="v1", epochs=6, lr=5e-3, min_freq=1, batch_size=32)
+    run = tmp_path / "run"
+    result = train(config, data, out_dir=run)
+
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert max(row["val_score"] for row in result.history) > floor, result.history
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert any((run / "tensorboard").iterdir()) and (run / "training_curve.png").stat().st_size > 1000
+
+    report = export(load_checkpoint(run / "checkpoint"), run / "export", data)  # ParityError past rtol/atol
+    assert report.exporter == "dynamo" and report.parity_batches >= 2, report
+    assert report.int8_file is not None and report.int8_agreement is not None and report.int8_agreement > 0.8, report
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    assert manifest["task"] == task_type and manifest["labels"] == data.labels
+
+
+def small_config(**values) -> TrainConfig:
+    return TrainConfig(**{"dataset": "corpus", "model": "bag_of_embeddings", "epochs": 3, "batch_size": 32, **values})
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    data = corpus_version(400)
+    whole = train(small_config(schedule="cosine"), data, out_dir=tmp_path / "whole")
+    train(small_config(schedule="cosine"), data, out_dir=tmp_path / "cut", stop_after=1)
+    assert len(json.loads((tmp_path / "cut" / "checkpoint" / "history.json").read_text())) == 1
+    resumed = train(small_config(schedule="cosine"), data, out_dir=tmp_path / "cut", resume=True)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in whole.history]
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+    with pytest.raises(TrainingError, match="another config.*lr"):
+        train(small_config(lr=1e-4), data, out_dir=tmp_path / "cut", resume=True)
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(small_config(), data, out_dir=tmp_path / "never", resume=True)
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path: Path) -> None:
+    data = corpus_version(300)
+    result = train(small_config(lr=1e-9, patience=1, epochs=10), data)  # nothing learnt: no epoch beats the first
+    assert result.stopped_early and len(result.history) == 2
+
+
+def test_distillation_trains_a_student_from_a_teacher_run(tmp_path: Path) -> None:
+    data = corpus_version(500)
+    train(small_config(model="cnn", epochs=2), data, out_dir=tmp_path / "teacher")
+    student = train(small_config(model="bag_of_embeddings", epochs=2, teacher=str(tmp_path / "teacher")), data)
+    assert student.vocab is not None and student.history[-1]["val_score"] > 0.4
+    with pytest.raises(TrainingError, match="no checkpoint.pt"):
+        train(small_config(teacher=str(tmp_path / "nowhere")), data)
+
+
+def test_configs_read_yaml_with_overrides_and_refuse_bad_values(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("task: spans\nmodel: tagger\nepochs: 3\nlr: 0.01\n")
+    config = load_config(path, ["epochs=5", "lr=1e-3", "schedule=cosine"], dataset="names-v1")
+    assert (config.task, config.epochs, config.lr, config.schedule, config.dataset) == (
+        "spans",
+        5,
+        0.001,
+        "cosine",
+        "names-v1",
+    )
+    for overrides, reason in (
+        (["epochs=0"], "epochs: must be at least 1"),
+        (["optimiser=lbfgs"], "optimiser: 'lbfgs' is not one of"),
+        (["batchsize=3"], "unknown training config keys: \\['batchsize'\\]"),
+        (["epochs=three"], "epochs: expected int"),
+        (["lr"], "expected key=value"),
+    ):
+        with pytest.raises(ConfigError, match=reason):
+            load_config(path, overrides)
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_torchrun_with_two_processes_and_the_cli(tmp_path: Path) -> None:
+    rows = [{"text": r.text, "value": r.label} for r in sentiment_corpus(limit=600, seed=4)]
+    project = project_with_gold("text_classification", ["negative", "neutral", "positive"], rows)
+    repo = DataRepo(tmp_path / "data", str(tmp_path / "remote"))
+    snapshot_project(project, "v1", repo)
+    config = tmp_path / "text.yaml"
+    config.write_text(f"dataset: v1\ndata_repo: {repo.root}\nmodel: cnn\nepochs: 2\nbatch_size: 32\nmin_freq: 1\n")
+    bin_dir = Path(sys.executable).parent
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        return subprocess.run([str(bin_dir / args[0]), *args[1:]], capture_output=True, text=True, timeout=600, env=env)
+
+    ddp = run(
+        "torchrun",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training",
+        str(config),
+        "--out",
+        str(tmp_path / "ddp"),
+        "lr=0.005",
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    summary = json.loads(ddp.stdout.strip().splitlines()[-1])  # rank 0 alone prints it
+    assert summary["epochs"] == 2 and summary["export"] == "model.onnx"
+    assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) == 2  # one writer, not two
+    assert load_checkpoint(tmp_path / "ddp" / "checkpoint").config.lr == 0.005
+
+    cli = run("fsml", "train", str(config), "--out", str(tmp_path / "cli"), "--set", "epochs=1")
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert (tmp_path / "cli" / "export" / "model.int8.onnx").is_file()
+    bad = run("fsml", "train", str(config), "--out", str(tmp_path / "bad"), "--set", "epochs=zero")
+    assert bad.returncode != 0 and "epochs: expected int" in bad.stdout + bad.stderr
