@@ -7,6 +7,7 @@ which runs on CUDA in FP16 and under ``torch.compile`` when a GPU is there.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from datastore.archive import MANIFEST
-from datastore.text import Vocabulary
+from datastore.text import Vocabulary, tags_to_spans, tokenize_with_offsets
 
 MAX_TEXT_CHARS = 20_000
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
 class InputError(ValueError):
@@ -43,7 +45,10 @@ def check_text(text: Any, index: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
-    label: str
+    """One input's answer. ``label`` is a label name, a list of names (multi-label) or a list of
+    {start, end, label} spans."""
+
+    label: Any
     confidence: float
     scores: dict[str, float]
 
@@ -114,30 +119,33 @@ def make_backend(model_dir: Path, manifest: dict[str, Any], backend: str = "onnx
     return TorchBackend(path, **options) if backend == "torch" else OnnxBackend(path, **options)
 
 
-class TextClassifierRuntime:
-    """A text classifier archive loaded into a backend (ONNX Runtime unless told otherwise)."""
+class ModelRuntime:
+    """An unpacked archive loaded into a backend: ``predict`` takes a batch of inputs and returns one
+    Prediction per input; bad inputs raise InputError with the index of the first bad one."""
 
     def __init__(self, model_dir: Path, backend: str = "onnxruntime", **options: Any) -> None:
-        self.manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+        self.manifest = read_manifest(model_dir)
         self.labels: list[str] = list(self.manifest["labels"])
-        self.max_len = int(self.manifest["preprocessing"]["max_len"])
-        self.vocab = Vocabulary.load(model_dir / self.manifest["preprocessing"]["vocab"])
+        self.preprocessing: dict[str, Any] = self.manifest["preprocessing"]
         self.backend = make_backend(model_dir, self.manifest, backend, **options)
 
-    def validate(self, texts: list[Any]) -> list[str]:
-        if not isinstance(texts, list) or not texts:
-            raise InputError(None, "expected a non-empty list of texts")
-        for i, text in enumerate(texts):
-            check_text(text, i)
-        return texts
+    def validate(self, inputs: list[Any]) -> list[Any]:
+        if not isinstance(inputs, list) or not inputs:
+            raise InputError(None, "expected a non-empty list of inputs")
+        return [self.check(x, i) for i, x in enumerate(inputs)]
 
-    def logits(self, texts: list[str]) -> np.ndarray:
-        """Raw scores, (B, C)."""
-        ids = self.vocab.encode_batch(self.validate(texts), self.max_len)  # (B, T)
-        return self.backend(ids)
+    def check(self, value: Any, index: int) -> Any:
+        return check_text(value, index)
 
-    def predict(self, texts: list[str]) -> list[Prediction]:
-        probs = softmax(self.logits(texts))  # (B, C)
+    def encode(self, inputs: list[Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def logits(self, inputs: list[Any]) -> np.ndarray:
+        """Raw scores: (B, C), or (B, T, C) for span taggers."""
+        return self.backend(self.encode(self.validate(inputs)))
+
+    def predict(self, inputs: list[Any]) -> list[Prediction]:
+        probs = softmax(self.logits(inputs))  # (B, C)
         out = []
         for row in probs:
             best = int(row.argmax())
@@ -146,13 +154,97 @@ class TextClassifierRuntime:
         return out
 
 
-def load_runtime(model_dir: Path, backend: str = "onnxruntime", **options: Any) -> TextClassifierRuntime:
+class TextClassifierRuntime(ModelRuntime):
+    """Texts in, one label each."""
+
+    def __init__(self, model_dir: Path, backend: str = "onnxruntime", **options: Any) -> None:
+        super().__init__(model_dir, backend, **options)
+        self.max_len = int(self.preprocessing["max_len"])
+        self.vocab = Vocabulary.load(model_dir / self.preprocessing["vocab"])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.vocab.encode_batch(texts, self.max_len)  # (B, T)
+
+
+class MultiLabelRuntime(TextClassifierRuntime):
+    """Texts in, any number of labels each (sigmoid > 0.5); confidence is the least certain decision."""
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        probs = 1.0 / (1.0 + np.exp(-self.logits(texts)))  # (B, L)
+        out = []
+        for row in probs:
+            chosen = [label for label, p in zip(self.labels, row, strict=True) if p > 0.5]
+            certainty = float(np.maximum(row, 1.0 - row).min())
+            scores = {label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)}
+            out.append(Prediction(chosen, round(certainty, 6), scores))
+        return out
+
+
+class SpanTaggerRuntime(TextClassifierRuntime):
+    """Texts in, character spans out (BIO tags per token); confidence is the mean top tag probability."""
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        probs = softmax_last(self.logits(texts))  # (B, T, C)
+        tags = self.manifest["outputs"]
+        out = []
+        for text, row in zip(texts, probs, strict=True):
+            offsets = tokenize_with_offsets(text)[: self.max_len]
+            best = row[: len(offsets)].argmax(-1)
+            spans = tags_to_spans(offsets, [tags[i] for i in best])
+            confidence = float(row[: len(offsets)].max(-1).mean()) if offsets else 1.0
+            out.append(Prediction(spans, round(confidence, 6), {}))
+        return out
+
+
+class ImageClassifierRuntime(ModelRuntime):
+    """Encoded images (PNG, JPEG, ... bytes) in, one label each; resized and scaled as in training."""
+
+    def check(self, value: Any, index: int) -> Any:
+        from PIL import Image, UnidentifiedImageError
+
+        if not isinstance(value, bytes | bytearray) or not value:
+            raise InputError(index, f"expected image file bytes, got {type(value).__name__}")
+        if len(value) > MAX_IMAGE_BYTES:
+            raise InputError(index, f"image larger than {MAX_IMAGE_BYTES} bytes")
+        try:
+            with Image.open(io.BytesIO(value)) as img:
+                return img.convert(self.preprocessing["mode"]).resize((self.size, self.size))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise InputError(index, f"not a readable image ({exc})") from None
+
+    @property
+    def size(self) -> int:
+        return int(self.preprocessing["image_size"])
+
+    def encode(self, images: list[Any]) -> np.ndarray:
+        pixels = np.stack([np.asarray(img, dtype=np.float32) * self.preprocessing["scale"] for img in images])
+        return pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)  # (B, C, H, W)
+
+
+def softmax_last(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+RUNTIMES: dict[str, type[ModelRuntime]] = {
+    "text_classification": TextClassifierRuntime,
+    "multi_label": MultiLabelRuntime,
+    "spans": SpanTaggerRuntime,
+    "image_classification": ImageClassifierRuntime,
+}
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    return json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+
+
+def load_runtime(model_dir: Path, backend: str = "onnxruntime", **options: Any) -> ModelRuntime:
     """Pick the runtime for an unpacked archive from its manifest's task type.
 
     ``options`` go to the backend: ``providers`` for ONNX Runtime; ``device``, ``fp16``, ``compile`` for torch.
     """
-    manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
-    task = manifest.get("task")
-    if task == "text_classification":
-        return TextClassifierRuntime(model_dir, backend, **options)
-    raise InputError(None, f"no runtime for task type {task!r}")
+    task = read_manifest(model_dir).get("task")
+    if task not in RUNTIMES:
+        raise InputError(None, f"no runtime for task type {task!r}")
+    return RUNTIMES[task](model_dir, backend, **options)

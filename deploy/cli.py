@@ -191,13 +191,14 @@ def evaluate(
     version (no database needed)."""
     if Path(model).is_dir():
         from datastore.loader import DatasetError
+        from evaluation.evaluate import EvaluationError
         from evaluation.evaluate import evaluate as evaluate_folder
 
         if not dataset:
             _fail("an export folder is evaluated on --dataset NAME")
         try:
             report = evaluate_folder(Path(model), dataset=dataset, repo=_repo(data_repo), split=split)
-        except DatasetError as exc:
+        except (DatasetError, EvaluationError) as exc:
             _fail(str(exc))
         _print_metrics(f"{model} on {dataset}:{split}", report["metrics"], metrics)
         return

@@ -63,3 +63,20 @@ def test_cuda_fp16_and_compile_agree_with_onnx_runtime(export_dir) -> None:
     for options in ({"fp16": False}, {"fp16": True}, {"fp16": True, "compile": True}):
         got = load_runtime(out, "torch", device="cuda", **options).logits(texts)
         assert float((got.argmax(1) == reference.argmax(1)).mean()) >= 0.98, options
+
+
+def test_evaluation_scores_image_models_and_refuses_what_it_cannot_score(tmp_path: Path) -> None:
+    from evaluation.evaluate import EvaluationError, evaluate
+    from tests.image_helpers import mnist_version
+
+    data = mnist_version(500)
+    config = TrainConfig(task="image_classification", model="cnn", dataset="mnist", epochs=6, lr=5e-3, batch_size=32)
+    result = train(config, data)
+    export(result, tmp_path / "image", data, int8=False)
+    scored = evaluate(tmp_path / "image", data=data, split="test")
+    assert scored["metrics"]["n"] == len(data.splits["test"]) and scored["metrics"]["accuracy"] > 0.3  # chance: 0.1
+
+    manifest = tmp_path / "image" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"task": "image_classification"', '"task": "spans"'))
+    with pytest.raises(EvaluationError, match="evaluation of spans models is not available yet"):
+        evaluate(tmp_path / "image", data=data, split="test")

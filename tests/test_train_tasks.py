@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from django.contrib.auth import get_user_model
@@ -19,7 +20,9 @@ from datastore.corpora import mnist_digits, sentiment_corpus
 from datastore.dvcrepo import DataRepo
 from datastore.loader import load
 from datastore.models import Project, Task
+from datastore.runtime import InputError, load_runtime
 from datastore.snapshot import snapshot_project
+from datastore.text import tokenize_with_offsets
 from tests.helpers import corpus_version
 from training.config import ConfigError, TrainConfig, load_config
 from training.export import export
@@ -116,6 +119,28 @@ def test_each_task_type_trains_from_a_dataset_version_and_exports(task_type: str
     assert report.int8_file is not None and report.int8_agreement is not None and report.int8_agreement > 0.8, report
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["task"] == task_type and manifest["labels"] == data.labels
+
+    # The serving runtime preprocesses raw inputs (texts, image files) exactly as training did.
+    records = data.splits["test"][:32]
+    raw = [data.images[r["image"]] if task_type == "image_classification" else r["text"] for r in records]
+    runtime = load_runtime(run / "export")
+    with torch.no_grad():
+        expected = result.model(result.task.batch(records, data)[0]).numpy()
+    got = runtime.logits(raw)
+    if task_type == "spans":  # the model also scores padding positions; compare real tokens only
+        lengths = [len(tokenize_with_offsets(t)[: config.max_len]) for t in raw]
+        expected = [row[:n] for row, n in zip(expected, lengths, strict=True)]
+        got = [row[:n] for row, n in zip(got, lengths, strict=True)]
+    for a, b in zip(got, expected, strict=True):
+        assert np.allclose(a, b, rtol=1e-3, atol=1e-4)
+    predictions = runtime.predict(raw)
+    assert len(predictions) == len(raw) and all(0 <= p.confidence <= 1 for p in predictions)
+    bad, reason = (b"GIF89a broken", "not a readable image") if task_type == "image_classification" else ("", "empty")
+    with pytest.raises(InputError, match=f"input 1: .*{reason}"):
+        runtime.predict([raw[0], bad])
+    if task_type == "spans":
+        assert all(isinstance(p.label, list) for p in predictions)
+        assert any(p.label for p in predictions), "a trained tagger finds some names and places"
 
 
 def small_config(**values) -> TrainConfig:
