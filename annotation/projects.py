@@ -16,6 +16,7 @@ from django.utils import timezone
 from annotation import formats
 from annotation.review import require_role
 from annotation.services import AnnotationError, Role, create_project, import_records, set_role
+from annotation.validation import distinct_names
 from datastore.models import Annotation, Assignment, Project, ProjectMember, Task
 
 # What a manager may change after creation. The task type is fixed: every stored label depends on it.
@@ -59,7 +60,7 @@ def update_settings(project: Project, user: Any, **changes: Any) -> Project:
     unknown = sorted(set(changes) - set(SETTINGS))
     if unknown:
         raise AnnotationError(f"these settings cannot be changed: {', '.join(unknown)}")
-    if "labels" in changes and not _distinct_names(changes["labels"]):
+    if "labels" in changes and not distinct_names(changes["labels"]):
         raise AnnotationError("labels must be a non-empty list of distinct names")
     if changes.get("overlap", 1) < 1:
         raise AnnotationError("overlap must be at least 1")
@@ -86,15 +87,6 @@ def update_settings(project: Project, user: Any, **changes: Any) -> Project:
                 status=Task.Status.DONE, final_value__isnull=True, annotation_count__lt=current.overlap
             ).update(status=Task.Status.OPEN)
     return current
-
-
-def _distinct_names(labels: Any) -> bool:
-    return (
-        isinstance(labels, list)
-        and bool(labels)
-        and len(set(labels)) == len(labels)
-        and all(isinstance(label, str) and label for label in labels)
-    )
 
 
 def add_member(project: Project, user: Any, newcomer: Any, role: str) -> ProjectMember:
@@ -150,5 +142,5 @@ def import_file(project: Project, user: Any, fmt: str, payload: bytes) -> tuple[
     try:
         records = formats.parse(fmt, payload, project.task_type)
     except formats.ImportFormatError as exc:
-        raise AnnotationError(str(exc)) from None
+        raise AnnotationError(str(exc), errors=exc.errors[: formats.MAX_ERRORS]) from None
     return len(records), import_records(project, user, records)

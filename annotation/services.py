@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from annotation.validation import InvalidLabel, clean_value
+from annotation.validation import InvalidLabel, clean_value, distinct_names
 from datastore.db import retry_deadlocks
 from datastore.models import Annotation, Assignment, Item, Project, ProjectMember, Task
 
@@ -31,9 +31,11 @@ MAX_SKIP_REASON = 500
 class AnnotationError(Exception):
     """A request that cannot be accepted; ``status`` is the HTTP status it maps to."""
 
-    def __init__(self, reason: str, status: int = 400, task_id: int | None = None) -> None:
+    def __init__(
+        self, reason: str, status: int = 400, task_id: int | None = None, errors: list[Any] | None = None
+    ) -> None:
         super().__init__(reason)
-        self.reason, self.status, self.task_id = reason, status, task_id
+        self.reason, self.status, self.task_id, self.errors = reason, status, task_id, errors or []
 
 
 def create_project(
@@ -49,7 +51,7 @@ def create_project(
     """Create a project, one task per item, and make ``members`` its annotators, in one transaction."""
     if task_type not in Project.TaskType.values:
         raise AnnotationError(f"unknown task type {task_type!r}; choose one of {Project.TaskType.values}")
-    if not labels or len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
+    if not distinct_names(labels):
         raise AnnotationError("labels must be a non-empty list of distinct names")
     if overlap < 1:
         raise AnnotationError("overlap must be at least 1")
@@ -77,6 +79,8 @@ def role_of(project: Project, user: Any) -> str | None:
     cached = getattr(project, "_role_for", None)
     if cached is not None and cached[0] == user.pk:
         return cached[1]
+    if getattr(project, "member_user", None) == user.pk:  # annotated by annotation.api.visible_projects
+        return project.member_role
     return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
@@ -351,19 +355,16 @@ def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -
 def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
     """Store a model version's prediction on every open task as a suggestion, with its uncertainty
     (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
-    from django.conf import settings
-
-    from datastore.archive import ArchiveError, unpack
+    from datastore.archive import ArchiveError
     from datastore.runtime import InputError, load_runtime
+    from datastore.services import unpacked_model
 
     if model.task_type != project.task_type:
         raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")
     if set(model.manifest.get("labels", [])) != set(project.labels):
         raise AnnotationError(f"model {model} predicts {model.manifest.get('labels')}, not {project.labels}")
-    dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
     try:
-        unpack(Path(model.archive_path), dest, expected_sha256=model.archive_sha256)
-        runtime = load_runtime(dest)
+        runtime = load_runtime(unpacked_model(model))
     except (ArchiveError, InputError) as exc:
         raise AnnotationError(f"model {model} cannot be loaded: {exc}") from None
     tasks = list(Task.objects.filter(project=project, status=Task.Status.OPEN).select_related("item").order_by("id"))

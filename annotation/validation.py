@@ -64,3 +64,13 @@ def _clean_spans(labels: list[str], value: Any, text: str, allow_overlap: bool) 
                     " which this project does not allow"
                 )
     return spans
+
+
+def distinct_names(labels: Any) -> bool:
+    """A label schema: a non-empty list of distinct, non-empty names."""
+    return (
+        isinstance(labels, list)
+        and bool(labels)
+        and len(set(labels)) == len(labels)
+        and all(isinstance(label, str) and label for label in labels)
+    )

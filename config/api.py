@@ -14,7 +14,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     from serving.services import JobError
 
     if isinstance(exc, AnnotationError):
-        return Response({"detail": exc.reason, "task": exc.task_id}, status=exc.status)
+        body = {"detail": exc.reason, "task": exc.task_id} | ({"errors": exc.errors} if exc.errors else {})
+        return Response(body, status=exc.status)
     if isinstance(exc, JobError):
         return Response({"detail": exc.reason, "field": exc.field}, status=exc.status)
     return drf_exception_handler(exc, context)

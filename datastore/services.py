@@ -299,3 +299,40 @@ def next_model_version(name: str) -> int:
 def record_model_metrics(model_version: ModelVersion, split: str, metrics: dict[str, Any]) -> None:
     model_version.metrics = {**model_version.metrics, split: metrics}
     model_version.save(update_fields=["metrics"])
+
+
+class ModelRefError(LookupError):
+    """A ``NAME[:VERSION]`` reference that names no registered model version; ``status`` is its HTTP status."""
+
+    def __init__(self, ref: str, reason: str, status: int = 404) -> None:
+        super().__init__(reason)
+        self.ref, self.reason, self.status = ref, reason, status
+
+
+def resolve_model(ref: str) -> ModelVersion:
+    """``NAME`` (its latest version) or ``NAME:VERSION``."""
+    name, _, version = ref.partition(":")
+    versions = ModelVersion.objects.filter(name=name)
+    if version:
+        if not version.isdigit():
+            raise ModelRefError(ref, f"model version {version!r} is not a number", status=400)
+        versions = versions.filter(version=int(version))
+    model = versions.order_by("-version").first()
+    if model is None:
+        raise ModelRefError(ref, f"unknown model {ref!r}")
+    return model
+
+
+def unpacked_model(model: ModelVersion) -> Path:
+    """The model version's archive, checksums verified, unpacked into the model cache; returns the folder.
+
+    Raises:
+        datastore.archive.ArchiveError: the archive is missing, tampered with or malformed.
+    """
+    from django.conf import settings
+
+    from datastore.archive import unpack
+
+    dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
+    unpack(Path(model.archive_path), dest, expected_sha256=model.archive_sha256)
+    return dest

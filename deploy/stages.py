@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from datastore import services
-from datastore.archive import ArchiveError, unpack
+from datastore.archive import ArchiveError
 from datastore.dvcrepo import DataRepo
 from datastore.models import DatasetVersion, ModelVersion
 from evaluation.evaluate import evaluate
@@ -47,9 +47,7 @@ def evaluate_model(model: ModelVersion, split: str = "test") -> dict[str, Any]:
     """Evaluate a registered model version (from its verified archive) on its dataset version."""
     if model.dataset_version is None:
         raise ValueError(f"{model} has no dataset version to evaluate on")
-    dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
-    unpack(Path(model.archive_path), dest, expected_sha256=model.archive_sha256)
-    report = evaluate_export(dest, model.dataset_version.name, split)
+    report = evaluate_export(services.unpacked_model(model), model.dataset_version.name, split)
     services.record_model_metrics(model, split, report["metrics"])
     out = Path(settings.FSML_HOME) / "evaluations" / f"{model.name}-{model.version}-{split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
-from datastore.archive import unpack
 from datastore.models import ModelVersion
 from datastore.runtime import load_runtime
+from datastore.services import unpacked_model
 
 _cache: dict[int, Any] = {}
 _lock = threading.Lock()
@@ -21,7 +18,5 @@ def get_runtime(model_version: ModelVersion) -> Any:
     with _lock:
         runtime = _cache.get(model_version.pk)
         if runtime is None:
-            dest = Path(settings.MODEL_CACHE_DIR) / model_version.name / str(model_version.version)
-            unpack(Path(model_version.archive_path), dest, expected_sha256=model_version.archive_sha256)
-            runtime = _cache[model_version.pk] = load_runtime(dest)
+            runtime = _cache[model_version.pk] = load_runtime(unpacked_model(model_version))
         return runtime

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from datastore import services as datastore_services
 from datastore.models import InferenceJob, ModelVersion
 from datastore.runtime import MAX_TEXT_CHARS, InputError, check_text
 
@@ -23,17 +24,11 @@ class JobError(Exception):
 
 
 def resolve_model(ref: str) -> ModelVersion:
-    """``name`` (latest version) or ``name:version``."""
-    name, _, version = ref.partition(":")
-    versions = ModelVersion.objects.filter(name=name)
-    if version:
-        if not version.isdigit():
-            raise JobError(f"model version {version!r} is not a number", field="model")
-        versions = versions.filter(version=int(version))
-    model = versions.order_by("-version").first()
-    if model is None:
-        raise JobError(f"unknown model {ref!r}", status=404, field="model")
-    return model
+    """``name`` (latest version) or ``name:version``; a JobError on the ``model`` field otherwise."""
+    try:
+        return datastore_services.resolve_model(ref)
+    except datastore_services.ModelRefError as exc:
+        raise JobError(exc.reason, status=exc.status, field="model") from None
 
 
 def validate_inputs(model: ModelVersion, inputs: Any) -> dict[str, Any]:

@@ -308,3 +308,20 @@ def test_token_cache_can_be_turned_off(settings) -> None:
         with CaptureQueriesContext(connection) as queries:
             assert client.get(f"/api/projects/{project.pk}/").status_code == 200
         assert any("authtoken_token" in q["sql"] for q in queries.captured_queries)
+
+
+def test_the_project_list_costs_the_same_queries_for_one_project_or_many() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_project()
+    client = client_for("alice")
+    with CaptureQueriesContext(connection) as one:
+        assert len(client.get("/api/projects/").json()) == 1
+    for i in range(4):
+        project = create_project(f"more-{i}", "text_classification", ["a", "b"], [], members=[user("alice")])
+        set_role(project, user("alice"), "reviewer" if i % 2 else "annotator")
+    with CaptureQueriesContext(connection) as five:
+        listed = client.get("/api/projects/").json()
+    assert len(listed) == 5 and len(five.captured_queries) == len(one.captured_queries)
+    assert [p["role"] for p in listed] == ["annotator", "annotator", "reviewer", "annotator", "reviewer"]
