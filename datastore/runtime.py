@@ -62,7 +62,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-BACKENDS = ("onnxruntime", "onnxruntime-int8", "torch")
+BACKENDS = ("onnxruntime", "onnxruntime-int8", "torch", "tensorrt")
 
 
 class OnnxBackend:
@@ -107,15 +107,33 @@ class TorchBackend:
             return self.module(tensor).float().cpu().numpy()
 
 
+class TensorRTBackend:
+    """A TensorRT plan built at export on a GPU machine (unverified here: no machine has TensorRT)."""
+
+    def __init__(self, path: Path) -> None:
+        from datastore.tensorrt_runtime import EngineBuildError, TensorRTRuntime, TensorRTUnavailable
+
+        try:
+            self.runtime = TensorRTRuntime(path)
+        except (TensorRTUnavailable, EngineBuildError) as exc:
+            raise InputError(None, str(exc)) from None
+        self.input_name, self.output_name = self.runtime.inputs[0], self.runtime.outputs[0]
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        return self.runtime(**{self.input_name: inputs})[self.output_name].float().cpu().numpy()
+
+
 def make_backend(model_dir: Path, manifest: dict[str, Any], backend: str = "onnxruntime", **options: Any) -> Any:
     """The backend that runs the archive's model; a clear error when the archive lacks its file."""
     files = manifest.get("model_files", {"fp32": manifest["model_file"]})
-    key = {"onnxruntime": "fp32", "onnxruntime-int8": "int8", "torch": "torch"}.get(backend)
+    key = {"onnxruntime": "fp32", "onnxruntime-int8": "int8", "torch": "torch", "tensorrt": "tensorrt"}.get(backend)
     if key is None:
         raise InputError(None, f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if key not in files:
         raise InputError(None, f"this archive has no {key} model for the {backend} backend")
     path = model_dir / files[key]
+    if backend == "tensorrt":
+        return TensorRTBackend(path, **options)
     return TorchBackend(path, **options) if backend == "torch" else OnnxBackend(path, **options)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,13 @@ def test_backend_errors_are_clear(export_dir, tmp_path: Path) -> None:
     out, _ = export_dir
     with pytest.raises(InputError, match="unknown backend 'tensorflow'"):
         load_runtime(out, "tensorflow")
+    from training.tensorrt import tensorrt_available
+
+    if not tensorrt_available()[0]:  # the export said why there is no plan, and the runtime refuses plainly
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["export"]["tensorrt"] == f"skipped: {tensorrt_available()[1]}"
+        with pytest.raises(InputError, match="no tensorrt model for the tensorrt backend"):
+            load_runtime(out, "tensorrt")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU"):
             load_runtime(out, "torch", device="cuda")

@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 
 # Common FP32 tolerances for ONNX Runtime vs PyTorch.
 RTOL, ATOL = 1e-3, 1e-5
+FP16_RTOL, FP16_ATOL = 1e-2, 1e-2  # TensorRT's FP16 engine against FP32 ONNX Runtime (unverified here)
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+PLAN_FILE = "model.plan"  # TensorRT FP16 engine, built only where TensorRT and a GPU are present
 PROGRAM_FILE = "model.pt2"  # the torch.export program: PyTorch serving (CUDA, FP16) without training code
 VOCAB_FILE = "vocab.json"
 EXPORT_INFO = "manifest.json"  # a partial manifest; the archive's manifest extends it
@@ -50,6 +52,7 @@ class ExportReport:
     int8_agreement: float | None = None  # share of predictions INT8 and FP32 agree on
     size_fp32: int = 0
     size_int8: int = 0
+    tensorrt: str = ""  # the plan file, or why there is none ("skipped: ...")
 
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, seq_axis: bool) -> str:
@@ -165,6 +168,7 @@ def export(
     report.score_fp32, fp32_pred = _scores(path, task, labelled)
     if int8:
         _add_int8(report, out_dir, task, labelled, fp32_pred)
+    report.tensorrt = _add_plan(out_dir, task, result, inputs[0])
     if result.vocab is not None:
         result.vocab.save(out_dir / VOCAB_FILE)
     info = {
@@ -176,6 +180,7 @@ def export(
             "fp32": MODEL_FILE,
             "torch": PROGRAM_FILE,
             **({"int8": INT8_FILE} if report.int8_file else {}),
+            **({"tensorrt": PLAN_FILE} if report.tensorrt == PLAN_FILE else {}),
         },
         "preprocessing": task.preprocessing(),
         "signature": signature(task, result),
@@ -205,6 +210,33 @@ def _add_int8(
     report.score_int8, int8_pred = _scores(out_dir / INT8_FILE, task, labelled)
     same = sum(int((a == b).all(axis=tuple(range(1, a.ndim))).sum()) for a, b in zip(fp32_pred, int8_pred, strict=True))
     report.int8_agreement = same / max(sum(len(p) for p in fp32_pred), 1)
+
+
+def _add_plan(out_dir: Path, task: Task, result: TrainResult, example: np.ndarray) -> str:
+    """Build the TensorRT FP16 plan when TensorRT and a GPU are here; otherwise say why not, never pretend."""
+    from training.tensorrt import EngineBuildError, build_engine, tensorrt_available
+
+    ok, reason = tensorrt_available()
+    if not ok:
+        log.info("TensorRT step skipped: %s", reason)
+        return f"skipped: {reason}"
+    rest = tuple(example.shape[1:]) if task.input_name() == "pixels" else (result.config.max_len,)
+    low = (1, *example.shape[1:]) if task.input_name() == "pixels" else (1, 1)
+    shapes = {task.input_name(): (low, (64, *rest), (256, *rest))}
+    try:
+        build_engine(out_dir / MODEL_FILE, out_dir / PLAN_FILE, shapes, fp16=True)
+    except EngineBuildError as exc:
+        log.warning("no TensorRT plan: %s", exc)
+        return f"skipped: {exc}"
+    from datastore.tensorrt_runtime import TensorRTRuntime
+
+    engine = TensorRTRuntime(out_dir / PLAN_FILE)
+    got = engine(**{task.input_name(): example})[engine.outputs[0]].float().cpu().numpy()
+    expected = _session(out_dir / MODEL_FILE).run(None, {task.input_name(): example})[0]
+    if not np.allclose(got, expected, rtol=FP16_RTOL, atol=FP16_ATOL):  # FP16 kernels: a looser bound
+        (out_dir / PLAN_FILE).unlink()
+        raise ParityError(float(np.abs(got - expected).max()))
+    return PLAN_FILE
 
 
 def signature(task: Task, result: TrainResult) -> dict[str, Any]:
