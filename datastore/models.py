@@ -282,3 +282,81 @@ class InferenceJob(models.Model):
             models.UniqueConstraint(fields=["submitted_by", "idempotency_key"], name="job_idempotency_key_per_client")
         ]
         indexes = [models.Index(fields=["status", "queued_at"])]
+
+
+class Evaluation(models.Model):
+    """One model version scored on one split of one dataset version, with every prediction kept
+    (``predictions``). Evaluating the same triple again replaces it: the leaderboard holds the latest."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="evaluations")
+    split = models.CharField(max_length=16)
+    task_type = models.CharField(max_length=32, choices=Project.TaskType.choices)
+    labels = models.JSONField(help_text="The model's label list, in its output order.")
+    metrics = models.JSONField(default=dict)
+    n = models.PositiveIntegerField(default=0)
+    score = models.FloatField(help_text="Headline figure: accuracy, or micro F1 for multi-label and spans.")
+    macro_f1 = models.FloatField()
+    backend = models.CharField(max_length=32, default="onnxruntime")
+    seconds = models.FloatField(default=0.0, help_text="Time to predict and score.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "dataset_version", "split"], name="evaluation_unique_model_data_split"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on {self.dataset_version}:{self.split}"
+
+
+class Prediction(models.Model):
+    """One record of an evaluated split: what the version says, what the model said, how sure it was.
+
+    ``true_label`` and ``predicted_label`` are the label names for single-label tasks and a
+    comma-joined sorted list for multi-label ones (empty for spans), so filters and the confusion matrix
+    are plain indexed equality look-ups; ``true_value`` and ``predicted_value`` keep the full values.
+    """
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="predictions")
+    record_id = models.CharField(max_length=64, help_text="The record's id in the version (the item's url_hash).")
+    item = models.ForeignKey(Item, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    text = models.TextField(blank=True, help_text="The text as frozen in the dataset version.")
+    image = models.CharField(max_length=300, blank=True, help_text="Image path inside the dataset version.")
+    true_label = models.CharField(max_length=200, blank=True)
+    predicted_label = models.CharField(max_length=200, blank=True)
+    true_value = models.JSONField(null=True)
+    predicted_value = models.JSONField(null=True)
+    confidence = models.FloatField()
+    correct = models.BooleanField()
+    scores = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "record_id"], name="prediction_unique_record"),
+        ]
+        indexes = [
+            models.Index(fields=["evaluation", "true_label", "predicted_label"]),
+            models.Index(fields=["evaluation", "correct", "confidence"]),
+            models.Index(fields=["evaluation", "confidence"]),
+        ]
+
+
+class RelabelRequest(models.Model):
+    """A labelled task sent back to the annotation queue (from a wrong case of an evaluation, say), with the
+    reason, and everything it had before: the adjudicated label, the annotations and who made them."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="relabel_requests")
+    prediction = models.ForeignKey(
+        Prediction, on_delete=models.SET_NULL, null=True, blank=True, related_name="relabel_requests"
+    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=500)
+    previous = models.JSONField(help_text="final_value, annotations and assignments before the task reopened.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["task", "created_at"])]

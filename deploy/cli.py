@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -182,42 +182,66 @@ def package(
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION, or an export folder")],
-    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
-    dataset: Annotated[str, typer.Option(help="Dataset version (needed for an export folder).")] = "",
+    target: Annotated[
+        str, typer.Argument(help="DATASET_VERSION[:split] (default: the model's own version, split test)")
+    ] = "",
+    split: Annotated[str, typer.Option(help="train, val or test, when TARGET names no split")] = "test",
+    dataset: Annotated[str, typer.Option(help="Dataset version (same as TARGET).")] = "",
     data_repo: Annotated[str, typer.Option(help="Data repository path or URL (default: FSML_HOME/data).")] = "",
+    backend: Annotated[str, typer.Option(help="onnxruntime, onnxruntime-int8, torch or tensorrt.")] = "onnxruntime",
     metrics: Annotated[Path | None, typer.Option(help="Write the metrics here (JSON).")] = None,
+    export: Annotated[Path | None, typer.Option(help="Write every prediction here (.json or .csv).")] = None,
 ) -> None:
-    """Evaluate a registered model version on its dataset version's split, or an export folder on a dataset
-    version (no database needed)."""
-    if Path(model).is_dir():
-        from datastore.loader import DatasetError
-        from evaluation.evaluate import EvaluationError
-        from evaluation.evaluate import evaluate as evaluate_folder
+    """Score a model on a dataset version's split through the serving runtime and keep every prediction.
 
-        if not dataset:
-            _fail("an export folder is evaluated on --dataset NAME")
-        try:
-            report = evaluate_folder(Path(model), dataset=dataset, repo=_repo(data_repo), split=split)
-        except (DatasetError, EvaluationError) as exc:
-            _fail(str(exc))
-        _print_metrics(f"{model} on {dataset}:{split}", report["metrics"], metrics)
-        return
-    _django()
-    from deploy import stages
-    from serving.services import JobError, resolve_model
+    A registered model version's evaluation is stored (browse it at /evaluations/); an export folder is scored
+    without a database (--export writes its report as JSON).
+    """
+    from datastore.archive import ArchiveError
+    from datastore.loader import DatasetError
+    from evaluation.evaluate import EvaluationError, headline
 
+    if export is not None and export.suffix.lower() not in (".json", ".csv"):
+        _fail(f"export to .json or .csv, not {export.name!r}")
+    target = target or dataset
+    if ":" not in target:
+        target = f"{target}:{split}"
     try:
-        version = resolve_model(model)
-    except JobError as exc:
-        _fail(exc.reason)
-    report = stages.evaluate_model(version, split)
-    _print_metrics(f"{version} on {report['dataset']}:{split}", report["metrics"], metrics)
+        if Path(model).is_dir():
+            from evaluation.evaluate import evaluate as evaluate_folder
+            from evaluation.records import parse_target
 
+            name, split = parse_target(target)
+            if not name:
+                _fail("an export folder is evaluated on a dataset version: fsml evaluate FOLDER DATASET[:split]")
+            if export is not None and export.suffix.lower() != ".json":
+                _fail("an export folder's predictions are written as .json (CSV is for stored evaluations)")
+            report = evaluate_folder(Path(model), dataset=name, repo=_repo(data_repo), split=split, backend=backend)
+            score, macro = headline(report["task"], report["metrics"])
+            console.print(
+                f"{model} on {name}:{split}: score {score:.4f}, macro F1 {macro:.4f}, n={len(report['predictions'])}"
+            )
+            if export is not None:
+                write_json(export, report)
+        else:
+            _django()
+            from deploy import stages
 
-def _print_metrics(what: str, values: dict[str, Any], out: Path | None) -> None:
-    console.print(f"{what}: accuracy {values['accuracy']:.4f}, macro F1 {values['macro_f1']:.4f}, n={values['n']}")
-    if out is not None:
-        write_json(out, values)
+            stored = stages.evaluate_model(model, target, backend)
+            console.print(
+                f"{stored.model_version} on {stored.dataset_version.name}:{stored.split}: "
+                f"score {stored.score:.4f}, macro F1 {stored.macro_f1:.4f}, n={stored.n}; "
+                f"evaluation {stored.pk}, browse /evaluations/{stored.pk}/"
+            )
+            report = {"metrics": stored.metrics}
+            if export is not None:
+                from evaluation.records import write_export
+
+                write_export(stored, export)
+    except (ArchiveError, DatasetError, EvaluationError, LookupError) as exc:
+        _fail(getattr(exc, "reason", None) or str(exc))
+    if metrics is not None:
+        write_json(metrics, report["metrics"])
 
 
 @app.command()

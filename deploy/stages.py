@@ -5,7 +5,6 @@ Shared by the ``fsml`` subcommands and the demo, so the demo runs exactly what a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from django.conf import settings
 from datastore import services
 from datastore.archive import ArchiveError
 from datastore.dvcrepo import DataRepo
-from datastore.models import DatasetVersion, ModelVersion
+from datastore.models import DatasetVersion, Evaluation, ModelVersion
 from evaluation.evaluate import evaluate
 from training.package import build_archive
 
@@ -43,13 +42,24 @@ def package_and_register(
     return services.register_model_version(name, task, str(out), sha, manifest, dataset, version=version)
 
 
-def evaluate_model(model: ModelVersion, split: str = "test") -> dict[str, Any]:
-    """Evaluate a registered model version (from its verified archive) on its dataset version."""
-    if model.dataset_version is None:
-        raise ValueError(f"{model} has no dataset version to evaluate on")
-    report = evaluate_export(services.unpacked_model(model), model.dataset_version.name, split)
-    services.record_model_metrics(model, split, report["metrics"])
-    out = Path(settings.FSML_HOME) / "evaluations" / f"{model.name}-{model.version}-{split}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    return report
+def evaluate_model(ref: str, target: str = "", backend: str = "onnxruntime", user: Any = None) -> Evaluation:
+    """Evaluate a registered model version (from its verified archive) on ``DATASET[:split]`` (no DATASET: the
+    version it was trained on; no split: test) and store the evaluation with every prediction.
+
+    Raises:
+        LookupError: the model or the dataset version is unknown (``ModelRefError`` carries ``reason``).
+        EvaluationError, ArchiveError, DatasetError: it cannot be scored; nothing is stored.
+    """
+    from evaluation.records import parse_target, run_evaluation
+
+    model = services.resolve_model(ref)
+    name, split = parse_target(target)
+    if name:
+        dataset = DatasetVersion.objects.filter(name=name).select_related("project").first()
+        if dataset is None:
+            raise LookupError(f"no dataset version named {name!r}")
+    elif model.dataset_version is None:
+        raise LookupError(f"{model} records no dataset version: name one (fsml evaluate {ref} DATASET[:split])")
+    else:
+        dataset = model.dataset_version
+    return run_evaluation(model, dataset, split, data_repo(), user=user, backend=backend)

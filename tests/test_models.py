@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.export import export_onnx
+from training.export import export_onnx, save_program
 from training.models import MODELS, build_model, example_input, input_spec
 
 # Same FP32 tolerances as training/export.py; every model meets them (observed max diff is ~5e-7).
@@ -20,7 +20,9 @@ RTOL, ATOL = 1e-3, 1e-5
 PADDING_ATOL = 1e-5
 VOCAB, NUM_OUTPUTS, MAX_LEN, IMAGE_SIZE = 40, 5, 32, 16
 
+# "+bigrams": the bag of embeddings with hashed bigram embeddings (ngram_buckets), run through every test too.
 CASES = [(task, name) for task, models in MODELS.items() for name in models]
+CASES += [(task, "bag_of_embeddings+bigrams") for task in ("text_classification", "multi_label")]
 TEXT_CASES = [case for case in CASES if input_spec(case[0]).name == "input_ids"]
 
 
@@ -40,6 +42,9 @@ def ids_of(case: tuple[str, str]) -> str:
 
 def make(task: str, name: str, **hparams: float) -> nn.Module:
     torch.manual_seed(0)
+    name, _, variant = name.partition("+")
+    if variant == "bigrams":
+        hparams |= {"ngram_buckets": 64, "wide": True}
     return build_model(task, name, NUM_OUTPUTS, VOCAB, max_len=MAX_LEN, **hparams)  # type: ignore[arg-type]
 
 
@@ -186,6 +191,36 @@ def test_onnx_export_matches_pytorch(case: tuple[str, str], tmp_path: Path) -> N
             got = session.run(None, {spec.name: inputs.numpy()})[0]
             assert got.shape == expected.shape
             np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_bigrams_make_word_order_count() -> None:
+    """Mean and max pooling ignore order; hashed bigrams are what lets the bag tell "not good" from "good not"."""
+    plain, bigrams = (
+        make("text_classification", "bag_of_embeddings").eval(),
+        make("text_classification", "bag_of_embeddings+bigrams").eval(),
+    )
+    ids = torch.tensor([[3, 7, 11, 0], [11, 7, 3, 0]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain(ids)[0], plain(ids)[1])
+        assert not torch.allclose(bigrams(ids)[0], bigrams(ids)[1])
+    rows = bigrams.bigram_ids(ids)
+    assert rows[:, 2:].eq(0).all(), "a bigram with padding in it is padding"
+    assert rows[:, :2].ge(VOCAB).all() and rows.lt(VOCAB + 64).all()
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids_of)
+def test_torch_export_program_keeps_dynamic_axes(case: tuple[str, str], tmp_path: Path) -> None:
+    """model.pt2 (PyTorch serving) must accept every batch size and, for text, every length, 1 included."""
+    task, name = case
+    spec = input_spec(task)
+    model = make(task, name).eval()
+    example = example_input(task, batch=3, seq=12, vocab_size=VOCAB, image_size=IMAGE_SIZE)
+    save_program(model, example, tmp_path / "model.pt2", spec.name, seq_axis=1 in spec.dynamic_axes)
+    program = torch.export.load(str(tmp_path / "model.pt2")).module()
+    for batch, seq in ((1, 1), (5, 2), (2, 30)):
+        inputs = inputs_for(task, batch, seq if spec.name == "input_ids" else 0, seed=seq)
+        with torch.no_grad():
+            torch.testing.assert_close(program(inputs), model(inputs), rtol=RTOL, atol=ATOL)
 
 
 def test_input_specs() -> None:

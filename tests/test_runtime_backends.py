@@ -84,7 +84,19 @@ def test_evaluation_scores_image_models_and_refuses_what_it_cannot_score(tmp_pat
     scored = evaluate(tmp_path / "image", data=data, split="test")
     assert scored["metrics"]["n"] == len(data.splits["test"]) and scored["metrics"]["accuracy"] > 0.3  # chance: 0.1
 
+    assert set(scored["metrics"]["top_k"]) == {"top_1", "top_3", "top_5"}
+    assert scored["metrics"]["top_k"]["top_1"] == pytest.approx(scored["metrics"]["accuracy"])
+    assert scored["metrics"]["top_k"]["top_5"] >= scored["metrics"]["top_k"]["top_3"] >= scored["metrics"]["accuracy"]
+    assert 0 <= scored["metrics"]["calibration"]["ece"] <= 1
+    case = scored["predictions"][0]
+    assert (
+        case["image"]
+        and set(case["scores"]) == set(data.labels)
+        and case["correct"] == (case["label"] == case["predicted"])
+    )
+    with pytest.raises(EvaluationError, match="no records in split 'dev'"):
+        evaluate(tmp_path / "image", data=data, split="dev")
     manifest = tmp_path / "image" / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"task": "image_classification"', '"task": "spans"'))
-    with pytest.raises(EvaluationError, match="evaluation of spans models is not available yet"):
+    with pytest.raises(EvaluationError, match="is a image_classification version; the model is a spans model"):
         evaluate(tmp_path / "image", data=data, split="test")

@@ -23,6 +23,7 @@ from datastore.models import Project, Task
 from datastore.runtime import InputError, load_runtime
 from datastore.snapshot import snapshot_project
 from datastore.text import tokenize_with_offsets
+from evaluation.evaluate import evaluate, headline
 from tests.helpers import corpus_version
 from training.config import ConfigError, TrainConfig, load_config
 from training.export import export
@@ -142,6 +143,13 @@ def test_each_task_type_trains_from_a_dataset_version_and_exports(task_type: str
         assert all(isinstance(p.label, list) for p in predictions)
         assert any(p.label for p in predictions), "a trained tagger finds some names and places"
 
+    # Evaluation scores every task type through the same runtime, keeping each prediction.
+    scored = evaluate(run / "export", data=data, split="test")
+    score, macro_f1 = headline(task_type, scored["metrics"])
+    assert scored["metrics"]["task"] == task_type and 0 <= macro_f1 <= 1
+    assert len(scored["predictions"]) == len(data.splits["test"]) and score > floor - 0.1, scored["metrics"]
+    assert any(c["correct"] for c in scored["predictions"])
+
 
 def small_config(**values) -> TrainConfig:
     return TrainConfig(**{"dataset": "corpus", "model": "bag_of_embeddings", "epochs": 3, "batch_size": 32, **values})
@@ -181,7 +189,8 @@ def test_distillation_trains_a_student_from_a_teacher_run(tmp_path: Path) -> Non
 def test_configs_read_yaml_with_overrides_and_refuse_bad_values(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("task: spans\nmodel: tagger\nepochs: 3\nlr: 0.01\n")
-    config = load_config(path, ["epochs=5", "lr=1e-3", "schedule=cosine"], dataset="names-v1")
+    config = load_config(path, ["epochs=5", "lr=1e-3", "schedule=cosine", "wide=true"], dataset="names-v1")
+    assert config.wide is True
     assert (config.task, config.epochs, config.lr, config.schedule, config.dataset) == (
         "spans",
         5,
@@ -195,6 +204,8 @@ def test_configs_read_yaml_with_overrides_and_refuse_bad_values(tmp_path: Path) 
         (["batchsize=3"], "unknown training config keys: \\['batchsize'\\]"),
         (["epochs=three"], "epochs: expected int"),
         (["lr"], "expected key=value"),
+        (["wide=1"], "wide: expected true or false"),
+        (["ngram_buckets=-1"], "ngram_buckets cannot be negative"),
     ):
         with pytest.raises(ConfigError, match=reason):
             load_config(path, overrides)

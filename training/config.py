@@ -33,6 +33,8 @@ class TrainConfig:
     heads: int = 4
     kernel_size: int = 3
     channels: int = 32
+    ngram_buckets: int = 0  # bag_of_embeddings: hashed bigram embeddings (0: single tokens only)
+    wide: bool = False  # bag_of_embeddings: a linear term over tokens and bigrams beside the deep part
     # Inputs
     max_len: int = 64
     min_freq: int = 2
@@ -76,8 +78,8 @@ class TrainConfig:
             raise ConfigError(f"lr: must be positive, got {self.lr}")
         if not 0 <= self.dropout < 1 or not 0 <= self.distill_alpha <= 1:
             raise ConfigError("dropout must be in [0, 1) and distill_alpha in [0, 1]")
-        if self.patience < 0 or self.warmup_epochs < 0:
-            raise ConfigError("patience and warmup_epochs cannot be negative")
+        if self.patience < 0 or self.warmup_epochs < 0 or self.ngram_buckets < 0:
+            raise ConfigError("patience, warmup_epochs and ngram_buckets cannot be negative")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,7 +107,11 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     kind = type(default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind is bool or isinstance(value, bool) or not isinstance(value, kind):
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
     return value
 

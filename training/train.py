@@ -95,6 +95,8 @@ def model_for(config: TrainConfig, task: Task) -> nn.Module:
         channels=config.channels,
         max_len=config.max_len,
         image_channels=config.image_channels,
+        ngram_buckets=config.ngram_buckets,
+        wide=config.wide,
     )
 
 

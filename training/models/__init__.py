@@ -155,6 +155,8 @@ def build_model(
     channels: int = 32,
     max_len: int = 64,
     image_channels: int = 1,
+    ngram_buckets: int = 0,
+    wide: bool = False,
 ) -> nn.Module:
     """Build a fresh model of the zoo; each class receives only the hyperparameters it declares.
 
@@ -172,6 +174,8 @@ def build_model(
         channels: Convolution channels (cnn, tagger); first block's channels (image cnn).
         max_len: Learned positions (transformer).
         image_channels: Input channels of images (image cnn).
+        ngram_buckets: Hashed bigram buckets (bag of embeddings); 0 for single tokens only.
+        wide: A linear term over tokens and bigrams beside the deep part (bag of embeddings).
 
     Returns:
         The model, in training mode, with its constructor arguments in ``model.hparams``.
@@ -199,6 +203,8 @@ def build_model(
         "kernel_size": kernel_size,
         "channels": channels,
         "max_len": max_len,
+        "ngram_buckets": ngram_buckets,
+        "wide": wide,
     }
     cls = models[name]
     wanted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
