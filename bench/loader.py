@@ -39,11 +39,16 @@ BATCH = 256
 MAX_LEN = 64
 
 
-def distinct_texts(n: int) -> tuple[list[str], list[str]]:
-    """``n`` distinct corpus texts and their labels; past the corpus, texts repeat with " (copy)" appended."""
+def distinct_texts(n: int, seed: int | None = None) -> tuple[list[str], list[str]]:
+    """``n`` distinct corpus texts and their labels; past the corpus, texts repeat with " (copy)" appended.
+    In file order (which groups the labels), or shuffled with ``seed``."""
+    import random
+
     from datastore.corpora import sentiment_corpus
 
     rows = sentiment_corpus()
+    if seed is not None:
+        random.Random(seed).shuffle(rows)
     texts: list[str] = []
     labels: list[str] = []
     seen: set[str] = set()
@@ -59,14 +64,14 @@ def distinct_texts(n: int) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def labelled_project(name: str, n: int) -> Any:
+def labelled_project(name: str, n: int, seed: int | None = None) -> Any:
     """A project of ``n`` items whose tasks carry gold labels (final value, status done), written in bulk."""
     from annotation.services import create_project
     from datastore.corpora import SENTIMENT_LABELS
     from datastore.models import Task
     from datastore.services import import_texts
 
-    texts, labels = distinct_texts(n)
+    texts, labels = distinct_texts(n, seed)
     items = import_texts(name, texts)
     project = create_project(name, "text_classification", SENTIMENT_LABELS, items)
     by_label: dict[str, list[int]] = {}

@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("serving.urls")),
     path("", include("crawler.urls")),
+    path("", include("evaluation.urls")),
     path("", include("annotation.urls")),
 ]

@@ -1,1 +1,2 @@
-"""Evaluation: run model archives on dataset versions and score them. Plain Python, no Django."""
+"""Evaluation: run model archives on dataset versions, score them (``metrics``, ``evaluate``, ``plots``: no
+Django), store and browse the results (``records``, ``views``: the Django side)."""

@@ -13,7 +13,7 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,18 +29,21 @@ from sklearn.metrics import (
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from datastore.text import spans_to_tags, tokenize_with_offsets
+from evaluation.checks import (
+    MetricsInputError,
+    bool_vector,
+    check_known,
+    check_labels,
+    check_lengths,
+    check_spans,
+    column_indices,
+    float_vector,
+    score_matrix,
+)
 
 SINGLE_LABEL = ("text_classification", "image_classification")
 TASKS = (*SINGLE_LABEL, "multi_label", "spans")
 TOP_K = (1, 3, 5)
-
-
-class MetricsInputError(ValueError):
-    """Input that metrics cannot be computed from; ``argument`` names it and ``reason`` says what is wrong."""
-
-    def __init__(self, argument: str, reason: str) -> None:
-        super().__init__(f"{argument}: {reason}")
-        self.argument, self.reason = argument, reason
 
 
 # -- single-label classification -------------------------------------------------------------------------
@@ -52,10 +55,10 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
         ``per_class`` ({label: precision, recall, f1, support, predicted}), ``confusion_matrix``
         ({labels, matrix}: rows are true labels, columns predictions) and ``empty_classes``.
     """
-    labels = _check_labels(labels)
-    n = _check_lengths(y_true=y_true, y_pred=y_pred)
-    _check_known(y_true, labels, "y_true")
-    _check_known(y_pred, labels, "y_pred")
+    labels = check_labels(labels)
+    n = check_lengths(y_true=y_true, y_pred=y_pred)
+    check_known(y_true, labels, "y_true")
+    check_known(y_pred, labels, "y_pred")
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     predicted = matrix.sum(axis=0)
@@ -86,10 +89,10 @@ def calibration(confidences: Sequence[float], correct: Sequence[bool], bins: int
         ``lower``, ``upper``, ``count``, ``accuracy``, ``confidence`` and ``gap`` (the last three None when
         the bin is empty).
     """
-    conf = _float_vector(confidences, "confidences")
+    conf = float_vector(confidences, "confidences")
     if np.any((conf < 0) | (conf > 1)):
         raise MetricsInputError("confidences", f"must lie in [0, 1]; got values from {conf.min():g} to {conf.max():g}")
-    hits = _bool_vector(correct, "correct")
+    hits = bool_vector(correct, "correct")
     if len(hits) != len(conf):
         raise MetricsInputError("correct", f"has {len(hits)} values for {len(conf)} confidences")
     if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
@@ -131,11 +134,11 @@ def top_k_accuracy(
         k: 1 <= k <= C; k = C is trivially 1.
         labels: the column names, needed for label-name targets.
     """
-    scores = _score_matrix(probabilities, labels)
+    scores = score_matrix(probabilities, labels)
     n, classes = scores.shape
     if len(y_true) != n:
         raise MetricsInputError("y_true", f"has {len(y_true)} items for {n} rows of probabilities")
-    target = _column_indices(y_true, labels, classes)
+    target = column_indices(y_true, labels, classes)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= classes:
         raise MetricsInputError("k", f"must be an integer from 1 to the number of classes ({classes}), not {k!r}")
     if k == classes:
@@ -161,13 +164,13 @@ def multilabel_metrics(y_true: list[list[str]], y_pred: list[list[str]], labels:
         ``macro_precision``, ``macro_recall``, ``macro_f1``, ``samples_f1``, ``per_label`` ({label:
         precision, recall, f1, support, predicted}) and ``empty_labels``.
     """
-    labels = _check_labels(labels)
-    n = _check_lengths(y_true=y_true, y_pred=y_pred)
+    labels = check_labels(labels)
+    n = check_lengths(y_true=y_true, y_pred=y_pred)
     for values, name in ((y_true, "y_true"), (y_pred, "y_pred")):
         for i, item in enumerate(values):
             if isinstance(item, str | bytes) or not isinstance(item, Sequence | set | frozenset):
                 raise MetricsInputError(f"{name}[{i}]", f"must be a list of labels, not {type(item).__name__}")
-            _check_known(item, labels, f"{name}[{i}]")
+            check_known(item, labels, f"{name}[{i}]")
     binarizer = MultiLabelBinarizer(classes=labels)
     truth, predicted = binarizer.fit_transform(y_true), binarizer.transform(y_pred)  # (N, L) each
     precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, zero_division=0)
@@ -216,8 +219,8 @@ def span_metrics(
         ``macro_precision``, ``macro_recall``, ``macro_f1``, ``support``, ``predicted``, ``per_label``
         ({label: precision, recall, f1, support, predicted}) and ``empty_labels``.
     """
-    labels = _check_labels(labels)
-    n = _check_lengths(true_spans=true_spans, pred_spans=pred_spans, texts=texts)
+    labels = check_labels(labels)
+    n = check_lengths(true_spans=true_spans, pred_spans=pred_spans, texts=texts)
     strict: dict[str, set] = {"true": set(), "pred": set()}
     token: dict[str, set] = {"true": set(), "pred": set()}
     for i, text in enumerate(texts):
@@ -226,7 +229,7 @@ def span_metrics(
         offsets = tokenize_with_offsets(text)
         for side, spans in (("true", true_spans[i]), ("pred", pred_spans[i])):
             name = f"{side}_spans[{i}]"
-            _check_spans(spans, labels, len(text), name)
+            check_spans(spans, labels, len(text), name)
             strict[side] |= {(i, s["start"], s["end"], s["label"]) for s in spans}
             entities = get_entities(spans_to_tags(offsets, spans))  # (label, first token, last token)
             token[side] |= {(i, first, last, label) for label, first, last in entities}
@@ -309,7 +312,7 @@ def metrics_for(
         return {"task": task_type, **span_metrics(y_true, y_pred, labels, texts)}
     out: dict[str, Any] = {"task": task_type, **classification_metrics(y_true, y_pred, labels)}
     if probabilities is not None:
-        scores = _score_matrix(probabilities, labels)
+        scores = score_matrix(probabilities, labels)
         if len(scores) != len(y_true):
             raise MetricsInputError("probabilities", f"has {len(scores)} rows for {len(y_true)} items")
         columns = {label: i for i, label in enumerate(labels)}
@@ -320,117 +323,3 @@ def metrics_for(
     if confidences is not None:
         out["calibration"] = calibration(confidences, [t == p for t, p in zip(y_true, y_pred, strict=True)], bins)
     return out
-
-
-# -- input checks -----------------------------------------------------------------------------------------
-def _check_labels(labels: Sequence[str]) -> list[str]:
-    if isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
-        raise MetricsInputError("labels", "must be a non-empty list of label names")
-    if not all(isinstance(x, str | int | np.integer) and not isinstance(x, bool) for x in labels):
-        raise MetricsInputError("labels", "must hold label names (strings or integers)")
-    repeated = sorted({str(x) for x, c in Counter(labels).items() if c > 1})
-    if repeated:
-        raise MetricsInputError("labels", f"repeats {', '.join(repeated)}")
-    return list(labels)
-
-
-def _check_lengths(**named: Sequence) -> int:
-    """The common, non-zero length of the named sequences."""
-    lengths = {}
-    for name, values in named.items():
-        if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
-            raise MetricsInputError(name, f"must be a list, not {type(values).__name__}")
-        lengths[name] = len(values)
-    if len(set(lengths.values())) > 1:
-        raise MetricsInputError(" and ".join(lengths), "differ in length: " + ", ".join(map(str, lengths.values())))
-    n = next(iter(lengths.values()))
-    if not n:
-        raise MetricsInputError(" and ".join(lengths), "are empty: nothing to score")
-    return n
-
-
-def _check_known(values: Sequence, labels: list[str], name: str) -> None:
-    known = set(labels)
-    for i, value in enumerate(values):
-        if not isinstance(value, str | int | np.integer) or isinstance(value, bool):
-            raise MetricsInputError(f"{name}[{i}]", f"is a {type(value).__name__}, not a label")
-    unknown = sorted({str(v) for v in values if v not in known})
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise MetricsInputError(name, f"has labels not in the label list: {shown}")
-
-
-def _check_spans(spans: Any, labels: list[str], length: int, name: str) -> None:
-    if not isinstance(spans, Sequence) or isinstance(spans, str):
-        raise MetricsInputError(name, f"must be a list of spans, not {type(spans).__name__}")
-    for j, span in enumerate(spans):
-        where = f"{name}[{j}]"
-        if not isinstance(span, Mapping) or not {"start", "end", "label"} <= span.keys():
-            raise MetricsInputError(where, "must be a dict with start, end and label")
-        start, end = span["start"], span["end"]
-        if any(isinstance(x, bool) or not isinstance(x, int | np.integer) for x in (start, end)):
-            raise MetricsInputError(where, f"start and end must be integers, not {start!r} and {end!r}")
-        if not 0 <= start < end <= length:
-            raise MetricsInputError(
-                where, f"needs 0 <= start < end <= {length} (the text's length); got {start}, {end}"
-            )
-        if span["label"] not in labels:
-            raise MetricsInputError(where, f"label {span['label']!r} is not in the label list")
-
-
-def _float_vector(values: Any, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise MetricsInputError(name, "must be a list of numbers") from None
-    if array.ndim != 1:
-        raise MetricsInputError(name, f"must be one-dimensional, not of shape {array.shape}")
-    if not array.size:
-        raise MetricsInputError(name, "is empty: nothing to score")
-    _check_finite(array, name)
-    return array
-
-
-def _bool_vector(values: Any, name: str) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim != 1 or not (array.dtype == bool or (array.dtype.kind in "iuf" and np.isin(array, (0, 1)).all())):
-        raise MetricsInputError(name, "must be a list of booleans (or 0/1)")
-    return array.astype(bool)
-
-
-def _check_finite(array: np.ndarray, name: str) -> None:
-    bad = np.flatnonzero(~np.isfinite(array.ravel()))
-    if bad.size:
-        where = np.unravel_index(bad[0], array.shape)
-        index = where[0] if array.ndim == 1 else tuple(int(x) for x in where)
-        raise MetricsInputError(name, f"has {bad.size} NaN or infinite value(s), the first at index {index}")
-
-
-def _score_matrix(probabilities: Any, labels: Sequence[str] | None) -> np.ndarray:
-    """(N, C) finite float scores, with C equal to the number of labels when labels are given."""
-    try:
-        scores = np.asarray(probabilities, dtype=float)
-    except (TypeError, ValueError):
-        raise MetricsInputError("probabilities", "must be an (N, C) array of numbers") from None
-    if scores.ndim != 2 or not scores.size:
-        raise MetricsInputError("probabilities", f"must be a non-empty (N, C) array, not of shape {scores.shape}")
-    if labels is not None and scores.shape[1] != len(labels):
-        raise MetricsInputError("probabilities", f"has {scores.shape[1]} columns for {len(labels)} labels")
-    _check_finite(scores, "probabilities")
-    return scores
-
-
-def _column_indices(y_true: Sequence[int | str], labels: Sequence[str] | None, classes: int) -> np.ndarray:
-    """Column index per item: integers are indices already, label names go through ``labels``."""
-    index = {label: i for i, label in enumerate(labels or [])}
-    out = []
-    for i, y in enumerate(y_true):
-        if isinstance(y, str):
-            if y not in index:
-                raise MetricsInputError(f"y_true[{i}]", f"{y!r} is not a label" + ("" if labels else " (give labels=)"))
-            out.append(index[y])
-        elif isinstance(y, int | np.integer) and not isinstance(y, bool) and 0 <= y < classes:
-            out.append(int(y))
-        else:
-            raise MetricsInputError(f"y_true[{i}]", f"{y!r} is neither a label nor a column index below {classes}")
-    return np.asarray(out, dtype=np.int64)

@@ -199,12 +199,15 @@ def cases(evaluation: Evaluation, flt: CaseFilter | None = None) -> QuerySet[Pre
     return (flt or CaseFilter()).apply(Prediction.objects.filter(evaluation=evaluation))
 
 
-def leaderboard() -> dict[str, Any]:
-    """Model versions x dataset versions: the headline score of each stored evaluation (test split first)."""
+def leaderboard(evaluations: QuerySet[Evaluation] | None = None) -> dict[str, Any]:
+    """Model versions x dataset versions: the headline score of each stored evaluation (``evaluations``: those
+    a user may see; default all). Cells list the evaluations of that pair, one per split."""
     rows: dict[int, dict[str, Any]] = {}
     datasets: dict[int, str] = {}
-    evaluations = Evaluation.objects.select_related("model_version", "dataset_version").order_by(
-        "model_version__name", "model_version__version", "dataset_version__name", "split"
+    evaluations = (
+        (Evaluation.objects.all() if evaluations is None else evaluations)
+        .select_related("model_version", "dataset_version")
+        .order_by("model_version__name", "model_version__version", "dataset_version__name", "split")
     )
     for ev in evaluations.only(
         "id", "split", "score", "macro_f1", "n", "task_type", "model_version__name", "model_version__version",
@@ -231,9 +234,10 @@ def compare(a: Evaluation, b: Evaluation) -> dict[str, list[tuple[Prediction, Pr
             f"compare two evaluations of one dataset version and split, not {a.dataset_version}:{a.split} "
             f"and {b.dataset_version}:{b.split}"
         )
-    theirs = {p.record_id: p for p in b.predictions.all()}
+    shown = ("id", "evaluation_id", "record_id", "text", "true_label", "predicted_label", "confidence", "correct")
+    theirs = {p.record_id: p for p in b.predictions.only(*shown)}
     out: dict[str, list[tuple[Prediction, Prediction]]] = {"fixed": [], "broken": [], "both_wrong": []}
-    for mine in a.predictions.order_by("record_id"):
+    for mine in a.predictions.only(*shown).order_by("record_id"):
         other = theirs.get(mine.record_id)
         if other is None:
             continue

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "crawler",
     "annotation",
     "serving",
+    "evaluation",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,309 @@
+"""Evaluation pages: the leaderboard, one evaluation (metrics, confusion matrix, filtered cases), one case as the
+annotator saw it with the send-back form, two model versions compared, exports and plots.
+
+Server-rendered. Reads go through ``evaluation.records``, the one write (sending a case back for re-labelling)
+through ``annotation.relabel``. An evaluation shows to staff and to the members of its dataset version's
+project, whatever their role, and is a 404 to everyone else, so its existence does not leak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models.functions import Left, Length
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
+
+from annotation import relabel
+from annotation.services import AnnotationError, Role, project_for_user, role_of
+from datastore.models import Evaluation, Prediction, Task
+from evaluation import records
+from evaluation.evaluate import EvaluationError
+from evaluation.metrics import SINGLE_LABEL
+from evaluation.rendering import highlight, sorted_scores, span_rows
+
+LIST_FIELDS = ("id", "evaluation_id", "record_id", "item_id", "true_label", "predicted_label", "confidence", "correct")
+SNIPPET = 160  # characters of a case's text in lists; the database cuts them, so long texts never travel
+COMPARE_ROWS = 200
+SEND_BACK_ROLES = (Role.MANAGER, Role.REVIEWER)
+PLOT_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def evaluation_for(user: Any, evaluation_id: int | str) -> Evaluation:
+    """The evaluation, its project and the user's role there (two queries); 404 when the user may not see it."""
+    found = (
+        Evaluation.objects.select_related("model_version", "dataset_version", "created_by")
+        .filter(pk=evaluation_id)
+        .first()
+    )
+    project = project_for_user(found.dataset_version.project_id, user) if found is not None else None
+    if project is None:
+        raise Http404("no such evaluation")
+    found.dataset_version.project = project  # carries the role: role_of costs no query
+    return found
+
+
+@login_required
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    """Model versions x dataset versions, one link per split; the best of several on one version and split in bold."""
+    visible = Evaluation.objects.all()
+    if not request.user.is_staff:
+        visible = visible.filter(dataset_version__project__memberships__user=request.user)
+    board = records.leaderboard(visible)
+    rows, datasets = board["rows"], board["datasets"]
+    shown = [ev for row in rows for cell in row["cells"] for ev in cell]
+    scores: dict[tuple[int, str], list[float]] = {}
+    for ev in shown:
+        scores.setdefault((ev.dataset_version_id, ev.split), []).append(ev.score)
+    best = {
+        ev.pk for ev in shown if len(mine := scores[(ev.dataset_version_id, ev.split)]) > 1 and ev.score == max(mine)
+    }
+    return render(request, "evaluation/leaderboard.html", {"datasets": datasets, "rows": rows, "best": best})
+
+
+@login_required
+def evaluation(request: HttpRequest, evaluation_id: int) -> HttpResponse:
+    """Metrics, the confusion matrix and one page of the cases the filters select; bad filters are a 400."""
+    ev = evaluation_for(request.user, evaluation_id)
+    context: dict[str, Any] = {"ev": ev, "figures": figures(ev), "tables": metric_tables(ev), "page": None}
+    try:
+        flt = records.CaseFilter.from_query(request.GET)
+    except EvaluationError as exc:
+        flt, context["filter_error"] = records.CaseFilter(), str(exc)
+    else:
+        listed = (
+            records.cases(ev, flt).only(*LIST_FIELDS).annotate(snippet=Left("text", SNIPPET), length=Length("text"))
+        )
+        context["page"] = Paginator(listed, records.PAGE_SIZE).get_page(request.GET.get("page"))
+    context |= {
+        "flt": flt,
+        "confusion": confusion_rows(ev, flt),
+        "label_options": label_options(ev),
+        "others": Evaluation.objects.filter(dataset_version_id=ev.dataset_version_id, split=ev.split)
+        .exclude(pk=ev.pk)
+        .select_related("model_version")
+        .only("id", "score", "model_version__name", "model_version__version")
+        .order_by("model_version__name", "model_version__version"),
+    }
+    return render(request, "evaluation/evaluation.html", context, status=400 if "filter_error" in context else 200)
+
+
+def figures(ev: Evaluation) -> list[tuple[str, float]]:
+    """The headline numbers of the evaluation's task type, as (name, value), those the metrics hold."""
+    m = ev.metrics
+    if ev.task_type == "multi_label":
+        names = [
+            "subset_accuracy",
+            "micro_precision",
+            "micro_recall",
+            "micro_f1",
+            "macro_f1",
+            "samples_f1",
+            "hamming_loss",
+        ]
+        return [(name.replace("_", " "), m[name]) for name in names if name in m]
+    if ev.task_type == "spans":
+        return [
+            (f"{kind} {name.replace('_', ' ')}", m[kind][name])
+            for kind in ("strict", "token")
+            for name in ("micro_precision", "micro_recall", "micro_f1", "macro_f1")
+            if name in m.get(kind, {})
+        ]
+    out = [(n.replace("_", " "), m[n]) for n in ("accuracy", "macro_precision", "macro_recall", "macro_f1") if n in m]
+    out += [(name.replace("_", "-"), value) for name, value in m.get("top_k", {}).items()]
+    if "majority_rate" in m:
+        out.append(("majority-class rate", m["majority_rate"]))
+    calibration = m.get("calibration", {})
+    out += [(name.upper(), calibration[name]) for name in ("ece", "mce") if name in calibration]
+    return out
+
+
+def metric_tables(ev: Evaluation) -> list[dict[str, Any]]:
+    """Per-class (single-label), per-label (multi-label) or per-label strict and token tables (spans)."""
+    m = ev.metrics
+    if ev.task_type == "spans":
+        return [
+            {"id": f"per-label-{kind}", "title": f"Per label, {kind} span match", "rows": m[kind]["per_label"]}
+            for kind in ("strict", "token")
+            if "per_label" in m.get(kind, {})
+        ]
+    key = "per_label" if ev.task_type == "multi_label" else "per_class"
+    title = "Per label" if ev.task_type == "multi_label" else "Per class"
+    return [{"id": key.replace("_", "-"), "title": title, "rows": m.get(key, {})}]
+
+
+def confusion_rows(ev: Evaluation, flt: records.CaseFilter) -> list[dict[str, Any]]:
+    """Rows of the confusion matrix (single-label tasks): each cell a link to its cases, shaded by its row share."""
+    confusion = ev.metrics.get("confusion_matrix")
+    if ev.task_type not in SINGLE_LABEL or not confusion:
+        return []
+    base = reverse("evaluation", args=[ev.pk])
+    labels = confusion["labels"]
+    rows = []
+    for i, (true, counts) in enumerate(zip(labels, confusion["matrix"], strict=True)):
+        total = sum(counts) or 1
+        cells = [
+            {
+                "i": i,
+                "j": j,
+                "count": count,
+                "url": f"{base}?{urlencode({'true': true, 'predicted': predicted})}#cases",
+                "predicted": predicted,
+                "diagonal": i == j,
+                "alpha": f"{0.08 + 0.6 * count / total:.2f}" if count else "0",
+                "active": (flt.true, flt.predicted) == (str(true), str(predicted)),
+            }
+            for j, (predicted, count) in enumerate(zip(labels, counts, strict=True))
+        ]
+        rows.append({"label": true, "cells": cells, "total": sum(counts)})
+    return rows
+
+
+def label_options(ev: Evaluation) -> list[str]:
+    """What the true/predicted filters offer: the labels, the label sets seen (multi-label), nothing (spans)."""
+    if ev.task_type in SINGLE_LABEL:
+        return [str(label) for label in ev.labels]
+    if ev.task_type == "multi_label":
+        stored = Prediction.objects.filter(evaluation=ev)
+        seen = set(stored.values_list("true_label", flat=True).distinct()[:500])
+        seen |= set(stored.values_list("predicted_label", flat=True).distinct()[:500])
+        return sorted(seen - {""})  # an empty set cannot be asked for: the filters read "" as any
+    return []
+
+
+@login_required
+def case(request: HttpRequest, evaluation_id: int, prediction_id: int) -> HttpResponse:
+    ev = evaluation_for(request.user, evaluation_id)
+    return case_page(request, ev, case_of(ev, prediction_id))
+
+
+def case_of(ev: Evaluation, prediction_id: int) -> Prediction:
+    return get_object_or_404(Prediction.objects.select_related("item"), evaluation=ev, pk=prediction_id)
+
+
+def task_of(ev: Evaluation, prediction: Prediction) -> Task | None:
+    """The project's task of the case's item (None when the record has no item in the project any more)."""
+    if prediction.item_id is None:
+        return None
+    return Task.objects.filter(project_id=ev.dataset_version.project_id, item_id=prediction.item_id).first()
+
+
+def case_page(
+    request: HttpRequest, ev: Evaluation, prediction: Prediction, error: str = "", status: int = 200
+) -> HttpResponse:
+    """The case as the annotator saw it; ``error`` (a refused send-back) is shown and sets the status."""
+    project = ev.dataset_version.project
+    task = task_of(ev, prediction)
+    back = request.GET.urlencode()
+    context = {
+        "ev": ev,
+        "case": prediction,
+        "task": task,
+        "waiting": relabel.pending(task) if task is not None else None,
+        "can_send_back": role_of(project, request.user) in SEND_BACK_ROLES,
+        "error": error,
+        "reason": request.POST.get("reason", ""),
+        "max_reason": relabel.MAX_REASON,
+        "back": reverse("evaluation", args=[ev.pk]) + (f"?{back}" if back else "") + "#cases",
+        "query": f"?{back}" if back else "",
+        "scores": sorted_scores(prediction.scores),
+        "image_url": reverse("api-item-image", args=[prediction.item_id])
+        if prediction.item is not None and prediction.item.image
+        else "",
+    }
+    if ev.task_type == "spans":
+        context["renderings"] = [
+            ("true", "Labelled spans (the dataset version)", highlight(prediction.text, prediction.true_value)),
+            ("predicted", "Predicted spans (the model)", highlight(prediction.text, prediction.predicted_value)),
+        ]
+        context["span_rows"] = span_rows(prediction)
+    elif ev.task_type == "multi_label":
+        true, predicted = set(prediction.true_value or []), set(prediction.predicted_value or [])
+        context["label_sets"] = {"missed": sorted(true - predicted), "extra": sorted(predicted - true)}
+    return render(request, "evaluation/case.html", context, status=status)
+
+
+@login_required
+@require_POST
+def send_back(request: HttpRequest, evaluation_id: int, prediction_id: int) -> HttpResponse:
+    """Send the case's task back to the annotation queue with the reason; a refusal shows on the case page."""
+    ev = evaluation_for(request.user, evaluation_id)
+    prediction = case_of(ev, prediction_id)
+    task = task_of(ev, prediction)
+    if task is None:
+        why = "this record has no item in the project's tasks any more, so there is no task to send back"
+        return case_page(request, ev, prediction, error=why, status=400)
+    try:
+        relabel.send_back(task.pk, request.user, request.POST.get("reason", ""), prediction)
+    except AnnotationError as exc:
+        return case_page(request, ev, prediction, error=exc.reason, status=exc.status)
+    messages.success(request, f"Record {prediction.record_id} was sent back to the annotation queue for re-labelling.")
+    back = request.GET.urlencode()
+    return redirect(reverse("evaluation-case", args=[ev.pk, prediction.pk]) + (f"?{back}" if back else ""))
+
+
+@login_required
+def compare(request: HttpRequest) -> HttpResponse:
+    """Two evaluations of one dataset version and split: records fixed, broken and wrong in both."""
+    raw = [request.GET.get(name, "") for name in ("a", "b")]
+    if not all(value.isdigit() for value in raw):
+        error = f"choose two evaluations to compare: a and b must be evaluation ids, not {raw[0]!r} and {raw[1]!r}"
+        return render(request, "evaluation/compare.html", {"error": error}, status=400)
+    a, b = (evaluation_for(request.user, value) for value in raw)
+    try:
+        diff = records.compare(a, b)
+    except EvaluationError as exc:
+        return render(request, "evaluation/compare.html", {"a": a, "b": b, "error": str(exc)}, status=400)
+    sections = [
+        {"key": key, "name": name, "title": title, "total": len(diff[key]), "pairs": diff[key][:COMPARE_ROWS]}
+        for key, name, title in (
+            ("fixed", "Fixed", f"Fixed: wrong in {a.model_version}, right in {b.model_version}"),
+            ("broken", "Broken", f"Broken: right in {a.model_version}, wrong in {b.model_version}"),
+            ("both_wrong", "Both wrong", "Wrong in both"),
+        )
+    ]
+    context = {"a": a, "b": b, "sections": sections, "delta": b.score - a.score, "cap": COMPARE_ROWS}
+    return render(request, "evaluation/compare.html", context)
+
+
+@login_required
+def export(request: HttpRequest, evaluation_id: str, fmt: str) -> HttpResponse:
+    """The evaluation as JSON or CSV, streamed; the case filters apply when given."""
+    ev = evaluation_for(request.user, evaluation_id)
+    try:
+        flt = records.CaseFilter.from_query(request.GET)
+    except EvaluationError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    chunks, content_type = {
+        "json": (records.iter_json, "application/json"),
+        "csv": (records.iter_csv, "text/csv; charset=utf-8"),
+    }[fmt]
+    response = StreamingHttpResponse(chunks(ev, flt), content_type=content_type)
+    name = slugify(f"evaluation-{ev.pk}-{ev.model_version}-{ev.dataset_version.name}-{ev.split}")
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
+@login_required
+def plot(request: HttpRequest, evaluation_id: str, kind: str, fmt: str) -> HttpResponse:
+    """The reliability diagram or the confusion matrix as PNG or SVG; 404 for a task type without that plot."""
+    from evaluation import plots  # matplotlib: loaded by the first plot, not by every web process at start
+
+    ev = evaluation_for(request.user, evaluation_id)
+    metric, draw = {
+        "reliability": ("calibration", plots.reliability_diagram),
+        "confusion": ("confusion_matrix", plots.confusion_matrix_plot),
+    }[kind]
+    if not ev.metrics.get(metric):
+        raise Http404(f"a {ev.task_type} evaluation has no {kind} plot")
+    title = f"{ev.model_version} on {ev.dataset_version.name}:{ev.split}"
+    response = HttpResponse(draw(ev.metrics[metric], fmt, title=title), content_type=PLOT_TYPES[fmt])
+    response["Cache-Control"] = "private, max-age=3600"  # an evaluation never changes; a new run is a new id
+    return response
