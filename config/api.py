@@ -9,8 +9,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Annotation and job errors carry their HTTP status and reason; the rest is DRF's to handle."""
+    """Annotation, job and registry errors carry their HTTP status and reason; the rest is DRF's to handle."""
     from annotation.services import AnnotationError
+    from datastore.registry import RegistryError
     from serving.services import JobError
 
     if isinstance(exc, AnnotationError):
@@ -18,4 +19,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(body, status=exc.status)
     if isinstance(exc, JobError):
         return Response({"detail": exc.reason, "field": exc.field}, status=exc.status)
+    if isinstance(exc, RegistryError):
+        return Response({"detail": exc.reason}, status=exc.status)
     return drf_exception_handler(exc, context)

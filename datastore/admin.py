@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
 
 from datastore import models
 
@@ -56,10 +58,72 @@ class DatasetVersionAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in models.DatasetVersion._meta.fields]
 
 
+def _moves(modeladmin: admin.ModelAdmin, request: Any, calls: list[tuple[str, Any]]) -> None:
+    """Run registry moves, one message each: what moved, or why it did not."""
+    from datastore.registry import RegistryError
+
+    for label, call in calls:
+        try:
+            move = call()
+        except RegistryError as exc:
+            modeladmin.message_user(request, f"{label}: {exc.reason}", level=messages.ERROR)
+        else:
+            was = f"version {move.from_version.version}" if move.from_version else "nothing"
+            now = move.to_version.version
+            modeladmin.message_user(request, f"{label}: {move.name}@{move.alias} {was} -> version {now}")
+
+
+def _promote_action(stage: str) -> Any:
+    @admin.action(description=f"Promote to {stage}", permissions=["change"])
+    def promote(modeladmin: admin.ModelAdmin, request: Any, queryset: Any) -> None:
+        from datastore import registry
+
+        calls = [
+            (str(v), lambda v=v: registry.promote(v.name, v.version, stage, request.user, via="admin"))
+            for v in queryset.order_by("name", "version")
+        ]
+        _moves(modeladmin, request, calls)
+
+    promote.__name__ = f"promote_to_{stage}"
+    return promote
+
+
 @admin.register(models.ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["name", "version", "task_type", "dataset_version", "created_at"]
+    list_filter = ["name"]
     readonly_fields = [f.name for f in models.ModelVersion._meta.fields]
+    actions = [_promote_action("staging"), _promote_action("production")]
+
+
+@admin.register(models.ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    list_display = ["name", "alias", "model_version", "updated_by", "updated_at"]
+    readonly_fields = [f.name for f in models.ModelAlias._meta.fields]
+    actions = ["roll_back"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # aliases move through promotions (the versions' action), so every move is logged
+
+    @admin.action(description="Roll back to the version named before", permissions=["change"])
+    def roll_back(self, request: Any, queryset: Any) -> None:
+        from datastore import registry
+
+        calls = [(str(a), lambda a=a: registry.rollback(a.name, a.alias, request.user, via="admin")) for a in queryset]
+        _moves(self, request, calls)
+
+
+@admin.register(models.AliasMove)
+class AliasMoveAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "name", "alias", "action", "from_version", "to_version", "actor", "reason"]
+    list_filter = ["name", "alias", "action"]
+    readonly_fields = [f.name for f in models.AliasMove._meta.fields]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False  # the log of moves is kept whole
 
 
 @admin.register(models.InferenceJob)

@@ -253,6 +253,48 @@ class ModelVersion(models.Model):
         return f"{self.name}:{self.version}"
 
 
+class ModelAlias(models.Model):
+    """A movable name for one version of a model: a stage (``staging``, ``production``) or any alias.
+
+    Versions never change; aliases move (``datastore.registry.promote`` / ``rollback``), and every move is
+    kept as an ``AliasMove``. Jobs that name ``NAME@ALIAS`` are served by the version the alias points to
+    when a worker takes the job.
+    """
+
+    name = models.CharField(max_length=100)
+    alias = models.CharField(max_length=40)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "alias"], name="model_alias_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}"
+
+
+class AliasMove(models.Model):
+    """One move of an alias, with who made it, when, from which version to which, and why."""
+
+    class Action(models.TextChoices):
+        PROMOTE = "promote"
+        ROLLBACK = "rollback"
+
+    name = models.CharField(max_length=100)
+    alias = models.CharField(max_length=40)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    from_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    to_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    moved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    actor = models.CharField(max_length=200, help_text='Who, and through what: "alice (api)", "root (cli)".')
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "alias", "created_at"])]
+
+
 class InferenceJob(models.Model):
     """One inference request from a backend service, from submission to result."""
 
@@ -263,7 +305,12 @@ class InferenceJob(models.Model):
         FAILED = "failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="jobs")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="jobs", help_text="The version that served the job."
+    )
+    model_ref = models.CharField(
+        max_length=150, blank=True, help_text="What the caller asked for: NAME, NAME:VERSION or NAME@ALIAS."
+    )
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     inputs = models.JSONField()

@@ -302,7 +302,7 @@ def record_model_metrics(model_version: ModelVersion, split: str, metrics: dict[
 
 
 class ModelRefError(LookupError):
-    """A ``NAME[:VERSION]`` reference that names no registered model version; ``status`` is its HTTP status."""
+    """A ``NAME[:VERSION|@ALIAS]`` reference that names no model version; ``status`` is its HTTP status."""
 
     def __init__(self, ref: str, reason: str, status: int = 404) -> None:
         super().__init__(reason)
@@ -310,17 +310,13 @@ class ModelRefError(LookupError):
 
 
 def resolve_model(ref: str) -> ModelVersion:
-    """``NAME`` (its latest version) or ``NAME:VERSION``."""
-    name, _, version = ref.partition(":")
-    versions = ModelVersion.objects.filter(name=name)
-    if version:
-        if not version.isdigit():
-            raise ModelRefError(ref, f"model version {version!r} is not a number", status=400)
-        versions = versions.filter(version=int(version))
-    model = versions.order_by("-version").first()
-    if model is None:
-        raise ModelRefError(ref, f"unknown model {ref!r}")
-    return model
+    """``NAME`` (its latest version), ``NAME:VERSION`` or ``NAME@ALIAS`` (see ``datastore.registry``)."""
+    from datastore.registry import RegistryError, resolve
+
+    try:
+        return resolve(ref)
+    except RegistryError as exc:
+        raise ModelRefError(ref, exc.reason, exc.status) from None
 
 
 def unpacked_model(model: ModelVersion) -> Path:

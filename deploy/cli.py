@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from deploy.cli_datasets import dataset_app, pipeline_app
+from deploy.cli_models import model_app
 from deploy.cli_support import fail as _fail
 from deploy.cli_support import repo_or_default as _repo
 from deploy.cli_support import start_django as _django
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(model_app, name="model")
 
 
 @app.command()
@@ -209,7 +211,7 @@ def evaluate(
     try:
         if Path(model).is_dir():
             from evaluation.evaluate import evaluate as evaluate_folder
-            from evaluation.records import parse_target
+            from evaluation.evaluate import parse_target
 
             name, split = parse_target(target)
             if not name:

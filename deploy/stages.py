@@ -50,7 +50,8 @@ def evaluate_model(ref: str, target: str = "", backend: str = "onnxruntime", use
         LookupError: the model or the dataset version is unknown (``ModelRefError`` carries ``reason``).
         EvaluationError, ArchiveError, DatasetError: it cannot be scored; nothing is stored.
     """
-    from evaluation.records import parse_target, run_evaluation
+    from evaluation.evaluate import parse_target
+    from evaluation.records import run_evaluation
 
     model = services.resolve_model(ref)
     name, split = parse_target(target)

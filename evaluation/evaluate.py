@@ -18,9 +18,24 @@ from datastore.loader import LoadedVersion, load
 from datastore.runtime import InputError, load_runtime, read_manifest
 from evaluation.metrics import SINGLE_LABEL, TASKS, MetricsInputError, metrics_for
 
+SPLITS = ("train", "val", "test")
+
 
 class EvaluationError(ValueError):
     """A model or dataset that cannot be evaluated; the message says why."""
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """``DATASET[:split]`` -> (dataset, split); the split defaults to test, the dataset to "" (the caller's).
+
+    Raises:
+        EvaluationError: an unknown split.
+    """
+    name, _, split = target.partition(":")
+    split = split or "test"
+    if split not in SPLITS:
+        raise EvaluationError(f"unknown split {split!r} in {target!r}; use one of {', '.join(SPLITS)}")
+    return name, split
 
 
 def span_key(spans: list[dict[str, Any]]) -> set[tuple[int, int, str]]:

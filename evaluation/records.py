@@ -21,9 +21,8 @@ from django.db.models import Q, QuerySet
 from datastore import services
 from datastore.dvcrepo import DataRepo
 from datastore.models import DatasetVersion, Evaluation, Item, ModelVersion, Prediction
-from evaluation.evaluate import EvaluationError, evaluate, headline
+from evaluation.evaluate import SPLITS, EvaluationError, evaluate, headline
 
-SPLITS = ("train", "val", "test")
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 CSV_COLUMNS = [
@@ -46,19 +45,6 @@ def short_label(task: str, value: Any) -> str:
     if task == "spans":
         return ""
     return str(value)[:200]
-
-
-def parse_target(target: str) -> tuple[str, str]:
-    """``DATASET[:split]`` -> (dataset, split); the split defaults to test, the dataset to "" (the caller's).
-
-    Raises:
-        EvaluationError: an unknown split.
-    """
-    name, _, split = target.partition(":")
-    split = split or "test"
-    if split not in SPLITS:
-        raise EvaluationError(f"unknown split {split!r} in {target!r}; use one of {', '.join(SPLITS)}")
-    return name, split
 
 
 def run_evaluation(

@@ -1,22 +1,32 @@
-"""Model runtimes per worker process: each archive is verified, unpacked and loaded once, lazily."""
+"""Model runtimes per worker process: each archive is verified, unpacked and loaded once, lazily.
+
+A promotion makes jobs name another version; its runtime is loaded next to the old one, which stays for the
+jobs still being served by it. The ``FSML_RUNTIMES_KEPT`` most recently used runtimes stay loaded (default 3).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from datastore.models import ModelVersion
 from datastore.runtime import load_runtime
 from datastore.services import unpacked_model
 
-_cache: dict[int, Any] = {}
+_cache: OrderedDict[int, Any] = OrderedDict()
 _lock = threading.Lock()
 
 
 def get_runtime(model_version: ModelVersion) -> Any:
     """The loaded runtime of a model version (loaded on first use, never in the parent before fork)."""
+    kept = max(1, int(os.environ.get("FSML_RUNTIMES_KEPT", "3")))
     with _lock:
         runtime = _cache.get(model_version.pk)
         if runtime is None:
             runtime = _cache[model_version.pk] = load_runtime(unpacked_model(model_version))
+        _cache.move_to_end(model_version.pk)
+        while len(_cache) > kept:
+            _cache.popitem(last=False)
         return runtime

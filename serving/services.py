@@ -57,7 +57,11 @@ def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | No
     if idempotency_key:
         existing = InferenceJob.objects.filter(submitted_by=user, idempotency_key=idempotency_key).first()
         if existing is not None:
-            if existing.model_version_id != model.pk or existing.inputs != clean:
+            # The same reference, not the same version: an alias may have moved since the first submit.
+            same_model = (
+                existing.model_ref == model_ref if existing.model_ref else existing.model_version_id == model.pk
+            )
+            if not same_model or existing.inputs != clean:
                 raise JobError(
                     "Idempotency-Key was already used for a different request", status=422, field="Idempotency-Key"
                 )
@@ -65,7 +69,11 @@ def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | No
     try:
         with transaction.atomic():
             job = InferenceJob.objects.create(
-                model_version=model, submitted_by=user, inputs=clean, idempotency_key=idempotency_key or None
+                model_version=model,
+                model_ref=model_ref,
+                submitted_by=user,
+                inputs=clean,
+                idempotency_key=idempotency_key or None,
             )
     except IntegrityError:  # a concurrent retry with the same key won the race
         return InferenceJob.objects.get(submitted_by=user, idempotency_key=idempotency_key), False
@@ -100,8 +108,10 @@ def run_job(job: InferenceJob) -> InferenceJob:
     """Run the job's model on its inputs and record the result or the error."""
     from serving.runtimes import get_runtime
 
+    if "@" in job.model_ref:  # NAME@ALIAS: the version the alias names now, read once, for this whole job
+        job.model_version = resolve_model(job.model_ref)
     try:
-        runtime = get_runtime(job.model_version)
+        runtime = get_runtime(job.model_version)  # fully loaded before use: never half a model
         prediction = runtime.predict([job.inputs["text"]])[0]
     except InputError as exc:
         return finish_job(job, error=str(exc))
@@ -112,5 +122,5 @@ def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: s
     job.result, job.error = result, error
     job.status = InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED
     job.finished_at = timezone.now()
-    job.save(update_fields=["result", "error", "status", "finished_at"])
+    job.save(update_fields=["result", "error", "status", "finished_at", "model_version"])
     return job

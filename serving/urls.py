@@ -2,11 +2,19 @@ from __future__ import annotations
 
 from django.urls import path
 
-from serving import api, health
+from serving import api, health, registry_api
 
 urlpatterns = [
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),
     path("api/jobs/<uuid:job_id>/", api.JobDetail.as_view(), name="api-job"),
+    path("api/models/", registry_api.ModelList.as_view(), name="api-models"),
+    path("api/models/<str:name>/", registry_api.ModelDetail.as_view(), name="api-model"),
+    path("api/models/<str:name>/aliases/<str:alias>/", registry_api.Promote.as_view(), name="api-model-promote"),
+    path(
+        "api/models/<str:name>/aliases/<str:alias>/rollback/",
+        registry_api.Rollback.as_view(),
+        name="api-model-rollback",
+    ),
     path("healthz", health.live, name="healthz"),
     path("readyz", health.ready, name="readyz"),
 ]

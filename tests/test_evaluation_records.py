@@ -16,7 +16,7 @@ from annotation.services import AnnotationError, next_task, set_role, submit
 from datastore.loader import load
 from datastore.models import Evaluation, Prediction, RelabelRequest, Task
 from datastore.snapshot import snapshot_project
-from evaluation.evaluate import EvaluationError
+from evaluation.evaluate import EvaluationError, parse_target
 from evaluation.records import (
     CaseFilter,
     cases,
@@ -24,7 +24,6 @@ from evaluation.records import (
     iter_csv,
     iter_json,
     leaderboard,
-    parse_target,
     run_evaluation,
     write_export,
 )

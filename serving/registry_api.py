@@ -1,0 +1,73 @@
+"""The model registry over REST: read models, versions and alias moves; staff move aliases (promote, roll back)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from datastore import registry
+from datastore.models import AliasMove
+
+
+class MoveIn(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, required=False)
+    reason = serializers.CharField(max_length=registry.MAX_REASON, required=False, allow_blank=True, default="")
+
+
+class StaffMovesAliases(permissions.BasePermission):
+    message = "moving a model alias needs a staff account"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_staff)
+
+
+def _moved(move: AliasMove) -> Response:
+    return Response(
+        {
+            "name": move.name,
+            "alias": move.alias,
+            "action": move.action,
+            "from": move.from_version.version if move.from_version else None,
+            "to": move.to_version.version,
+            "by": move.actor,
+            "at": move.created_at.isoformat(),
+        }
+    )
+
+
+class ModelList(APIView):
+    @extend_schema(operation_id="models_list", responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response(registry.models_summary())
+
+
+class ModelDetail(APIView):
+    @extend_schema(operation_id="models_detail", responses=dict)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(registry.model_detail(name))  # RegistryError: config.api.exception_handler
+
+
+class Promote(APIView):
+    permission_classes = [permissions.IsAuthenticated, StaffMovesAliases]
+
+    @extend_schema(operation_id="models_promote", request=MoveIn, responses=dict)
+    def post(self, request: Request, name: str, alias: str) -> Response:
+        body = MoveIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        if "version" not in body.validated_data:
+            return Response({"version": ["which version to promote: a number"]}, status=status.HTTP_400_BAD_REQUEST)
+        data = body.validated_data
+        return _moved(registry.promote(name, data["version"], alias, request.user, data["reason"]))
+
+
+class Rollback(APIView):
+    permission_classes = [permissions.IsAuthenticated, StaffMovesAliases]
+
+    @extend_schema(operation_id="models_rollback", request=MoveIn, responses=dict)
+    def post(self, request: Request, name: str, alias: str) -> Response:
+        body = MoveIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        return _moved(registry.rollback(name, alias, request.user, body.validated_data["reason"]))
