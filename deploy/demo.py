@@ -74,6 +74,7 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
     from annotation.services import create_project
     from crawler.run import crawl
     from crawler.samplesite import SampleSiteServer
+    from datastore import registry
     from datastore.corpora import SENTIMENT_LABELS
     from datastore.models import Item
     from datastore.snapshot import snapshot_project
@@ -160,8 +161,13 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
             f"{result.test_metrics['majority_rate']:.3f}, n={result.test_metrics['n']})"
         )
         model = stages.package_and_register(run_dir / "export", "sentiment", version, {"test": result.test_metrics})
-        result.model = str(model)
-        console.print(f"7. Packaged model {model} -> {model.archive_path}")
+        registry.promote(model.name, model.version, "production", reason="fsml demo", via="demo")
+        result.model = f"{model.name}@production"  # the jobs below ask for the stage, as services would
+        stored = stages.evaluate_model(str(model))  # every prediction kept, for the evaluation pages
+        console.print(
+            f"7. Packaged model {model} -> {model.archive_path}, promoted to {result.model}; "
+            f"its evaluation: {result.web_url}evaluations/{stored.pk}/"
+        )
         lap("evaluate+package")
 
         worker.start()

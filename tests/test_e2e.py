@@ -24,6 +24,9 @@ def test_demo_runs_the_whole_road_on_mysql_and_redis(live_env, clean_broker) -> 
     assert result.parity_max_abs_diff < 1e-4
     model = ModelVersion.objects.get(name="sentiment")
     assert model.metrics["test"]["accuracy"] == metrics["accuracy"]
+    assert result.model == "sentiment@production" and model.aliases.get().alias == "production"
+    stored = model.evaluations.get()  # kept with every prediction for the evaluation pages
+    assert stored.score == metrics["accuracy"] and stored.predictions.count() == metrics["n"]
 
     assert len(result.jobs) == 10
     jobs = InferenceJob.objects.filter(pk__in=[j["id"] for j in result.jobs])
