@@ -259,6 +259,20 @@ def worker(
 
 
 @app.command()
+def flower(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 5555,
+) -> None:
+    """Run Flower, the workers' monitor (the command docker compose runs); needs FLOWER_BASIC_AUTH off localhost."""
+    if host not in ("127.0.0.1", "localhost", "::1") and ":" not in os.environ.get("FLOWER_BASIC_AUTH", ""):
+        _fail(f"refusing to serve Flower on {host} without a login: set FLOWER_BASIC_AUTH=user:password")
+    from deploy.processes import flower_command
+
+    cmd = flower_command(host, port)
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
 def web(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,

@@ -63,6 +63,12 @@ def worker_command(concurrency: int = 1, queues: str = "inference", name: str = 
     ]
 
 
+def flower_command(host: str = "127.0.0.1", port: int = 5555) -> list[str]:
+    """Flower, Celery's monitor, on the same broker as the workers. Flower reads FLOWER_BASIC_AUTH
+    (``user:password``) from the environment itself, so the password never shows in a process list."""
+    return [sys.executable, "-m", "celery", "-A", "config", "flower", f"--address={host}", f"--port={port}"]
+
+
 def free_port(preferred: int = 0) -> int:
     """``preferred`` if it is free on 127.0.0.1, else any free port."""
     for port in (preferred, 0):

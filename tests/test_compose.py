@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SERVICES = {"mysql", "redis", "minio", "web", "worker"}
-SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD")
+SERVICES = {"mysql", "redis", "minio", "web", "worker", "flower", "crawler"}
+ON_DEMAND = {"crawler"}  # `docker compose run --rm crawler fsml crawl ...`; not started by `up`
+SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD", "FLOWER_BASIC_AUTH")
 
 
 def compose_command() -> list[str]:
@@ -110,6 +112,9 @@ def test_every_service_has_a_healthcheck_and_a_restart_policy() -> None:
     services = load_compose()["services"]
     assert set(services) == SERVICES
     for name, service in services.items():
+        if name in ON_DEMAND:
+            assert service["profiles"] and service["restart"] == "no", f"{name} must only run when asked"
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", f"{name} has no restart policy"
 
@@ -139,7 +144,7 @@ def test_redis_keeps_queued_jobs_and_state_lives_in_named_volumes() -> None:
 
 
 def test_containers_run_the_repository_commands() -> None:
-    from deploy.processes import web_command, worker_command
+    from deploy.processes import flower_command, web_command, worker_command
 
     services = load_compose()["services"]
     assert services["web"]["command"][:2] == ["fsml", "web"]
@@ -154,6 +159,15 @@ def test_containers_run_the_repository_commands() -> None:
     assert name == "worker"
     assert params["concurrency"] == 2
     assert worker_command(**params)[1:5] == ["-m", "celery", "-A", "config"]
+
+    name, params = parse_cli(services["flower"]["command"])
+    assert (name, params) == ("flower", {"host": "0.0.0.0", "port": 5555})
+    assert flower_command(**params)[1:6] == ["-m", "celery", "-A", "config", "flower"]
+    assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
+
+    assert services["crawler"]["command"][:2] == ["fsml", "crawl"]
+    # The documented on-demand run parses with the real CLI.
+    assert parse_cli(["fsml", "crawl", "site", "https://example.com/", "--source", "example"])[0] == "crawl"
 
 
 def test_no_literal_secret_in_the_compose_file() -> None:
@@ -225,3 +239,24 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image() -> None:
     ):
         assert pattern in patterns
     assert "README.md" not in patterns and "pyproject.toml" not in patterns  # `pip install .` needs them
+
+
+def test_flower_starts_with_the_compose_command_outside_docker(tmp_path: Path) -> None:
+    """`fsml flower`, as the flower service runs it, on the test broker: healthy, and behind its login."""
+    import requests
+
+    from deploy.processes import Service, free_port, wait_http
+
+    port = free_port()
+    env = {**os.environ, "FLOWER_BASIC_AUTH": "ops:flower-test-pw", "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    fsml = str(Path(sys.executable).with_name("fsml"))
+    with Service("flower", [fsml, "flower", "--port", str(port)], tmp_path / "flower.log", env=env) as flower:
+        wait_http(flower, f"http://127.0.0.1:{port}/healthcheck", timeout=60)
+        assert requests.get(f"http://127.0.0.1:{port}/healthcheck", timeout=5).text == "OK"
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 401
+        assert requests.get(f"http://127.0.0.1:{port}/", auth=("ops", "flower-test-pw"), timeout=10).status_code == 200
+    open_env = {k: v for k, v in env.items() if k != "FLOWER_BASIC_AUTH"}
+    refused = subprocess.run(
+        [fsml, "flower", "--host", "0.0.0.0"], env=open_env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and "without a login" in refused.stdout
