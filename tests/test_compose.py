@@ -260,3 +260,42 @@ def test_flower_starts_with_the_compose_command_outside_docker(tmp_path: Path) -
         [fsml, "flower", "--host", "0.0.0.0"], env=open_env, capture_output=True, text=True, timeout=60
     )
     assert refused.returncode == 2 and "without a login" in refused.stdout
+
+
+def test_web_and_worker_start_with_their_compose_commands_and_production_settings(
+    live_env: dict[str, str], clean_broker: None, registered_model: Any, tmp_path: Path
+) -> None:
+    """`fsml web` and `fsml worker` as the web and worker services run them (the compose command's arguments,
+    config.settings.production) on the test database and broker: the site is ready and a job is served."""
+    import secrets
+
+    from django.contrib.auth import get_user_model
+
+    from deploy.processes import Service, free_port, wait_http, wait_log
+    from serving.services import submit_job
+    from tests.test_serving import wait_done
+
+    services = load_compose()["services"]
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    fsml = str(Path(sys.executable).with_name("fsml"))
+    web_args = [*services["web"]["command"][1:]]
+    web_args[web_args.index("--host") + 1] = "127.0.0.1"  # the container's 0.0.0.0, on this machine only
+    web_args[web_args.index("--port") + 1] = str(port)
+    worker_args = [*services["worker"]["command"][1:], "--concurrency", "1"]  # the last option wins
+    with (
+        Service("web", [fsml, *web_args], tmp_path / "web.log", env=env) as web,
+        Service("worker", [fsml, *worker_args], tmp_path / "worker.log", env=env) as worker,
+    ):
+        wait_http(web, f"http://127.0.0.1:{port}/readyz", timeout=90)
+        wait_log(worker, "ready.", timeout=90)
+        caller = get_user_model().objects.create(username="compose-check")
+        job, _ = submit_job(caller, str(registered_model), {"text": "the flight was fine"})
+        (done,) = wait_done([str(job.pk)], timeout=90)
+        assert done.status == "succeeded", done.error
+        assert done.worker.startswith("worker@")  # the compose worker's name, not a test worker's
