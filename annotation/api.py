@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from annotation import formats, projects, review, services
 from datastore.models import Assignment, Item, Project, Question, Task
-from datastore.services import ModelRefError, resolve_model
+from datastore.registry import resolve
 
 
 def visible_projects(user: Any) -> QuerySet[Project]:
@@ -250,10 +250,7 @@ class Preannotate(APIView):
         review.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
         body = PreannotateIn(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            model = resolve_model(body.validated_data["model"])
-        except ModelRefError as exc:
-            return Response({"detail": exc.reason}, status=exc.status)
+        model = resolve(body.validated_data["model"])  # RegistryError: config.api.exception_handler
         count = services.preannotate(project, model)
         return Response({"tasks": count, "model": str(model)})
 

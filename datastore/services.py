@@ -301,24 +301,6 @@ def record_model_metrics(model_version: ModelVersion, split: str, metrics: dict[
     model_version.save(update_fields=["metrics"])
 
 
-class ModelRefError(LookupError):
-    """A ``NAME[:VERSION|@ALIAS]`` reference that names no model version; ``status`` is its HTTP status."""
-
-    def __init__(self, ref: str, reason: str, status: int = 404) -> None:
-        super().__init__(reason)
-        self.ref, self.reason, self.status = ref, reason, status
-
-
-def resolve_model(ref: str) -> ModelVersion:
-    """``NAME`` (its latest version), ``NAME:VERSION`` or ``NAME@ALIAS`` (see ``datastore.registry``)."""
-    from datastore.registry import RegistryError, resolve
-
-    try:
-        return resolve(ref)
-    except RegistryError as exc:
-        raise ModelRefError(ref, exc.reason, exc.status) from None
-
-
 def unpacked_model(model: ModelVersion) -> Path:
     """The model version's archive, checksums verified, unpacked into the model cache; returns the folder.
 

@@ -18,6 +18,8 @@ from deploy.cli_support import start_django as _django
 from deploy.cli_support import write_json
 from deploy.console import console, progress
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # serving only to this machine needs no login or DEBUG off
+
 app = typer.Typer(
     help="fsml: crawl, annotate, version, train, export, evaluate, package and serve.",
     no_args_is_help=True,
@@ -264,7 +266,7 @@ def flower(
     port: Annotated[int, typer.Option()] = 5555,
 ) -> None:
     """Run Flower, the workers' monitor (the command docker compose runs); needs FLOWER_BASIC_AUTH off localhost."""
-    if host not in ("127.0.0.1", "localhost", "::1") and ":" not in os.environ.get("FLOWER_BASIC_AUTH", ""):
+    if host not in LOCAL_HOSTS and ":" not in os.environ.get("FLOWER_BASIC_AUTH", ""):
         _fail(f"refusing to serve Flower on {host} without a login: set FLOWER_BASIC_AUTH=user:password")
     from deploy.processes import flower_command
 
@@ -282,7 +284,7 @@ def web(
     _django()
     from django.conf import settings
 
-    if settings.DEBUG and host not in ("127.0.0.1", "localhost", "::1"):
+    if settings.DEBUG and host not in LOCAL_HOSTS:
         _fail(f"refusing to serve on {host} with DEBUG on; set DJANGO_SETTINGS_MODULE=config.settings.production")
     from deploy.processes import web_command
 

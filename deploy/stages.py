@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from datastore import services
+from datastore import registry, services
 from datastore.archive import ArchiveError
 from datastore.dvcrepo import DataRepo
 from datastore.models import DatasetVersion, Evaluation, ModelVersion
@@ -47,13 +47,13 @@ def evaluate_model(ref: str, target: str = "", backend: str = "onnxruntime", use
     version it was trained on; no split: test) and store the evaluation with every prediction.
 
     Raises:
-        LookupError: the model or the dataset version is unknown (``ModelRefError`` carries ``reason``).
+        LookupError: the model or the dataset version is unknown (``RegistryError`` carries ``reason``).
         EvaluationError, ArchiveError, DatasetError: it cannot be scored; nothing is stored.
     """
     from evaluation.evaluate import parse_target
     from evaluation.records import run_evaluation
 
-    model = services.resolve_model(ref)
+    model = registry.resolve(ref)
     name, split = parse_target(target)
     if name:
         dataset = DatasetVersion.objects.filter(name=name).select_related("project").first()

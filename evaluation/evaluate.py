@@ -38,8 +38,14 @@ def parse_target(target: str) -> tuple[str, str]:
     return name, split
 
 
-def span_key(spans: list[dict[str, Any]]) -> set[tuple[int, int, str]]:
-    return {(int(s["start"]), int(s["end"]), str(s["label"])) for s in spans}
+def span_key(spans: Any) -> set[tuple[int, int, str]]:
+    """(start, end, label) of each well-formed span of a value; anything else in it is left out."""
+    items = spans if isinstance(spans, list) else []
+    return {
+        (int(s["start"]), int(s["end"]), str(s["label"]))
+        for s in items
+        if isinstance(s, dict) and {"start", "end", "label"} <= s.keys()
+    }
 
 
 def is_correct(task: str, true: Any, predicted: Any) -> bool:

@@ -24,7 +24,6 @@ from datastore.models import DatasetVersion, Evaluation, Item, ModelVersion, Pre
 from evaluation.evaluate import SPLITS, EvaluationError, evaluate, headline
 
 PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 CSV_COLUMNS = [
     "record_id",
     "true_label",
@@ -68,8 +67,8 @@ def run_evaluation(
         raise EvaluationError(
             f"{model} is a {model.task_type} model and {dataset.name} a {dataset.project.task_type} version"
         )
-    report = evaluate(services.unpacked_model(model), dataset=dataset.name, repo=str(repo.root), split=split,
-                      backend=backend)  # fmt: skip
+    model_dir = services.unpacked_model(model)
+    report = evaluate(model_dir, dataset=dataset.name, repo=str(repo.root), split=split, backend=backend)
     task, cases = report["task"], report["predictions"]
     items = _items_by_record(dataset, [c["id"] for c in cases])
     score, macro_f1 = headline(task, report["metrics"])

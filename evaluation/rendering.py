@@ -8,6 +8,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from datastore.models import Prediction
+from evaluation.evaluate import span_key
 
 
 def sorted_scores(scores: Any) -> list[tuple[str, float]]:
@@ -17,18 +18,11 @@ def sorted_scores(scores: Any) -> list[tuple[str, float]]:
     return sorted(numeric, key=lambda kv: -kv[1])
 
 
-def spans_of(value: Any) -> list[tuple[int, int, str]]:
-    """(start, end, label) of each well-formed span of a stored value, in text order."""
-    spans = value if isinstance(value, list) else []
-    well_formed = [s for s in spans if isinstance(s, dict) and {"start", "end", "label"} <= s.keys()]
-    return sorted((int(s["start"]), int(s["end"]), str(s["label"])) for s in well_formed)
-
-
 def highlight(text: str, spans: Any) -> SafeString:
     """``text`` escaped, each span wrapped in ``<mark data-label=...>``; spans overlapping an earlier one, empty
     or outside the text are left out here (the span table lists every span)."""
     parts, cursor = [], 0
-    for start, end, label in spans_of(spans):
+    for start, end, label in sorted(span_key(spans)):
         if start < cursor or end <= start or end > len(text):
             continue
         parts += [
@@ -42,7 +36,7 @@ def highlight(text: str, spans: Any) -> SafeString:
 
 def span_rows(prediction: Prediction) -> list[dict[str, Any]]:
     """Every true and predicted span with its text: a match (listed once), missed or extra."""
-    true, predicted = spans_of(prediction.true_value), spans_of(prediction.predicted_value)
+    true, predicted = sorted(span_key(prediction.true_value)), sorted(span_key(prediction.predicted_value))
     rows = [(span, "true", "match" if span in predicted else "missed") for span in true]
     rows += [(span, "predicted", "extra") for span in predicted if span not in true]
     return [

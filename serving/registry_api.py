@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, serializers, status
+from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,16 +12,19 @@ from datastore import registry
 from datastore.models import AliasMove
 
 
-class MoveIn(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, required=False)
+class RollbackIn(serializers.Serializer):
     reason = serializers.CharField(max_length=registry.MAX_REASON, required=False, allow_blank=True, default="")
+
+
+class PromoteIn(RollbackIn):
+    version = serializers.IntegerField(min_value=1)
 
 
 class StaffMovesAliases(permissions.BasePermission):
     message = "moving a model alias needs a staff account"
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_staff)
+        return bool(request.user and request.user.is_staff)
 
 
 def _moved(move: AliasMove) -> Response:
@@ -53,12 +56,10 @@ class ModelDetail(APIView):
 class Promote(APIView):
     permission_classes = [permissions.IsAuthenticated, StaffMovesAliases]
 
-    @extend_schema(operation_id="models_promote", request=MoveIn, responses=dict)
+    @extend_schema(operation_id="models_promote", request=PromoteIn, responses=dict)
     def post(self, request: Request, name: str, alias: str) -> Response:
-        body = MoveIn(data=request.data)
+        body = PromoteIn(data=request.data)
         body.is_valid(raise_exception=True)
-        if "version" not in body.validated_data:
-            return Response({"version": ["which version to promote: a number"]}, status=status.HTTP_400_BAD_REQUEST)
         data = body.validated_data
         return _moved(registry.promote(name, data["version"], alias, request.user, data["reason"]))
 
@@ -66,8 +67,8 @@ class Promote(APIView):
 class Rollback(APIView):
     permission_classes = [permissions.IsAuthenticated, StaffMovesAliases]
 
-    @extend_schema(operation_id="models_rollback", request=MoveIn, responses=dict)
+    @extend_schema(operation_id="models_rollback", request=RollbackIn, responses=dict)
     def post(self, request: Request, name: str, alias: str) -> Response:
-        body = MoveIn(data=request.data)
+        body = RollbackIn(data=request.data)
         body.is_valid(raise_exception=True)
         return _moved(registry.rollback(name, alias, request.user, body.validated_data["reason"]))

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from datastore import services as datastore_services
+from datastore import registry
 from datastore.models import InferenceJob, ModelVersion
 from datastore.runtime import MAX_TEXT_CHARS, InputError, check_text
 
@@ -24,10 +24,10 @@ class JobError(Exception):
 
 
 def resolve_model(ref: str) -> ModelVersion:
-    """``name`` (latest version) or ``name:version``; a JobError on the ``model`` field otherwise."""
+    """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``; a JobError on the ``model`` field otherwise."""
     try:
-        return datastore_services.resolve_model(ref)
-    except datastore_services.ModelRefError as exc:
+        return registry.resolve(ref)
+    except registry.RegistryError as exc:
         raise JobError(exc.reason, status=exc.status, field="model") from None
 
 

@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 
 from datastore import registry, services
 from datastore.models import AliasMove, InferenceJob, ModelAlias
+from datastore.registry import RegistryError
+from datastore.registry import resolve as resolve_model
 from datastore.runtime import load_runtime
-from datastore.services import ModelRefError, resolve_model
 
 NAME = "reg"
 
@@ -65,7 +66,7 @@ def test_promote_and_rollback_move_aliases_and_log_every_move(model_archive, sec
         with pytest.raises(registry.RegistryError, match=message) as refused:
             call()
         assert refused.value.status == status
-    with pytest.raises(ModelRefError, match="has no alias 'canary'"):
+    with pytest.raises(RegistryError, match="has no alias 'canary'"):
         resolve_model(f"{NAME}@canary")
     assert ModelAlias.objects.get(name=NAME, alias="production").model_version == v1, "refusals moved nothing"
 
