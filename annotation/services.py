@@ -356,6 +356,7 @@ def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
     """Store a model version's prediction on every open task as a suggestion, with its uncertainty
     (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
     from datastore.archive import ArchiveError
+    from datastore.modelstore import StoreError
     from datastore.runtime import InputError, load_runtime
     from datastore.services import unpacked_model
 
@@ -365,7 +366,7 @@ def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
         raise AnnotationError(f"model {model} predicts {model.manifest.get('labels')}, not {project.labels}")
     try:
         runtime = load_runtime(unpacked_model(model))
-    except (ArchiveError, InputError) as exc:
+    except (ArchiveError, InputError, StoreError) as exc:
         raise AnnotationError(f"model {model} cannot be loaded: {exc}") from None
     tasks = list(Task.objects.filter(project=project, status=Task.Status.OPEN).select_related("item").order_by("id"))
     predictions = []

@@ -117,6 +117,45 @@ class Row:
     accuracy: float
     macro_f1: float
     note: str
+    val_accuracy: float = float("nan")
+    spread: str = ""  # the seeds' test accuracies, when a model was trained with several
+
+
+def seeded_runs(
+    name: str, version: LoadedVersion, overrides: list[str], seeds: int, run_dir: Path
+) -> tuple[Row, list[str]]:
+    """Train ``name`` with seeds 0..seeds-1 (each in its own run folder); the row holds the seeds' means.
+
+    Returns:
+        ``(row, one log line per seed)``.
+    """
+    import statistics
+
+    tests, vals, f1s, log = [], [], [], []
+    config = None
+    for seed in range(seeds):
+        config = run_config(name, version, [*overrides, f"seed={seed}"] if seeds > 1 else overrides)
+        folder = name if seeds == 1 else f"{name}-seed{seed}"
+        result, how = train_or_reuse(folder, config, version, run_dir)
+        m, val = test_metrics(result, version), test_metrics(result, version, "val")
+        tests.append(m["accuracy"])
+        f1s.append(m["macro_f1"])
+        vals.append(val["accuracy"])
+        log.append(f"  {folder}: {how}; val accuracy {val['accuracy']:.4f}, test accuracy {m['accuracy']:.4f}")
+    assert config is not None
+    spread = ""
+    if seeds > 1:
+        spread = f"sd {statistics.stdev(tests):.4f}; " + ", ".join(f"{t:.4f}" for t in tests)
+    row = Row(
+        version.name,
+        f"fsml {config.model} ({name.partition('-')[2]})",
+        statistics.fmean(tests),
+        statistics.fmean(f1s),
+        describe(config),
+        statistics.fmean(vals),
+        spread,
+    )
+    return row, log
 
 
 def describe(config: Any) -> str:
@@ -155,6 +194,9 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=5000, help="MNIST digits (5,000: all of them)")
     parser.add_argument("--run-dir", type=Path, help="keep (and reuse) run folders here; default: a temp folder")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every config")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="train each model with seeds 0..N-1 and report the means (default 1)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 3,000 texts, 1,000 digits, 1 epoch")
     args = parser.parse_args()
     models = [m.strip() for m in args.text_models.split(",") if m.strip()]
@@ -180,15 +222,14 @@ def main() -> None:
         for version, names in work:
             print(f"\n{version.name}: train / val / test = {split_sizes(version)}")
             for name in names:
-                config = run_config(name, version, args.set)
-                result, how = train_or_reuse(name, config, version, run_dir)
-                m = test_metrics(result, version)
-                print(f"  {name}: {how}; test accuracy {m['accuracy']:.4f}; {describe(config)}", flush=True)
-                rows.append(Row(version.name, f"fsml {config.model}", m["accuracy"], m["macro_f1"], describe(config)))
+                row, log = seeded_runs(name, version, args.set, args.seeds, run_dir)
+                print("\n".join(log), flush=True)
+                rows.append(row)
             baseline = text_baseline if version.task_type == "text_classification" else image_baseline
             b = baseline(version, "test")
+            b_val = baseline(version, "val", c_grid=(b.params["C"],))  # the same C: the same fitted model
             note = f"C {b.params['C']} (tuned on val), fitted in {b.seconds:.1f} s"
-            rows.append(Row(version.name, b.name, b.accuracy, b.macro_f1, note))
+            rows.append(Row(version.name, b.name, b.accuracy, b.macro_f1, note, b_val.accuracy))
             floor = majority_baseline(version, "test")
             rows.append(
                 Row(version.name, "majority", floor.accuracy, floor.macro_f1, f"always {floor.params['label']}")
@@ -203,15 +244,18 @@ def main() -> None:
 
 def print_table(rows: list[Row]) -> None:
     """Every system on the test split, with its gap to the dataset's scikit-learn baseline in points."""
-    print("\n| dataset | system | test accuracy | vs baseline, points | test macro F1 | vs baseline, points | setup |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "\n| dataset | system | test accuracy | vs baseline, points | test macro F1 | vs baseline, points "
+        "| val accuracy | seeds | setup |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         base = next(r for r in rows if r.dataset == row.dataset and r.system in ("tfidf_logreg", "pixel_logreg"))
         gap = f"{100 * (row.accuracy - base.accuracy):+.1f}" if row is not base else "—"
         gap_f1 = f"{100 * (row.macro_f1 - base.macro_f1):+.1f}" if row is not base else "—"
         print(
             f"| {row.dataset} | {row.system} | {row.accuracy:.4f} | {gap} | {row.macro_f1:.4f} | {gap_f1} "
-            f"| {row.note} |"
+            f"| {row.val_accuracy:.4f} | {row.spread} | {row.note} |"
         )
 
 

@@ -84,14 +84,19 @@ def _add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
+def is_unpacked(dest: Path, sha256: str) -> bool:
+    """Whether ``dest`` already holds the verified files of the archive with this SHA-256."""
+    marker = dest / ".archive-sha256"
+    return marker.is_file() and marker.read_text().strip() == sha256
+
+
 def unpack(archive: Path, dest: Path, expected_sha256: str | None = None) -> Manifest:
     """Extract an archive into ``dest`` after verifying the archive and every file's checksum.
 
     Files are written to a temporary folder that is renamed into place, so a process loading ``dest``
     never sees half an archive; when ``dest`` already holds this archive's files it is reused.
     """
-    marker = dest / ".archive-sha256"
-    if expected_sha256 and marker.is_file() and marker.read_text().strip() == expected_sha256:
+    if expected_sha256 and is_unpacked(dest, expected_sha256):
         return Manifest(json.loads((dest / MANIFEST).read_text(encoding="utf-8")))
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))

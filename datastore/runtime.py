@@ -7,18 +7,23 @@ which runs on CUDA in FP16 and under ``torch.compile`` when a GPU is there.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import io
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+import datastore.text
 from datastore.archive import MANIFEST
-from datastore.text import Vocabulary, tags_to_spans, tokenize_with_offsets
 
 MAX_TEXT_CHARS = 20_000
+TEXT_CODE_FILE = "text_processing.py"  # datastore/text.py as the model was exported with it
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
@@ -172,13 +177,42 @@ class ModelRuntime:
         return out
 
 
+def text_code(model_dir: Path, preprocessing: dict[str, Any]) -> ModuleType:
+    """The tokeniser, vocabulary and span decoding the model was exported with: the archive's own copy of
+    ``datastore/text.py`` (checksummed with the weights), or the installed module for archives that carry none.
+
+    The copy is imported under a name derived from its SHA-256, once per process, so archives exported with
+    different tokenisers run side by side in one worker.
+    """
+    name = preprocessing.get("code")
+    if not name:
+        return datastore.text
+    path = model_dir / name
+    if not path.is_file() or "/" in name:
+        raise InputError(None, f"the archive's processing code {name!r} is missing")
+    module_name = f"fsml_archive_text_{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise InputError(None, f"the archive's processing code {name!r} does not load: {exc}") from exc
+    return module
+
+
 class TextClassifierRuntime(ModelRuntime):
-    """Texts in, one label each."""
+    """Texts in, one label each; tokenised by the archive's own processing code (``text_code``)."""
 
     def __init__(self, model_dir: Path, backend: str = "onnxruntime", **options: Any) -> None:
         super().__init__(model_dir, backend, **options)
         self.max_len = int(self.preprocessing["max_len"])
-        self.vocab = Vocabulary.load(model_dir / self.preprocessing["vocab"])
+        self.text = text_code(model_dir, self.preprocessing)
+        self.vocab = self.text.Vocabulary.load(model_dir / self.preprocessing["vocab"])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.vocab.encode_batch(texts, self.max_len)  # (B, T)
@@ -206,9 +240,9 @@ class SpanTaggerRuntime(TextClassifierRuntime):
         tags = self.manifest["outputs"]
         out = []
         for text, row in zip(texts, probs, strict=True):
-            offsets = tokenize_with_offsets(text)[: self.max_len]
+            offsets = self.text.tokenize_with_offsets(text)[: self.max_len]
             best = row[: len(offsets)].argmax(-1)
-            spans = tags_to_spans(offsets, [tags[i] for i in best])
+            spans = self.text.tags_to_spans(offsets, [tags[i] for i in best])
             confidence = float(row[: len(offsets)].max(-1).mean()) if offsets else 1.0
             out.append(Prediction(spans, round(confidence, 6), {}))
         return out

@@ -302,15 +302,27 @@ def record_model_metrics(model_version: ModelVersion, split: str, metrics: dict[
 
 
 def unpacked_model(model: ModelVersion) -> Path:
-    """The model version's archive, checksums verified, unpacked into the model cache; returns the folder.
+    """The model version's archive, fetched from the model store (a folder or an S3 bucket), checksums verified,
+    unpacked into the model cache; returns the folder.
 
     Raises:
-        datastore.archive.ArchiveError: the archive is missing, tampered with or malformed.
+        datastore.archive.ArchiveError: the archive is tampered with or malformed.
+        datastore.modelstore.StoreError: the store does not have it or cannot be reached.
     """
     from django.conf import settings
 
-    from datastore.archive import unpack
+    from datastore.archive import is_unpacked, unpack
+    from datastore.modelstore import store_for_location
 
     dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
-    unpack(Path(model.archive_path), dest, expected_sha256=model.archive_sha256)
+    if is_unpacked(dest, model.archive_sha256):
+        return dest
+    store = store_for_location(model.archive_path, settings.MODEL_STORE_ENDPOINT)
+    download = dest.with_name(f"{model.version}.tar.gz")
+    local = store.fetch(model.archive_path, download)
+    try:
+        unpack(local, dest, expected_sha256=model.archive_sha256)
+    finally:
+        if local == download:
+            download.unlink(missing_ok=True)
     return dest

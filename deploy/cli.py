@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -170,17 +170,43 @@ def export_cmd(
 def package(
     run: Annotated[Path, typer.Argument(help="Run folder with an export/ inside.")],
     name: Annotated[str, typer.Option(help="Model name in the registry.")],
+    evaluate: Annotated[
+        bool, typer.Option(help="Score the export on its dataset version's test split for the manifest's metrics.")
+    ] = True,
 ) -> None:
-    """Package an export as a model archive (manifest + SHA-256 per file) and register a new version."""
+    """Package an export as a model archive (model files, processing code, vocabulary, and a manifest with a
+    SHA-256 per file), put it in the model store and register it as the next version of NAME.
+
+    The manifest's metrics are the best validation epoch's and, when the dataset version the model was trained
+    on is registered here, the test split's (--no-evaluate skips that).
+    """
     _django()
+    from datastore.loader import DatasetError
     from datastore.models import DatasetVersion
     from deploy import stages
-    from training.export import read_export_info
+    from evaluation.evaluate import EvaluationError
+    from training.export import EXPORT_INFO, read_export_info
 
-    info = read_export_info(run / "export")
+    export_dir = run / "export"
+    if not (export_dir / EXPORT_INFO).is_file():
+        _fail(f"{export_dir} holds no export ({EXPORT_INFO} is missing): run fsml export first")
+    info = read_export_info(export_dir)
     dataset = DatasetVersion.objects.filter(name=info["training_config"]["dataset"]).first()
-    model = stages.package_and_register(run / "export", name, dataset, {})
+    metrics: dict[str, Any] = {}
+    scored = [row for row in info.get("history", []) if "val_score" in row]
+    if scored:
+        best = max(scored, key=lambda row: row["val_score"])
+        metrics["val"] = {key[4:]: value for key, value in best.items() if key.startswith("val_")}
+        metrics["val"]["epoch"] = best["epoch"]
+    if evaluate and dataset is not None:
+        try:
+            metrics["test"] = stages.evaluate_export(export_dir, dataset.name)["metrics"]
+        except (DatasetError, EvaluationError) as exc:
+            _fail(f"cannot score the export on {dataset.name}:test ({exc}); --no-evaluate packages it without")
+    model = stages.package_and_register(export_dir, name, dataset, metrics)
     console.print(f"registered {model} -> {model.archive_path} (sha256 {model.archive_sha256[:16]}…)")
+    if "test" in metrics:
+        console.print(f"test accuracy {metrics['test'].get('accuracy', float('nan')):.4f} on {dataset.name}")
 
 
 @app.command()
@@ -203,6 +229,7 @@ def evaluate(
     """
     from datastore.archive import ArchiveError
     from datastore.loader import DatasetError
+    from datastore.modelstore import StoreError
     from evaluation.evaluate import EvaluationError, headline
 
     if export is not None and export.suffix.lower() not in (".json", ".csv"):
@@ -242,8 +269,8 @@ def evaluate(
                 from evaluation.records import write_export
 
                 write_export(stored, export)
-    except (ArchiveError, DatasetError, EvaluationError, LookupError) as exc:
-        _fail(getattr(exc, "reason", None) or str(exc))
+    except (ArchiveError, DatasetError, EvaluationError, LookupError, StoreError) as exc:
+        _fail(str(exc) if isinstance(exc, StoreError) else getattr(exc, "reason", None) or str(exc))
     if metrics is not None:
         write_json(metrics, report["metrics"])
 
@@ -321,6 +348,7 @@ def _expected(exc: BaseException) -> bool:
     from datastore.dvcrepo import DataRepoError
     from datastore.errors import SnapshotError
     from datastore.loader import DatasetNotFound
+    from datastore.modelstore import StoreError
     from training.export import ParityError
 
     return isinstance(
@@ -331,6 +359,7 @@ def _expected(exc: BaseException) -> bool:
         | DatasetNotFound
         | ParityError
         | SnapshotError
+        | StoreError
         | FileExistsError
         | FileNotFoundError,
     )

@@ -5,6 +5,7 @@ Shared by the ``fsml`` subcommands and the demo, so the demo runs exactly what a
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from datastore import registry, services
 from datastore.archive import ArchiveError
 from datastore.dvcrepo import DataRepo
 from datastore.models import DatasetVersion, Evaluation, ModelVersion
+from datastore.modelstore import model_store
 from evaluation.evaluate import evaluate
 from training.package import build_archive
 
@@ -34,12 +36,13 @@ def package_and_register(
     if not services.NAME_RE.fullmatch(name):
         raise ArchiveError(name, f"model names must match {services.NAME_RE.pattern}")
     version = services.next_model_version(name)
-    out = Path(settings.MODEL_STORE_DIR) / name / f"{name}-{version}.tar.gz"
-    if out.exists():
-        raise FileExistsError(f"{out} already exists: model versions are immutable")
-    sha, manifest = build_archive(export_dir, out, name, version, dataset.name if dataset else "", metrics)
+    store = model_store(settings.MODEL_STORE, settings.MODEL_STORE_ENDPOINT)
+    with tempfile.TemporaryDirectory(prefix="fsml-package-") as tmp:
+        built = Path(tmp) / f"{name}-{version}.tar.gz"
+        sha, manifest = build_archive(export_dir, built, name, version, dataset.name if dataset else "", metrics)
+        location = store.put(built, f"{name}/{built.name}")  # StoreError when that version's archive exists
     task = manifest.get("task", "text_classification")
-    return services.register_model_version(name, task, str(out), sha, manifest, dataset, version=version)
+    return services.register_model_version(name, task, location, sha, manifest, dataset, version=version)
 
 
 def evaluate_model(ref: str, target: str = "", backend: str = "onnxruntime", user: Any = None) -> Evaluation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 
@@ -70,3 +71,39 @@ def test_missing_and_empty_inputs_give_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.tar.gz").write_bytes(b"junk")
     with pytest.raises(ArchiveError, match="unreadable"):
         unpack(tmp_path / "junk.tar.gz", tmp_path / "out")
+
+
+def test_the_archive_carries_its_text_processing_code(model_archive, tmp_path: Path, monkeypatch) -> None:
+    """The tokeniser and span decoding travel inside the archive, checksummed with the weights: a later change
+    to the installed tokeniser does not change what an archived model is fed."""
+    import re
+    import shutil
+
+    import datastore.text
+    from datastore.runtime import InputError, load_runtime
+
+    archive, sha, manifest = model_archive
+    assert manifest["preprocessing"]["code"] == "text_processing.py" and "text_processing.py" in manifest["files"]
+    dest = tmp_path / "unpacked"
+    unpack(archive, dest, expected_sha256=sha)
+    assert (dest / "text_processing.py").read_bytes() == Path(datastore.text.__file__).read_bytes()
+    texts = ["A great flight, thanks!", "lost my bag #again"]
+    runtime = load_runtime(dest)
+    assert runtime.text is not datastore.text and runtime.text.__name__.startswith("fsml_archive_text_")
+    before = [p.as_dict() for p in runtime.predict(texts)]
+
+    # A later release tokenises differently (here: by character): the archived model keeps its own tokeniser.
+    monkeypatch.setattr(datastore.text, "_TOKEN", re.compile(r"\S"))
+    assert datastore.text.tokenize("ok") == ["o", "k"]
+    assert [p.as_dict() for p in load_runtime(dest).predict(texts)] == before
+    # An archive from before code travelled (no "code" in its manifest) runs the installed module.
+    old = tmp_path / "old"
+    shutil.copytree(dest, old)
+    info = json.loads((old / "manifest.json").read_text())
+    del info["preprocessing"]["code"]
+    (old / "manifest.json").write_text(json.dumps(info))
+    assert load_runtime(old).text is datastore.text
+    # Processing code that does not load is a clear error, not a half-loaded model.
+    (dest / "text_processing.py").write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(InputError, match="processing code 'text_processing.py' does not load: boom"):
+        load_runtime(dest)

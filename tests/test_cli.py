@@ -42,3 +42,31 @@ def test_domain_errors_end_with_a_message_not_a_traceback(live_env) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
     missing = run("dataset", "snapshot", "no-such-project", "--name", "x")
     assert missing.returncode == 2 and "no project named 'no-such-project'" in missing.stdout
+
+
+def test_package_puts_the_archive_in_the_store_and_registers_the_next_version(
+    live_env, model_archive, tmp_path: Path
+) -> None:
+    import json
+
+    from datastore.models import ModelVersion
+
+    run_dir = model_archive[0].parent  # holds export/, as `fsml train` + `fsml export` leave a run folder
+    proc = run("package", str(run_dir), "--name", "cli-model")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    again = run("package", str(run_dir), "--name", "cli-model")
+    assert again.returncode == 0, again.stdout + again.stderr
+    first, second = ModelVersion.objects.filter(name="cli-model").order_by("version")
+    assert (first.version, second.version) == (1, 2) and first.archive_path != second.archive_path
+    assert f"registered cli-model:1 -> {first.archive_path}" in proc.stdout.replace("\n", "")  # rich wraps lines
+    assert Path(first.archive_path).is_file() and Path(first.archive_path).is_relative_to(Path(live_env["FSML_HOME"]))
+    history = json.loads((run_dir / "export" / "manifest.json").read_text())["history"]
+    assert first.metrics["val"]["accuracy"] == max(h["val_accuracy"] for h in history)
+    assert "text_processing.py" in first.manifest["files"] and first.manifest["code_revision"]
+
+    missing = run("package", str(tmp_path), "--name", "cli-model")
+    assert missing.returncode == 2 and "holds no export" in " ".join(missing.stdout.split())
+    bad_name = run("package", str(run_dir), "--name", "Bad Name!")
+    assert bad_name.returncode == 2 and "model names must match" in " ".join(bad_name.stdout.split())
+    assert "Traceback" not in missing.stderr + bad_name.stderr
+    assert ModelVersion.objects.filter(name="cli-model").count() == 2, "refusals registered nothing"

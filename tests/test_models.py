@@ -20,9 +20,14 @@ RTOL, ATOL = 1e-3, 1e-5
 PADDING_ATOL = 1e-5
 VOCAB, NUM_OUTPUTS, MAX_LEN, IMAGE_SIZE = 40, 5, 32, 16
 
-# "+bigrams": the bag of embeddings with hashed bigram embeddings (ngram_buckets), run through every test too.
+# "+bigrams": the bag of embeddings with hashed bigram embeddings (ngram_buckets), run through every test too;
+# "+subwords": with the character n-grams of a made-up vocabulary's tokens as well (subword_buckets).
 CASES = [(task, name) for task, models in MODELS.items() for name in models]
-CASES += [(task, "bag_of_embeddings+bigrams") for task in ("text_classification", "multi_label")]
+CASES += [
+    (task, f"bag_of_embeddings+{variant}")
+    for task in ("text_classification", "multi_label")
+    for variant in ("bigrams", "subwords")
+]
 TEXT_CASES = [case for case in CASES if input_spec(case[0]).name == "input_ids"]
 
 
@@ -45,7 +50,12 @@ def make(task: str, name: str, **hparams: float) -> nn.Module:
     name, _, variant = name.partition("+")
     if variant == "bigrams":
         hparams |= {"ngram_buckets": 64, "wide": True}
-    return build_model(task, name, NUM_OUTPUTS, VOCAB, max_len=MAX_LEN, **hparams)  # type: ignore[arg-type]
+    if variant == "subwords":
+        hparams |= {"ngram_buckets": 64, "subword_buckets": 32, "wide": True}
+    model = build_model(task, name, NUM_OUTPUTS, VOCAB, max_len=MAX_LEN, **hparams)  # type: ignore[arg-type]
+    if variant == "subwords":
+        model.set_subwords(["<pad>", "<unk>", *(f"word{i}" for i in range(2, VOCAB))])  # type: ignore[operator]
+    return model
 
 
 def padded_ids(batch: int, seq: int, seed: int = 0) -> torch.Tensor:
@@ -206,6 +216,29 @@ def test_bigrams_make_word_order_count() -> None:
     rows = bigrams.bigram_ids(ids)
     assert rows[:, 2:].eq(0).all(), "a bigram with padding in it is padding"
     assert rows[:, :2].ge(VOCAB).all() and rows.lt(VOCAB + 64).all()
+
+
+def test_subwords_tie_related_tokens_and_travel_with_the_weights() -> None:
+    """Each vocabulary token's character n-grams are rows of the model: "love" and "loved" share some, padding and
+    unknown have none, and the table is part of the state dict, so a rebuilt model needs no vocabulary."""
+    from training.models.bag import SUBWORDS_PER_TOKEN, char_ngrams
+
+    assert char_ngrams("hi") == ["<hi", "hi>", "<hi>"]
+    assert len(char_ngrams("extraordinarily")) > SUBWORDS_PER_TOKEN  # long words keep their shortest n-grams
+    tokens = ["<pad>", "<unk>", "love", "loved", "table", *(f"w{i}" for i in range(5, VOCAB))]
+    model = build_model("text_classification", "bag_of_embeddings", NUM_OUTPUTS, VOCAB, subword_buckets=4096)
+    model.set_subwords(tokens)  # type: ignore[operator]
+    table = model.subword_ids
+    assert table[:2].eq(0).all()
+    love, loved, other = (set(table[i].tolist()) - {0} for i in (2, 3, 4))
+    assert len(love & loved) >= 3 and not love & other  # <lo, lov, ove: shared; "table" has none of them
+    used = table[table != 0]
+    assert used.ge(VOCAB).all() and used.lt(VOCAB + 4096).all()  # rows after the tokens' own
+    rebuilt = type(model)(**model.hparams)
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt.subword_ids, table)
+    with pytest.raises(ValueError, match="tokens for a model of vocab_size"):
+        model.set_subwords(tokens[:-1])  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids_of)

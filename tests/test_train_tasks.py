@@ -171,6 +171,22 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -
         train(small_config(), data, out_dir=tmp_path / "never", resume=True)
 
 
+def test_subword_model_trains_reloads_exports_and_serves_the_same_logits(tmp_path: Path) -> None:
+    """The subword table is built from the run's vocabulary, saved with the weights and baked into the ONNX graph:
+    the serving runtime, which only tokenises and looks up ids, gives the trained model's logits."""
+    data = corpus_version(400)
+    config = small_config(epochs=2, min_freq=1, ngram_buckets=512, subword_buckets=1024, wide=True)
+    result = train(config, data, out_dir=tmp_path / "run")
+    assert result.model.subword_ids[2:].ne(0).any(dim=1).all(), "every real token has n-grams"
+    reloaded = load_checkpoint(tmp_path / "run" / "checkpoint")
+    assert torch.equal(reloaded.model.subword_ids, result.model.subword_ids)
+    export(reloaded, tmp_path / "export", data)  # raises ParityError past the stated tolerance
+    texts = [r["text"] for r in data.splits["test"][:16]]
+    with torch.no_grad():
+        expected = result.model.eval()(result.task.batch(data.splits["test"][:16], data)[0]).numpy()
+    np.testing.assert_allclose(load_runtime(tmp_path / "export").logits(texts), expected, rtol=1e-3, atol=1e-4)
+
+
 def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path: Path) -> None:
     data = corpus_version(300)
     result = train(small_config(lr=1e-9, patience=1, epochs=10), data)  # nothing learnt: no epoch beats the first
@@ -205,7 +221,8 @@ def test_configs_read_yaml_with_overrides_and_refuse_bad_values(tmp_path: Path) 
         (["epochs=three"], "epochs: expected int"),
         (["lr"], "expected key=value"),
         (["wide=1"], "wide: expected true or false"),
-        (["ngram_buckets=-1"], "ngram_buckets cannot be negative"),
+        (["ngram_buckets=-1"], "ngram_buckets and subword_buckets cannot be negative"),
+        (["subword_buckets=-5"], "subword_buckets cannot be negative"),
     ):
         with pytest.raises(ConfigError, match=reason):
             load_config(path, overrides)

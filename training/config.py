@@ -35,6 +35,7 @@ class TrainConfig:
     channels: int = 32
     ngram_buckets: int = 0  # bag_of_embeddings: hashed bigram embeddings (0: single tokens only)
     wide: bool = False  # bag_of_embeddings: a linear term over tokens and bigrams beside the deep part
+    subword_buckets: int = 0  # bag_of_embeddings: hashed character 3-5-grams of each vocabulary token (0: none)
     # Inputs
     max_len: int = 64
     min_freq: int = 2
@@ -78,8 +79,8 @@ class TrainConfig:
             raise ConfigError(f"lr: must be positive, got {self.lr}")
         if not 0 <= self.dropout < 1 or not 0 <= self.distill_alpha <= 1:
             raise ConfigError("dropout must be in [0, 1) and distill_alpha in [0, 1]")
-        if self.patience < 0 or self.warmup_epochs < 0 or self.ngram_buckets < 0:
-            raise ConfigError("patience, warmup_epochs and ngram_buckets cannot be negative")
+        if self.patience < 0 or self.warmup_epochs < 0 or self.ngram_buckets < 0 or self.subword_buckets < 0:
+            raise ConfigError("patience, warmup_epochs, ngram_buckets and subword_buckets cannot be negative")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

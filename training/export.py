@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+import datastore.text
 from datastore.loader import LoadedVersion
+from datastore.runtime import TEXT_CODE_FILE
 from training.tasks import Task
 from training.train import TrainResult
 
@@ -171,6 +174,9 @@ def export(
     report.tensorrt = _add_plan(out_dir, task, result, inputs[0])
     if result.vocab is not None:
         result.vocab.save(out_dir / VOCAB_FILE)
+        # The text pre- and post-processing code itself (standard library and NumPy only), so the model keeps
+        # the tokeniser it was trained with whatever the installed fsml's becomes.
+        shutil.copyfile(datastore.text.__file__, out_dir / TEXT_CODE_FILE)
     info = {
         "task": result.config.task,
         "labels": result.config.labels,

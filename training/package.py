@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from datastore import archive
+from datastore.runtime import TEXT_CODE_FILE
 from training.export import VOCAB_FILE, read_export_info
 
 
@@ -37,8 +38,7 @@ def build_archive(
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
         files = list(info.get("model_files", {"fp32": info["model_file"]}).values())
-        if (export_dir / VOCAB_FILE).is_file():
-            files.append(VOCAB_FILE)
+        files += [f for f in (VOCAB_FILE, TEXT_CODE_FILE) if (export_dir / f).is_file()]
         for file in files:
             shutil.copy2(export_dir / file, staging / file)
         return archive.pack(staging, out_path, manifest)

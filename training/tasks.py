@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch.nn import functional as F
 
 from datastore.loader import ImageClassificationDataset, LoadedVersion
+from datastore.runtime import TEXT_CODE_FILE
 from datastore.text import Vocabulary, bio_tags, pad, spans_to_tags, tags_to_spans, tokenize_with_offsets
 from training.config import TrainConfig
 
@@ -80,7 +81,13 @@ class Task:
         return "input_ids"
 
     def preprocessing(self) -> dict[str, Any]:
-        return {"tokenizer": "datastore.text.tokenize", "vocab": "vocab.json", "max_len": self.config.max_len}
+        # "code": the tokeniser, vocabulary and span decoding travel with the model (export copies the module).
+        return {
+            "tokenizer": "datastore.text.tokenize",
+            "code": TEXT_CODE_FILE,
+            "vocab": "vocab.json",
+            "max_len": self.config.max_len,
+        }
 
 
 class TextClassification(Task):

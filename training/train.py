@@ -81,7 +81,7 @@ def init_distributed(device: str) -> Dist:
 
 def model_for(config: TrainConfig, task: Task) -> nn.Module:
     vocab_size = len(task.vocab) if task.vocab is not None else 0
-    return build_model(
+    model = build_model(
         config.task,
         config.model,
         len(task.outputs),
@@ -97,7 +97,11 @@ def model_for(config: TrainConfig, task: Task) -> nn.Module:
         image_channels=config.image_channels,
         ngram_buckets=config.ngram_buckets,
         wide=config.wide,
+        subword_buckets=config.subword_buckets,
     )
+    if config.subword_buckets and task.vocab is not None and hasattr(model, "set_subwords"):
+        model.set_subwords(task.vocab.tokens)
+    return model
 
 
 def make_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

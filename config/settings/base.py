@@ -8,6 +8,8 @@ Variables:
     SECRET_KEY, DEBUG, ALLOWED_HOSTS: as in Django; production refuses to start without SECRET_KEY.
     FSML_DVC_REMOTE: DVC remote URL or folder. Default: ``FSML_HOME/dvc-remote``.
     FSML_DVC_REMOTE_ENDPOINT: endpoint URL of an S3-compatible remote (MinIO). Default: none (AWS).
+    FSML_MODEL_STORE: folder or ``s3://bucket/prefix`` for model archives. Default: ``FSML_HOME/models``.
+    FSML_MODEL_STORE_ENDPOINT: endpoint URL of an S3-compatible model store. Default: FSML_DVC_REMOTE_ENDPOINT.
     FSML_CRAWL_REDIS_URL: Redis for distributed crawls' shared frontier. Default: local Redis, database 1.
 """
 
@@ -49,7 +51,10 @@ DVC_REMOTE = os.environ.get("FSML_DVC_REMOTE", str(FSML_HOME / "dvc-remote"))
 # S3-compatible remotes (s3://bucket/path, needs the `s3` extra): the endpoint of MinIO or another non-AWS
 # store; credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY as boto reads them.
 DVC_REMOTE_ENDPOINT = os.environ.get("FSML_DVC_REMOTE_ENDPOINT", "")
-MODEL_STORE_DIR = Path(os.environ.get("FSML_MODEL_STORE", str(FSML_HOME / "models"))).resolve()
+# Model archives: a folder, or s3://bucket/prefix (needs the `s3` extra) on MinIO or S3, so workers on other
+# machines fetch them; FSML_MODEL_STORE_ENDPOINT defaults to the DVC remote's endpoint (one MinIO for both).
+MODEL_STORE = os.environ.get("FSML_MODEL_STORE", str(FSML_HOME / "models"))
+MODEL_STORE_ENDPOINT = os.environ.get("FSML_MODEL_STORE_ENDPOINT", DVC_REMOTE_ENDPOINT)
 MODEL_CACHE_DIR = FSML_HOME / "model-cache"
 # Shared frontier of distributed crawls (scrapy-redis); only used when a crawl runs several processes.
 CRAWL_REDIS_URL = os.environ.get("FSML_CRAWL_REDIS_URL", "redis://127.0.0.1:6379/1")

@@ -157,6 +157,7 @@ def build_model(
     image_channels: int = 1,
     ngram_buckets: int = 0,
     wide: bool = False,
+    subword_buckets: int = 0,
 ) -> nn.Module:
     """Build a fresh model of the zoo; each class receives only the hyperparameters it declares.
 
@@ -176,6 +177,8 @@ def build_model(
         image_channels: Input channels of images (image cnn).
         ngram_buckets: Hashed bigram buckets (bag of embeddings); 0 for single tokens only.
         wide: A linear term over tokens and bigrams beside the deep part (bag of embeddings).
+        subword_buckets: Hashed character n-gram buckets of the vocabulary's tokens (bag of embeddings); the
+            caller fills them with ``model.set_subwords(vocab.tokens)``.
 
     Returns:
         The model, in training mode, with its constructor arguments in ``model.hparams``.
@@ -205,6 +208,7 @@ def build_model(
         "max_len": max_len,
         "ngram_buckets": ngram_buckets,
         "wide": wide,
+        "subword_buckets": subword_buckets,
     }
     cls = models[name]
     wanted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -23,6 +26,10 @@ class BagOfEmbeddings(nn.Module):
         hidden_dim: Width of the hidden layer of the head.
         dropout: Dropout probability in the head.
         ngram_buckets: Hash buckets for bigram embeddings; 0 (the default) embeds single tokens only.
+        subword_buckets: Hash buckets for the character n-grams (3 to 5 characters, with ``<`` and ``>`` marking
+            the word's ends) of every vocabulary token, fastText's subword trick; 0 (the default) uses none. Each
+            token's n-gram rows are a buffer of the model (``set_subwords`` fills it from the vocabulary), so the
+            input stays plain token ids and rare words share evidence with their frequent relatives.
         wide: Add a linear term over the same tokens and bigrams (one weight per feature and class, summed and
             divided by the square root of the feature count), as wide-and-deep models do: the deep part then
             learns what a bag-of-n-grams logistic regression cannot.
@@ -37,19 +44,29 @@ class BagOfEmbeddings(nn.Module):
         dropout: float,
         ngram_buckets: int = 0,
         wide: bool = False,
+        subword_buckets: int = 0,
     ):
         super().__init__()
         self.hparams = constructor_args(locals())
         self.vocab_size = vocab_size
         self.ngram_buckets = ngram_buckets
-        # Rows [0, vocab_size) are tokens (0 = padding); rows vocab_size + [0, ngram_buckets) are bigram buckets.
-        self.embed = nn.Embedding(vocab_size + ngram_buckets, embed_dim, padding_idx=0)
-        self.wide = nn.Embedding(vocab_size + ngram_buckets, num_classes, padding_idx=0) if wide else None
+        self.subword_buckets = subword_buckets
+        # Rows [0, vocab_size) are tokens (0 = padding), then ngram_buckets bigram rows, then subword_buckets rows.
+        rows = vocab_size + ngram_buckets + subword_buckets
+        self.embed = nn.Embedding(rows, embed_dim, padding_idx=0)
+        self.wide = nn.Embedding(rows, num_classes, padding_idx=0) if wide else None
+        # (vocab_size, SUBWORDS_PER_TOKEN) embedding rows of each token's character n-grams, 0 where none.
+        # Saved only when used, so checkpoints of models without subwords load unchanged.
+        self.register_buffer(
+            "subword_ids",
+            torch.zeros(vocab_size, SUBWORDS_PER_TOKEN if subword_buckets else 0, dtype=torch.long),
+            persistent=bool(subword_buckets),
+        )
         if self.wide is not None:
             nn.init.zeros_(self.wide.weight)  # starts as no-op; the linear term grows from the data
         self.head = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(2 * embed_dim, hidden_dim),
+            nn.Linear((4 if subword_buckets else 2) * embed_dim, hidden_dim),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(hidden_dim, num_classes),
@@ -64,15 +81,22 @@ class BagOfEmbeddings(nn.Module):
         Returns:
             (B, C) float32 logits.
         """
+        groups = [input_ids]  # tokens and bigrams pool together; subwords, far more numerous, pool on their own
         if self.ngram_buckets:
-            input_ids = torch.cat([input_ids, self.bigram_ids(input_ids)], dim=1)  # (B, 2T)
-        mask = (input_ids != 0).unsqueeze(-1).float()  # (B, T, 1)
-        emb = self.embed(input_ids)  # (B, T, E)
-        mean = (emb * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, E)
-        maxed = (emb + (mask - 1.0) * 1e4).amax(dim=1)  # (B, E); padding pushed far below any value
-        logits = self.head(torch.cat([mean, maxed], dim=-1))  # (B, C)
-        if self.wide is not None:
-            logits = logits + (self.wide(input_ids) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0).sqrt()
+            groups[0] = torch.cat([input_ids, self.bigram_ids(input_ids)], dim=1)  # (B, 2T)
+        if self.subword_buckets:
+            groups.append(self.subword_ids[input_ids].flatten(1))  # (B, T * SUBWORDS_PER_TOKEN)
+        pooled, wide = [], []
+        for ids in groups:
+            mask = (ids != 0).unsqueeze(-1).float()  # (B, N, 1)
+            emb = self.embed(ids)  # (B, N, E)
+            pooled.append((emb * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0))  # mean, (B, E)
+            pooled.append((emb + (mask - 1.0) * 1e4).amax(dim=1))  # max, (B, E); padding pushed far below
+            if self.wide is not None:
+                wide.append((self.wide(ids) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0).sqrt())  # (B, C)
+        logits = self.head(torch.cat(pooled, dim=-1))  # (B, C)
+        for term in wide:
+            logits = logits + term
         return logits
 
     def bigram_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -80,3 +104,29 @@ class BagOfEmbeddings(nn.Module):
         following = nn.functional.pad(input_ids, (0, 1))[:, 1:]  # (B, T): the next token, 0 after the last
         bucket = (input_ids * self.vocab_size + following) % self.ngram_buckets + self.vocab_size
         return torch.where((input_ids != 0) & (following != 0), bucket, torch.zeros_like(bucket))
+
+    def set_subwords(self, tokens: Sequence[str]) -> None:
+        """Fill the subword buffer from the vocabulary (``tokens[i]`` is id ``i``); ids 0 and 1 (padding and
+        unknown) get no n-grams. A no-op without ``subword_buckets``."""
+        if not self.subword_buckets:
+            return
+        if len(tokens) != self.subword_ids.shape[0]:
+            raise ValueError(f"{len(tokens)} tokens for a model of vocab_size {self.subword_ids.shape[0]}")
+        offset = self.vocab_size + self.ngram_buckets
+        table = torch.zeros_like(self.subword_ids)
+        for i, token in enumerate(tokens[2:], start=2):
+            grams = char_ngrams(token)[:SUBWORDS_PER_TOKEN]
+            buckets = [offset + zlib.crc32(g.encode("utf-8")) % self.subword_buckets for g in grams]
+            table[i, : len(buckets)] = torch.tensor(buckets, dtype=torch.long)
+        self.subword_ids.copy_(table)
+
+
+SUBWORDS_PER_TOKEN = 24
+SUBWORD_SIZES = (3, 4, 5)
+
+
+def char_ngrams(token: str) -> list[str]:
+    """The distinct character n-grams of ``<token>``, shortest first (``"hi"``: ``<hi``, ``hi>``, ``<hi>``)."""
+    word = f"<{token}>"
+    grams = (word[i : i + n] for n in SUBWORD_SIZES for i in range(len(word) - n + 1))
+    return list(dict.fromkeys(grams))
