@@ -323,12 +323,22 @@ class InferenceJob(models.Model):
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A worker that takes a job claims it (with the queued jobs of the same model that make up its batch) under a
+    # token and a lease; only the holder of the current claim can finish it, and a lapsed lease (its worker died)
+    # puts the job back in the queue. So every job ends exactly once, whoever delivers its message.
+    claim = models.UUIDField(null=True, blank=True, help_text="Token of the worker's claim on a running job.")
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="When a running job's claim lapses.")
+    batch_size = models.PositiveIntegerField(null=True, blank=True, help_text="Inputs in the batch that ran it.")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["submitted_by", "idempotency_key"], name="job_idempotency_key_per_client")
         ]
-        indexes = [models.Index(fields=["status", "queued_at"])]
+        indexes = [
+            models.Index(fields=["status", "queued_at"]),
+            models.Index(fields=["status", "model_ref", "queued_at"], name="job_batch_candidates"),
+            models.Index(fields=["status", "lease_until"], name="job_lapsed_leases"),
+        ]
 
 
 class Evaluation(models.Model):

@@ -278,7 +278,10 @@ def evaluate(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    queues: Annotated[str, typer.Option(help="Queues to consume.")] = "inference",
+    queues: Annotated[
+        str,
+        typer.Option(help="Queues to consume, comma-separated: inference (shared) and model.NAME (FSML_MODEL_QUEUES)."),
+    ] = "inference",
 ) -> None:
     """Run a Celery worker (the same command docker compose runs)."""
     from deploy.processes import worker_command

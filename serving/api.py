@@ -11,6 +11,14 @@ from rest_framework.views import APIView
 from datastore.models import InferenceJob
 from serving import services
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A retried submit with the same key returns the first submit's job(s) instead of new ones.",
+)
+
 
 class JobSerializer(serializers.ModelSerializer):
     model = serializers.SerializerMethodField()
@@ -28,6 +36,7 @@ class JobSerializer(serializers.ModelSerializer):
             "worker",
             "worker_pid",
             "idempotency_key",
+            "batch_size",
             "queued_at",
             "started_at",
             "finished_at",
@@ -52,15 +61,7 @@ class JobList(APIView):
     @extend_schema(
         request=JobIn,
         responses={202: JobSerializer, 200: JobSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                required=False,
-                description="A retried submit with the same key returns the first job.",
-            )
-        ],
+        parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
         body = JobIn(data=request.data)
@@ -70,6 +71,38 @@ class JobList(APIView):
             request.user, body.validated_data["model"], body.validated_data["inputs"], key
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+class JobBatchIn(serializers.Serializer):
+    model = serializers.CharField(max_length=120)
+    inputs = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+
+class JobBatchOut(serializers.Serializer):
+    jobs = JobSerializer(many=True)
+
+
+class JobBatch(APIView):
+    """Submit many inputs for one model at once: one job each, all created or none."""
+
+    @extend_schema(
+        request=JobBatchIn,
+        responses={202: JobBatchOut, 200: JobBatchOut},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request) -> Response:
+        body = JobBatchIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        jobs, created = services.submit_batch(
+            request.user,
+            body.validated_data["model"],
+            body.validated_data["inputs"],
+            request.headers.get("Idempotency-Key"),
+        )
+        return Response(
+            {"jobs": JobSerializer(jobs, many=True).data},
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
 
 
 class JobDetail(APIView):

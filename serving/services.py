@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from datastore import registry
@@ -13,6 +19,7 @@ from datastore.runtime import MAX_TEXT_CHARS, InputError, check_text
 
 MAX_ATTEMPTS = 3
 MAX_IDEMPOTENCY_KEY = 100
+MAX_BATCH_SUBMIT = 256  # inputs per batch submit
 
 
 class JobError(Exception):
@@ -31,14 +38,16 @@ def resolve_model(ref: str) -> ModelVersion:
         raise JobError(exc.reason, status=exc.status, field="model") from None
 
 
-def validate_inputs(model: ModelVersion, inputs: Any) -> dict[str, Any]:
+def validate_inputs(model: ModelVersion, inputs: Any, index: int | None = None) -> dict[str, Any]:
+    """One job's inputs, checked before anything is queued; ``index`` places it in a batch submit."""
+    where = "inputs.text" if index is None else f"inputs[{index}].text"
     if model.task_type == "text_classification":
         text = inputs.get("text") if isinstance(inputs, dict) else None
         try:
             check_text(text)
         except InputError as exc:
             status = 413 if isinstance(text, str) and len(text) > MAX_TEXT_CHARS else 400
-            raise JobError(f"inputs.text: {exc.reason}", status=status, field="inputs.text") from exc
+            raise JobError(f"{where}: {exc.reason}", status=status, field=where) from exc
         return {"text": text}
     raise JobError(f"model task type {model.task_type} is not served yet", status=501)
 
@@ -48,79 +57,290 @@ def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | No
 
     A retried submit with the same idempotency key returns the first job instead of a second one.
     """
-    from serving.tasks import run_inference
+    jobs, created = submit_batch(user, model_ref, [inputs], idempotency_key, single=True)
+    return jobs[0], created
 
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise JobError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key")
+
+def submit_batch(
+    user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None, single: bool = False
+) -> tuple[list[InferenceJob], bool]:
+    """Create one job per input (all or none: every input is checked first) and queue them. Returns (jobs,
+    created); a retried submit with the same idempotency key returns the first submit's jobs.
+
+    A batch's jobs carry the key ``KEY#i``; ``single`` keeps a one-job submit's key as given.
+    """
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY - (0 if single else 6):
+        limit = MAX_IDEMPOTENCY_KEY - (0 if single else 6)
+        raise JobError(f"Idempotency-Key must be 1 to {limit} characters", field="Idempotency-Key")
+    if not isinstance(inputs, list) or not inputs:
+        raise JobError("inputs: expected a non-empty list", field="inputs")
+    if len(inputs) > MAX_BATCH_SUBMIT:
+        raise JobError(f"inputs: at most {MAX_BATCH_SUBMIT} per request, got {len(inputs)}", 413, "inputs")
     model = resolve_model(model_ref)
-    clean = validate_inputs(model, inputs)
+    clean = [validate_inputs(model, x, None if single else i) for i, x in enumerate(inputs)]
+    keys = [None] * len(clean)
     if idempotency_key:
-        existing = InferenceJob.objects.filter(submitted_by=user, idempotency_key=idempotency_key).first()
+        keys = [idempotency_key] if single else [f"{idempotency_key}#{i}" for i in range(len(clean))]
+        existing = _same_submit(user, model, model_ref, clean, keys)
         if existing is not None:
-            # The same reference, not the same version: an alias may have moved since the first submit.
-            same_model = (
-                existing.model_ref == model_ref if existing.model_ref else existing.model_version_id == model.pk
-            )
-            if not same_model or existing.inputs != clean:
-                raise JobError(
-                    "Idempotency-Key was already used for a different request", status=422, field="Idempotency-Key"
-                )
             return existing, False
+    recheck = timezone.now() + timedelta(seconds=requeue_queued_seconds())
     try:
         with transaction.atomic():
-            job = InferenceJob.objects.create(
-                model_version=model,
-                model_ref=model_ref,
-                submitted_by=user,
-                inputs=clean,
-                idempotency_key=idempotency_key or None,
+            jobs = InferenceJob.objects.bulk_create(
+                InferenceJob(
+                    model_version=model,
+                    model_ref=model_ref,
+                    submitted_by=user,
+                    inputs=x,
+                    idempotency_key=key,
+                    lease_until=recheck,
+                )
+                for x, key in zip(clean, keys, strict=True)
             )
     except IntegrityError:  # a concurrent retry with the same key won the race
-        return InferenceJob.objects.get(submitted_by=user, idempotency_key=idempotency_key), False
+        return list(InferenceJob.objects.filter(submitted_by=user, idempotency_key__in=keys).order_by("pk")), False
     try:
-        run_inference.delay(str(job.pk))
-    except Exception as exc:  # broker unreachable: the job must not wait forever in "queued"
-        finish_job(job, error=f"could not queue the job: {exc}")
+        for job in jobs:
+            run_inference_later(job)
+    except Exception as exc:  # broker unreachable: the jobs must not wait forever in "queued"
+        for job in jobs:
+            finish_job(job, error=f"could not queue the job: {exc}")
         raise JobError("the job queue is unavailable; retry later", status=503) from exc
-    return job, True
+    return jobs, True
 
 
-def start_job(job_id: str, worker: str, pid: int) -> InferenceJob | None:
-    """Mark a job running; None when it already ended (a redelivered message) or has used its attempts.
+def _same_submit(
+    user: Any, model: ModelVersion, model_ref: str, clean: list[dict[str, Any]], keys: list[Any]
+) -> list[InferenceJob] | None:
+    """The jobs of an earlier submit with these keys, or None; a JobError when the key was used otherwise."""
+    found = {j.idempotency_key: j for j in InferenceJob.objects.filter(submitted_by=user, idempotency_key__in=keys)}
+    if not found:
+        return None
+    jobs = [found.get(key) for key in keys]
+    for job, inputs in zip(jobs, clean, strict=True):
+        # The same reference, not the same version: an alias may have moved since the first submit.
+        same_model = job is not None and (
+            job.model_ref == model_ref if job.model_ref else job.model_version_id == model.pk
+        )
+        if job is None or not same_model or job.inputs != inputs:
+            raise JobError(
+                "Idempotency-Key was already used for a different request", status=422, field="Idempotency-Key"
+            )
+    return jobs  # type: ignore[return-value]
 
-    A message redelivered after its worker died (OOM, SIGKILL, time limit) comes back here; after
-    MAX_ATTEMPTS the job is failed instead of run again, so a poison job cannot loop forever.
+
+def run_inference_later(job: InferenceJob) -> None:
+    """Send the job's message: to its model's own queue when ``FSML_MODEL_QUEUES`` names the model."""
+    from serving.tasks import run_inference
+
+    run_inference.apply_async((str(job.pk),), queue=queue_for(job.model_version.name))
+
+
+def queue_for(model_name: str) -> str:
+    """``model.NAME`` for the models listed in ``FSML_MODEL_QUEUES`` (workers started with ``--queues``), else
+    the shared ``inference`` queue."""
+    dedicated = {n.strip() for n in os.environ.get("FSML_MODEL_QUEUES", "").split(",") if n.strip()}
+    return f"model.{model_name}" if model_name in dedicated else "inference"
+
+
+def requeue_queued_seconds() -> float:
+    """A job still queued this long after its message was sent gets its message sent again (a lost message:
+    its worker died holding it, or the broker lost it); a duplicate message is harmless."""
+    return float(os.environ.get("FSML_REQUEUE_QUEUED_SECONDS", "600"))
+
+
+@dataclass
+class Batch:
+    """Jobs one worker claimed together: same model reference, one claim token, one lease."""
+
+    jobs: list[InferenceJob]
+    claim: uuid.UUID
+    worker: str
+    pid: int
+
+
+def batch_max() -> int:
+    return max(1, int(os.environ.get("FSML_BATCH_MAX", "32")))
+
+
+def batch_wait() -> float:
+    """Seconds a worker waits for more queued jobs when its first look finds fewer than ``batch_max``."""
+    return max(0.0, float(os.environ.get("FSML_BATCH_WAIT_MS", "2")) / 1000)
+
+
+def lease_seconds() -> float:
+    """How long a claim lasts: above the task's time limit, so a live worker's job is never taken from it."""
+    return float(os.environ.get("FSML_JOB_LEASE_SECONDS", "90"))
+
+
+def _holder_is_dead(job: InferenceJob, worker: str) -> bool:
+    """The job's claimer was a process of this very worker that no longer exists (a killed pool child)."""
+    if job.worker != worker or not job.worker_pid:
+        return False
+    try:
+        os.kill(job.worker_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def claim_batch(job_id: str, worker: str, pid: int) -> Batch | None:
+    """Claim a job and, as its batch, up to ``batch_max() - 1`` other queued jobs of the same model reference.
+
+    Returns None when the message has nothing to do: the job ended, or another live worker holds it (a batch
+    took it; if that worker dies, its lease lapses and ``requeue_lapsed`` queues the job again). A job that has
+    failed before runs alone, so a poison input cannot take innocent batch-mates down with it, and after
+    MAX_ATTEMPTS it is failed instead of run again.
     """
+    now = timezone.now()
     with transaction.atomic():
-        job = InferenceJob.objects.select_for_update().select_related("model_version").get(pk=job_id)
-        if job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED):
+        job = InferenceJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED):
+            return None
+        held = job.status == InferenceJob.Status.RUNNING and job.lease_until and job.lease_until > now
+        if held and not _holder_is_dead(job, worker):
             return None
         if job.attempts >= MAX_ATTEMPTS:
-            finish_job(job, error=f"gave up after {job.attempts} attempts (the worker died or timed out)")
+            _end(job, error=f"gave up after {job.attempts} attempts (the worker died or timed out)")
             return None
-        job.status, job.started_at = InferenceJob.Status.RUNNING, timezone.now()
-        job.worker, job.worker_pid, job.attempts = worker, pid, job.attempts + 1
-        job.save(update_fields=["status", "started_at", "worker", "worker_pid", "attempts"])
-    return job
+        jobs = [job]
+        if job.attempts == 0:
+            jobs += _queued_batch_mates(job, batch_max() - 1)
+        if len(jobs) < batch_max() and job.attempts == 0 and batch_wait():
+            time.sleep(batch_wait())  # dynamic batching: a few milliseconds for more of the same model's jobs
+            jobs += _queued_batch_mates(job, batch_max() - len(jobs), exclude=[j.pk for j in jobs])
+        token = uuid.uuid4()
+        InferenceJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
+            status=InferenceJob.Status.RUNNING,
+            claim=token,
+            lease_until=now + timedelta(seconds=lease_seconds()),
+            started_at=timezone.now(),
+            worker=worker,
+            worker_pid=pid,
+            attempts=F("attempts") + 1,
+            batch_size=len(jobs),
+        )
+    for j in jobs:
+        j.attempts += 1
+    return Batch(jobs, token, worker, pid)
 
 
-def run_job(job: InferenceJob) -> InferenceJob:
-    """Run the job's model on its inputs and record the result or the error."""
+def _queued_batch_mates(job: InferenceJob, limit: int, exclude: list[Any] | None = None) -> list[InferenceJob]:
+    if limit <= 0:
+        return []
+    mates = InferenceJob.objects.select_for_update(skip_locked=True).select_related("model_version")
+    mates = mates.filter(status=InferenceJob.Status.QUEUED, model_ref=job.model_ref, attempts=0)
+    if not job.model_ref:  # jobs from before model_ref existed: batch by version
+        mates = mates.filter(model_version=job.model_version_id)
+    mates = mates.exclude(pk__in=[job.pk, *(exclude or [])]).order_by("queued_at")
+    return list(mates[:limit])
+
+
+def run_batch(batch: Batch) -> int:
+    """Run the batch's model on all its inputs at once and record each job's result or error.
+
+    ``NAME@ALIAS`` is resolved once per batch: a promotion reaches the workers between batches, and every job of
+    a batch is answered by the one whole version recorded on it. An input the model refuses fails its own job
+    only; the rest run again without it. Returns how many jobs this claim finished.
+    """
     from serving.runtimes import get_runtime
 
-    if "@" in job.model_ref:  # NAME@ALIAS: the version the alias names now, read once, for this whole job
-        job.model_version = resolve_model(job.model_ref)
-    try:
-        runtime = get_runtime(job.model_version)  # fully loaded before use: never half a model
-        prediction = runtime.predict([job.inputs["text"]])[0]
-    except InputError as exc:
-        return finish_job(job, error=str(exc))
-    return finish_job(job, result=prediction.as_dict())
+    first = batch.jobs[0]
+    model = resolve_model(first.model_ref) if "@" in first.model_ref else first.model_version
+    runtime = get_runtime(model)  # fully loaded before use: never half a model
+    outcomes: dict[Any, tuple[dict[str, Any] | None, str]] = {}
+    pending = list(batch.jobs)
+    while pending:
+        try:
+            predictions = runtime.predict([j.inputs["text"] for j in pending])
+        except InputError as exc:
+            bad = pending if exc.index is None else [pending[exc.index]]
+            outcomes.update({j.pk: (None, exc.reason if exc.index is not None else str(exc)) for j in bad})
+            pending = [j for j in pending if j not in bad]
+            continue
+        outcomes.update({j.pk: (p.as_dict(), "") for j, p in zip(pending, predictions, strict=True)})
+        break
+    return finish_batch(batch, outcomes, model)
+
+
+def finish_batch(
+    batch: Batch, outcomes: dict[Any, tuple[dict[str, Any] | None, str]], model: ModelVersion | None = None
+) -> int:
+    """Record each job's outcome, only while this claim still holds it: a claim that lapsed and was taken over
+    writes nothing, so no job ends twice. Returns the number of jobs finished."""
+    now = timezone.now()
+    done = 0
+    with transaction.atomic():
+        for job in batch.jobs:
+            result, error = outcomes[job.pk]
+            fields: dict[str, Any] = {
+                "result": result,
+                "error": error,
+                "status": InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED,
+                "finished_at": now,
+                "lease_until": None,
+            }
+            if model is not None:
+                fields["model_version"] = model
+            done += InferenceJob.objects.filter(
+                pk=job.pk, claim=batch.claim, status=InferenceJob.Status.RUNNING
+            ).update(**fields)
+    return done
+
+
+def release_batch(batch: Batch) -> None:
+    """Give a batch back to the queue (its model failed to load: the task retries), messages re-sent."""
+    ids = [j.pk for j in batch.jobs]
+    InferenceJob.objects.filter(pk__in=ids, claim=batch.claim, status=InferenceJob.Status.RUNNING).update(
+        status=InferenceJob.Status.QUEUED,
+        claim=None,
+        lease_until=timezone.now() + timedelta(seconds=requeue_queued_seconds()),
+    )
+    for job in batch.jobs[1:]:  # the first job's own message is the one being retried
+        run_inference_later(job)
+
+
+def requeue_lapsed(now: datetime | None = None) -> int:
+    """Queue again the jobs nobody is serving: running jobs whose claim lapsed (their worker died; those out of
+    attempts are failed instead) and queued jobs whose message was sent ``requeue_queued_seconds()`` ago and not
+    taken (a worker died holding it, or the broker lost it).
+
+    Every worker runs this every few seconds (``serving.tasks``); skip-locked rows make concurrent calls share
+    the work, and a duplicate message is harmless (the claim decides). Returns the number of jobs handled.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = list(
+            InferenceJob.objects.select_for_update(skip_locked=True)
+            .select_related("model_version")
+            .filter(status__in=[InferenceJob.Status.RUNNING, InferenceJob.Status.QUEUED], lease_until__lt=now)
+            .order_by("lease_until")[:500]
+        )
+        requeue = [j for j in stale if j.attempts < MAX_ATTEMPTS or j.status == InferenceJob.Status.QUEUED]
+        for job in stale:
+            if job not in requeue:
+                _end(job, error=f"gave up after {job.attempts} attempts (the worker died or timed out)")
+        InferenceJob.objects.filter(pk__in=[j.pk for j in requeue]).update(
+            status=InferenceJob.Status.QUEUED,
+            claim=None,
+            lease_until=now + timedelta(seconds=requeue_queued_seconds()),
+        )
+    for job in requeue:
+        run_inference_later(job)
+    return len(stale)
 
 
 def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:
+    """End a job outside any claim (it could not be queued)."""
+    return _end(job, result, error)
+
+
+def _end(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:
     job.result, job.error = result, error
     job.status = InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED
-    job.finished_at = timezone.now()
-    job.save(update_fields=["result", "error", "status", "finished_at", "model_version"])
+    job.finished_at, job.lease_until = timezone.now(), None
+    job.save(update_fields=["result", "error", "status", "finished_at", "lease_until"])
     return job

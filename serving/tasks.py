@@ -1,12 +1,23 @@
-"""Celery tasks: deserialise, call the services, record. Retries and time limits are explicit."""
+"""Celery tasks: deserialise, call the services, record. Retries and time limits are explicit.
+
+A message names one job; the worker that takes it claims that job and, as one batch, the other queued jobs of
+the same model (``services.claim_batch``). The messages of the batch-mates then find their job running or done
+and end at once. Each worker's main process also puts back jobs whose claim lapsed because their worker died
+(``services.requeue_lapsed``, every ``FSML_REQUEUE_SECONDS``).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutting_down
 
 from serving import services
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -19,13 +30,42 @@ from serving import services
     time_limit=60,
 )
 def run_inference(self, job_id: str) -> None:  # type: ignore[no-untyped-def] -- Celery's bound task
-    job = services.start_job(job_id, worker=self.request.hostname or "", pid=os.getpid())
-    if job is None:
+    batch = services.claim_batch(job_id, worker=self.request.hostname or "", pid=os.getpid())
+    if batch is None:
         return
     try:
-        services.run_job(job)
-    except Exception as exc:
+        services.run_batch(batch)
+    except Exception as exc:  # the model did not load (store down, bad archive): retry, then fail the batch
         if self.request.retries >= self.max_retries:
-            services.finish_job(job, error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            services.finish_batch(batch, {job.pk: (None, error) for job in batch.jobs})
             return
+        services.release_batch(batch)
         raise self.retry(exc=exc) from exc
+
+
+_stop = threading.Event()
+
+
+def _requeue_loop(interval: float) -> None:
+    from django.db import close_old_connections
+
+    while not _stop.wait(interval):
+        try:
+            if count := services.requeue_lapsed():
+                log.warning("requeued or failed %d jobs whose worker stopped holding them", count)
+        except Exception:  # the database or the broker is down for a moment: try again next round
+            log.exception("requeueing lapsed jobs failed")
+        finally:
+            close_old_connections()
+
+
+@worker_ready.connect
+def start_requeue_loop(**_: object) -> None:
+    interval = float(os.environ.get("FSML_REQUEUE_SECONDS", "10"))
+    threading.Thread(target=_requeue_loop, args=(interval,), name="fsml-requeue", daemon=True).start()
+
+
+@worker_shutting_down.connect
+def stop_requeue_loop(**_: object) -> None:
+    _stop.set()

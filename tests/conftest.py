@@ -38,6 +38,19 @@ def live_env(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> dict[st
 
 
 @pytest.fixture
+def service_client(live_env: dict[str, str]) -> Any:
+    """An API client with the token of a backend service's user."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    user = get_user_model().objects.create(username="backend")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
 def clean_broker() -> None:
     """Empty the test Redis database so no message from an earlier test is delivered."""
     if settings.CELERY_BROKER_URL.startswith("redis://"):

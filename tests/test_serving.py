@@ -5,20 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from datastore.models import InferenceJob
 from tests.conftest import child_pids
-
-
-@pytest.fixture
-def service_client(live_env) -> APIClient:
-    user = get_user_model().objects.create(username="backend")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 def wait_done(ids: list[str], timeout: float = 60) -> list[InferenceJob]:

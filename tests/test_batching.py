@@ -1,0 +1,254 @@
+"""Micro-batching workers on the real Redis broker and MariaDB: batch submits, a model's own queue consumed by
+two workers, a poison input in a batch, a worker SIGKILLed mid-batch, and a Redis restart with persistence on.
+Every job must end exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis as redis_lib
+
+from datastore import services as data_services
+from datastore.models import InferenceJob
+from datastore.runtime import load_runtime
+from deploy.processes import Service, free_port, wait_log, worker_command
+from tests.test_serving import wait_done
+
+MODEL = "sentiment-test"
+TEXTS = [
+    f"{word} flight number {n}, {mood}"
+    for n, (word, mood) in enumerate(
+        [("great", "thanks"), ("awful", "never again"), ("okay", "fine"), ("late", "lost my bag")] * 16
+    )
+]
+
+
+def start_worker(tmp_path: Path, name: str, queues: str = "inference", **env: str) -> Service:
+    worker = Service(
+        name,
+        worker_command(concurrency=1, queues=queues, name=f"{name}-{os.getpid()}@%h"),
+        tmp_path / f"{name}.log",
+        env=env,
+    )
+    worker.start()
+    wait_log(worker, "ready.", timeout=90)
+    return worker
+
+
+def assert_answers_match(jobs: list[InferenceJob], model: Any) -> None:
+    """Each job holds the model's own answer for its input, as a batch of one would give it."""
+    runtime = load_runtime(data_services.unpacked_model(model))
+    for job in jobs:
+        assert job.status == InferenceJob.Status.SUCCEEDED, job.error
+        alone = runtime.predict([job.inputs["text"]])[0]
+        assert job.result["label"] == alone.label
+        got = [job.result["scores"][k] for k in sorted(alone.scores)]
+        np.testing.assert_allclose(got, [alone.scores[k] for k in sorted(alone.scores)], atol=2e-5)
+
+
+def test_batch_submits_are_batched_and_shared_by_two_workers_on_the_models_queue(
+    live_env, clean_broker, registered_model, service_client, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("FSML_MODEL_QUEUES", MODEL)  # the submitting process routes to model.sentiment-test
+    workers = [
+        start_worker(tmp_path, f"w{i}", queues=f"model.{MODEL}", FSML_BATCH_MAX="8", FSML_MODEL_QUEUES=MODEL)
+        for i in (1, 2)
+    ]
+    try:
+        body = {"model": MODEL, "inputs": [{"text": t} for t in TEXTS]}
+        first = service_client.post("/api/jobs/batch/", body, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+        assert first.status_code == 202, first.content
+        again = service_client.post("/api/jobs/batch/", body, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+        assert again.status_code == 200
+        ids = [j["id"] for j in first.json()["jobs"]]
+        assert [j["id"] for j in again.json()["jobs"]] == ids and len(set(ids)) == len(TEXTS)
+        assert [j["inputs"]["text"] for j in first.json()["jobs"]] == TEXTS, "jobs come back in input order"
+        jobs = wait_done(ids)
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert InferenceJob.objects.count() == len(TEXTS), "the retried submit made no second set"
+    assert_answers_match(jobs, registered_model)
+    sizes = [j.batch_size for j in jobs]
+    assert max(sizes) > 1 and max(sizes) <= 8, sizes
+    assert {j.worker.split("-")[0] for j in jobs} == {"w1", "w2"}, "both workers on the one queue served jobs"
+    assert all(j.attempts == 1 for j in jobs)
+
+
+def test_bad_batch_submits_are_refused_whole(registered_model, service_client) -> None:
+    good = {"text": "fine"}
+    for inputs, status, needle in (
+        ([good, {"text": ""}], 400, "inputs[1].text"),
+        ([good, {"text": "x" * 20_001}], 413, "inputs[1].text"),
+        ([good] * 257, 413, "at most 256"),
+        ([], 400, "empty"),
+        ("hello", 400, "list"),
+    ):
+        res = service_client.post("/api/jobs/batch/", {"model": MODEL, "inputs": inputs}, format="json")
+        assert res.status_code == status, (inputs[:2], res.content)
+        assert needle in str(res.json())
+    res = service_client.post("/api/jobs/batch/", {"model": "nope", "inputs": [good]}, format="json")
+    assert res.status_code == 404
+    assert InferenceJob.objects.count() == 0, "nothing was queued"
+
+
+def test_a_poison_input_fails_its_own_job_and_not_its_batch(live_env, clean_broker, registered_model, tmp_path) -> None:
+    """An input that reaches the worker and is refused there (written past the API) fails alone; its batch-mates
+    run again without it, and the worker keeps serving."""
+    from django.contrib.auth import get_user_model
+
+    from serving.services import run_inference_later, submit_batch
+
+    user = get_user_model().objects.create(username="svc")
+    poison = InferenceJob.objects.create(
+        model_version=registered_model, model_ref=MODEL, submitted_by=user, inputs={"text": "   "}
+    )
+    jobs, _ = submit_batch(user, MODEL, [{"text": t} for t in TEXTS[:6]])
+    run_inference_later(poison)
+    worker = start_worker(tmp_path, "w", FSML_BATCH_MAX="16", FSML_BATCH_WAIT_MS="200")
+    try:
+        done = wait_done([str(j.pk) for j in [poison, *jobs]])
+        later = wait_done([str(submit_batch(user, MODEL, [{"text": "still serving?"}])[0][0].pk)])
+    finally:
+        worker.stop()
+    by_id = {j.pk: j for j in done}
+    assert by_id[poison.pk].status == InferenceJob.Status.FAILED and "empty text" in by_id[poison.pk].error
+    assert_answers_match([by_id[j.pk] for j in jobs], registered_model)
+    assert max(j.batch_size for j in done) > 1, "the poison job was batched with the others"
+    assert later[0].status == InferenceJob.Status.SUCCEEDED
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_loses_no_job_and_none_ends_twice(
+    live_env, clean_broker, registered_model, service_client, tmp_path
+) -> None:
+    """SIGKILL the whole worker (main process and pool) while it holds a claimed batch: a second worker puts the
+    lapsed jobs back (lease 4 s) and finishes every job exactly once."""
+    texts = [f"{t} ({n})" for n in range(4) for t in TEXTS]  # 256 jobs: 16 batches to catch one in flight
+    fast = {"FSML_BATCH_MAX": "16", "FSML_JOB_LEASE_SECONDS": "4", "FSML_REQUEUE_SECONDS": "1"}
+    doomed = start_worker(tmp_path, "doomed", **fast)
+    held: list[InferenceJob] = []
+    try:
+        res = service_client.post(
+            "/api/jobs/batch/", {"model": MODEL, "inputs": [{"text": t} for t in texts]}, format="json"
+        )
+        assert res.status_code == 202, res.content
+        ids = [j["id"] for j in res.json()["jobs"]]
+        deadline = time.monotonic() + 60
+        while not held and time.monotonic() < deadline:
+            if InferenceJob.objects.filter(pk__in=ids, status="running", worker__startswith="doomed").exists():
+                os.killpg(doomed.pid, signal.SIGSTOP)  # frozen mid-batch, unless it finished a moment ago
+                held = list(InferenceJob.objects.filter(pk__in=ids, status="running", worker__startswith="doomed"))
+                if not held:
+                    os.killpg(doomed.pid, signal.SIGCONT)
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)  # no warm shutdown: the batch in hand is simply gone
+        doomed.proc.wait(10)
+    assert held, "the worker was killed while holding a batch"
+    assert len({j.claim for j in held}) == 1, "one batch in flight"
+
+    rescuer = start_worker(tmp_path, "rescuer", **fast)
+    try:
+        jobs = wait_done(ids, timeout=120)
+    finally:
+        rescuer.stop()
+    by_id = {j.pk: j for j in jobs}
+    assert_answers_match(jobs, registered_model)
+    for job in held:
+        rescued = by_id[job.pk]
+        assert rescued.worker.startswith("rescuer") and rescued.attempts == 2, (rescued.worker, rescued.attempts)
+    assert all(j.attempts <= 2 for j in jobs)
+    assert "requeued or failed" in (tmp_path / "rescuer.log").read_text()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A Redis of this test's own, with the append-only file on, that the test may restart."""
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis_lib.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return proc
+            except redis_lib.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    state = {"proc": start()}
+
+    def restart() -> None:
+        state["proc"].send_signal(signal.SIGKILL)  # no save on the way down: only the append-only file remains
+        state["proc"].wait(10)
+        state["proc"] = start()
+
+    try:
+        yield f"redis://127.0.0.1:{port}/0", restart
+    finally:
+        state["proc"].kill()
+        state["proc"].wait(10)
+
+
+@pytest.mark.slow
+def test_queued_jobs_survive_a_redis_restart_with_persistence_on(
+    live_env, registered_model, private_redis, tmp_path, monkeypatch
+) -> None:
+    """Messages waiting in Redis when it is killed (no save on the way down) are read back from the append-only
+    file, and a worker started afterwards serves every job (docker-compose runs Redis with appendonly yes)."""
+    from celery import Celery
+    from django.contrib.auth import get_user_model
+
+    url, restart = private_redis
+    user = get_user_model().objects.create(username="svc")
+    jobs = [
+        InferenceJob.objects.create(
+            model_version=registered_model, model_ref=MODEL, submitted_by=user, inputs={"text": t}
+        )
+        for t in TEXTS[:10]
+    ]
+    monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery reads it before any broker argument
+    sender = Celery(
+        broker=url, set_as_current=False
+    )  # what run_inference_later sends, to this test's own Redis; no worker is up yet
+    for job in jobs:
+        sender.send_task("serving.tasks.run_inference", args=[str(job.pk)], queue="inference")
+    assert redis_lib.Redis.from_url(url).llen("inference") == 10
+    restart()
+    assert redis_lib.Redis.from_url(url).llen("inference") == 10, "the queue came back from the append-only file"
+    worker = start_worker(tmp_path, "after-restart")
+    try:
+        done = wait_done([str(j.pk) for j in jobs])
+    finally:
+        worker.stop()
+    assert_answers_match(done, registered_model)
+    assert {j.worker.split("-")[0] for j in done} == {"after"}
