@@ -40,7 +40,14 @@ import numpy as np
 from bench.quality import QUICK, image_version, machine, run_config, split_sizes, text_version, train_or_reuse
 
 Mode = Callable[[np.ndarray], np.ndarray]  # encoded inputs -> logits
-MODELS = ("sentiment-bag_of_embeddings", "sentiment-bigrams", "sentiment-cnn", "sentiment-transformer", "mnist-cnn")
+MODELS = (
+    "sentiment-bag_of_embeddings",
+    "sentiment-bigrams",
+    "sentiment-subwords",
+    "sentiment-cnn",
+    "sentiment-transformer",
+    "mnist-cnn",
+)
 BATCH = 64
 
 

@@ -329,6 +329,11 @@ class InferenceJob(models.Model):
     claim = models.UUIDField(null=True, blank=True, help_text="Token of the worker's claim on a running job.")
     lease_until = models.DateTimeField(null=True, blank=True, help_text="When a running job's claim lapses.")
     batch_size = models.PositiveIntegerField(null=True, blank=True, help_text="Inputs in the batch that ran it.")
+    callback_url = models.URLField(max_length=500, blank=True, help_text="POSTed the finished job, with retries.")
+    callback_status = models.CharField(
+        max_length=300, blank=True, help_text='"delivered", or the last failure while retries go on, or "gave up: ..."'
+    )
+    callback_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [

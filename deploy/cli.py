@@ -280,12 +280,25 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     queues: Annotated[
         str,
-        typer.Option(help="Queues to consume, comma-separated: inference (shared) and model.NAME (FSML_MODEL_QUEUES)."),
-    ] = "inference",
+        typer.Option(
+            help="Queues to consume, comma-separated: inference (shared), callbacks, model.NAME (FSML_MODEL_QUEUES)."
+        ),
+    ] = "inference,callbacks",
 ) -> None:
-    """Run a Celery worker (the same command docker compose runs)."""
+    """Run a Celery worker (the same command docker compose runs). With FSML_WORKER_METRICS_PORT set, its
+    processes' Prometheus metrics are served there (/metrics)."""
     from deploy.processes import worker_command
 
+    if os.environ.get("FSML_WORKER_METRICS_PORT") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import shutil
+
+        from django.conf import settings
+
+        _django()
+        folder = Path(settings.FSML_HOME) / "metrics" / f"worker-{os.getpid()}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # before any process imports prometheus_client
     cmd = worker_command(concurrency, queues)
     os.execv(cmd[0], cmd)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import URLValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -11,6 +12,8 @@ from rest_framework.views import APIView
 from datastore.models import InferenceJob
 from serving import services
 
+HTTP_URL = URLValidator(schemes=["http", "https"], message="callback_url must be an http or https URL")
+MAX_SYNC_TIMEOUT = 30.0  # seconds a synchronous request may hold a web process
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -37,6 +40,9 @@ class JobSerializer(serializers.ModelSerializer):
             "worker_pid",
             "idempotency_key",
             "batch_size",
+            "callback_url",
+            "callback_status",
+            "callback_attempts",
             "queued_at",
             "started_at",
             "finished_at",
@@ -49,6 +55,19 @@ class JobSerializer(serializers.ModelSerializer):
 class JobIn(serializers.Serializer):
     model = serializers.CharField(max_length=120)
     inputs = serializers.JSONField()
+    callback_url = serializers.URLField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        validators=[HTTP_URL],
+        help_text="POSTed the finished job (retried until 2xx).",
+    )
+
+
+class SyncJobIn(JobIn):
+    timeout = serializers.FloatField(
+        required=False, default=10.0, min_value=0.0, max_value=MAX_SYNC_TIMEOUT, help_text="Seconds to wait."
+    )
 
 
 class JobList(APIView):
@@ -68,14 +87,39 @@ class JobList(APIView):
         body.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key")
         job, created = services.submit_job(
-            request.user, body.validated_data["model"], body.validated_data["inputs"], key
+            request.user,
+            body.validated_data["model"],
+            body.validated_data["inputs"],
+            key,
+            body.validated_data.get("callback_url", ""),
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+class JobSync(APIView):
+    """Submit one job and wait for its result up to ``timeout`` seconds (at most 30): 200 with the finished job,
+    or 202 with the job as it is (poll ``/api/jobs/ID/``) when the time is up. For small, latency-bound calls."""
+
+    @extend_schema(request=SyncJobIn, responses={200: JobSerializer, 202: JobSerializer}, parameters=[IDEMPOTENCY_KEY])
+    def post(self, request: Request) -> Response:
+        body = SyncJobIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        job, _ = services.submit_job(
+            request.user,
+            body.validated_data["model"],
+            body.validated_data["inputs"],
+            request.headers.get("Idempotency-Key"),
+            body.validated_data.get("callback_url", ""),
+        )
+        job = services.wait_for_job(job, body.validated_data["timeout"])
+        ended = job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
+        return Response(JobSerializer(job).data, status=status.HTTP_200_OK if ended else status.HTTP_202_ACCEPTED)
 
 
 class JobBatchIn(serializers.Serializer):
     model = serializers.CharField(max_length=120)
     inputs = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    callback_url = serializers.URLField(max_length=500, required=False, allow_blank=True, validators=[HTTP_URL])
 
 
 class JobBatchOut(serializers.Serializer):
@@ -98,6 +142,7 @@ class JobBatch(APIView):
             body.validated_data["model"],
             body.validated_data["inputs"],
             request.headers.get("Idempotency-Key"),
+            callback_url=body.validated_data.get("callback_url", ""),
         )
         return Response(
             {"jobs": JobSerializer(jobs, many=True).data},

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -20,6 +21,8 @@ from datastore.runtime import MAX_TEXT_CHARS, InputError, check_text
 MAX_ATTEMPTS = 3
 MAX_IDEMPOTENCY_KEY = 100
 MAX_BATCH_SUBMIT = 256  # inputs per batch submit
+CALLBACK_QUEUE = "callbacks"
+CALLBACK_TIMEOUT = 10  # seconds a callback receiver has to answer
 
 
 class JobError(Exception):
@@ -52,20 +55,28 @@ def validate_inputs(model: ModelVersion, inputs: Any, index: int | None = None) 
     raise JobError(f"model task type {model.task_type} is not served yet", status=501)
 
 
-def submit_job(user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None) -> tuple[InferenceJob, bool]:
+def submit_job(
+    user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None, callback_url: str = ""
+) -> tuple[InferenceJob, bool]:
     """Create a job and queue it once the row is committed. Returns (job, created).
 
     A retried submit with the same idempotency key returns the first job instead of a second one.
     """
-    jobs, created = submit_batch(user, model_ref, [inputs], idempotency_key, single=True)
+    jobs, created = submit_batch(user, model_ref, [inputs], idempotency_key, single=True, callback_url=callback_url)
     return jobs[0], created
 
 
 def submit_batch(
-    user: Any, model_ref: str, inputs: Any, idempotency_key: str | None = None, single: bool = False
+    user: Any,
+    model_ref: str,
+    inputs: Any,
+    idempotency_key: str | None = None,
+    single: bool = False,
+    callback_url: str = "",
 ) -> tuple[list[InferenceJob], bool]:
     """Create one job per input (all or none: every input is checked first) and queue them. Returns (jobs,
-    created); a retried submit with the same idempotency key returns the first submit's jobs.
+    created); a retried submit with the same idempotency key returns the first submit's jobs. With a
+    ``callback_url``, each finished job is POSTed there (``deliver_callback``).
 
     A batch's jobs carry the key ``KEY#i``; ``single`` keeps a one-job submit's key as given.
     """
@@ -95,6 +106,7 @@ def submit_batch(
                     inputs=x,
                     idempotency_key=key,
                     lease_until=recheck,
+                    callback_url=callback_url,
                 )
                 for x, key in zip(clean, keys, strict=True)
             )
@@ -244,13 +256,16 @@ def run_batch(batch: Batch) -> int:
 
     ``NAME@ALIAS`` is resolved once per batch: a promotion reaches the workers between batches, and every job of
     a batch is answered by the one whole version recorded on it. An input the model refuses fails its own job
-    only; the rest run again without it. Returns how many jobs this claim finished.
+    only; the rest run again without it. Returns how many jobs this claim finished (and records the batch in
+    ``serving.metrics``).
     """
+    from serving.metrics import observe_batch
     from serving.runtimes import get_runtime
 
     first = batch.jobs[0]
     model = resolve_model(first.model_ref) if "@" in first.model_ref else first.model_version
     runtime = get_runtime(model)  # fully loaded before use: never half a model
+    began = time.perf_counter()
     outcomes: dict[Any, tuple[dict[str, Any] | None, str]] = {}
     pending = list(batch.jobs)
     while pending:
@@ -263,16 +278,105 @@ def run_batch(batch: Batch) -> int:
             continue
         outcomes.update({j.pk: (p.as_dict(), "") for j, p in zip(pending, predictions, strict=True)})
         break
-    return finish_batch(batch, outcomes, model)
+    seconds = time.perf_counter() - began
+    finished = finish_batch(batch, outcomes, model)
+    observe_batch(model.name, finished, outcomes, seconds)
+    announce_finished(finished)
+    return len(finished)
+
+
+def announce_finished(jobs: list[InferenceJob]) -> None:
+    """After the results are committed: wake the synchronous requests waiting on these jobs (Redis pub/sub) and
+    queue the callbacks they asked for."""
+    from django.conf import settings
+
+    from serving.tasks import deliver_callback
+
+    for job in jobs:
+        if job.callback_url:
+            deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
+    if jobs and settings.CELERY_BROKER_URL.startswith("redis://"):
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+        try:
+            for job in jobs:
+                client.publish(job_channel(job.pk), job.status)
+        except redis.RedisError:  # waiters fall back to reading the database when their time is up
+            pass
+        finally:
+            client.close()
+
+
+def job_channel(job_id: Any) -> str:
+    return f"fsml:job-finished:{job_id}"
+
+
+def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
+    """The job once it ended, or as it is after ``timeout`` seconds. Listens on the job's Redis channel where the
+    broker is Redis (no polling), else reads the database every 50 ms."""
+    from django.conf import settings
+
+    ended = (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
+    deadline = time.monotonic() + timeout
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=timeout + 5)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(job_channel(job.pk))
+            job.refresh_from_db()  # it may have ended before the subscription
+            while job.status not in ended and (left := deadline - time.monotonic()) > 0:
+                if pubsub.get_message(timeout=min(left, 1.0)) is not None:
+                    job.refresh_from_db()
+            job.refresh_from_db()
+        finally:
+            pubsub.close()
+            client.close()
+        return job
+    job.refresh_from_db()
+    while job.status not in ended and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job.refresh_from_db()
+    return job
+
+
+def post_callback(job: InferenceJob, body: bytes) -> str:
+    """POST a finished job to its callback URL. Returns "" when the receiver took it (2xx), else the reason.
+
+    With ``FSML_CALLBACK_SECRET`` set, ``X-Fsml-Signature: sha256=<HMAC of the body>`` lets the receiver check
+    that the call came from here.
+    """
+    import hashlib
+    import hmac
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", "User-Agent": "fsml-callback/1", "X-Fsml-Job": str(job.pk)}
+    if secret := os.environ.get("FSML_CALLBACK_SECRET", ""):
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-Fsml-Signature"] = f"sha256={digest}"
+    request = urllib.request.Request(job.callback_url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=CALLBACK_TIMEOUT) as response:
+            return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"unreachable: {getattr(exc, 'reason', exc)}"
+
+
+def record_callback(job_id: Any, outcome: str, gave_up: bool = False) -> None:
+    status = "delivered" if not outcome else (f"gave up: {outcome}" if gave_up else outcome)
+    InferenceJob.objects.filter(pk=job_id).update(
+        callback_status=status[:300], callback_attempts=F("callback_attempts") + 1
+    )
 
 
 def finish_batch(
     batch: Batch, outcomes: dict[Any, tuple[dict[str, Any] | None, str]], model: ModelVersion | None = None
-) -> int:
+) -> list[InferenceJob]:
     """Record each job's outcome, only while this claim still holds it: a claim that lapsed and was taken over
-    writes nothing, so no job ends twice. Returns the number of jobs finished."""
+    writes nothing, so no job ends twice. Returns the jobs this call finished."""
     now = timezone.now()
-    done = 0
+    done = []
     with transaction.atomic():
         for job in batch.jobs:
             result, error = outcomes[job.pk]
@@ -285,9 +389,11 @@ def finish_batch(
             }
             if model is not None:
                 fields["model_version"] = model
-            done += InferenceJob.objects.filter(
-                pk=job.pk, claim=batch.claim, status=InferenceJob.Status.RUNNING
-            ).update(**fields)
+            if InferenceJob.objects.filter(pk=job.pk, claim=batch.claim, status=InferenceJob.Status.RUNNING).update(
+                **fields
+            ):
+                job.finished_at = now
+                done.append(job)
     return done
 
 

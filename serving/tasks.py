@@ -44,6 +44,29 @@ def run_inference(self, job_id: str) -> None:  # type: ignore[no-untyped-def] --
         raise self.retry(exc=exc) from exc
 
 
+@shared_task(bind=True, acks_late=True, max_retries=6, time_limit=60)
+def deliver_callback(self, job_id: str) -> None:  # type: ignore[no-untyped-def] -- Celery's bound task
+    """POST the finished job to its callback URL; retried with backoff (2, 4, ... 64 s) until it answers 2xx."""
+    import json
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from datastore.models import InferenceJob
+    from serving.api import JobSerializer
+
+    job = InferenceJob.objects.select_related("model_version").filter(pk=job_id).first()
+    if job is None or not job.callback_url or job.callback_status == "delivered":
+        return
+    # The job as GET /api/jobs/ID/ shows it, without the delivery's own bookkeeping: every retry sends the same body.
+    fields = {k: v for k, v in JobSerializer(job).data.items() if not k.startswith("callback_")}
+    body = json.dumps(fields, cls=DjangoJSONEncoder).encode()
+    failure = services.post_callback(job, body)
+    gave_up = bool(failure) and self.request.retries >= self.max_retries
+    services.record_callback(job.pk, failure, gave_up)
+    if failure and not gave_up:
+        raise self.retry(countdown=2 ** (self.request.retries + 1))
+
+
 _stop = threading.Event()
 
 
@@ -62,8 +85,11 @@ def _requeue_loop(interval: float) -> None:
 
 @worker_ready.connect
 def start_requeue_loop(**_: object) -> None:
+    from serving.metrics import serve_worker_metrics
+
     interval = float(os.environ.get("FSML_REQUEUE_SECONDS", "10"))
     threading.Thread(target=_requeue_loop, args=(interval,), name="fsml-requeue", daemon=True).start()
+    serve_worker_metrics()
 
 
 @worker_shutting_down.connect

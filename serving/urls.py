@@ -7,6 +7,7 @@ from serving import api, health, registry_api
 urlpatterns = [
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),
     path("api/jobs/batch/", api.JobBatch.as_view(), name="api-jobs-batch"),
+    path("api/jobs/sync/", api.JobSync.as_view(), name="api-jobs-sync"),
     path("api/jobs/<uuid:job_id>/", api.JobDetail.as_view(), name="api-job"),
     path("api/models/", registry_api.ModelList.as_view(), name="api-models"),
     path("api/models/<str:name>/", registry_api.ModelDetail.as_view(), name="api-model"),
@@ -18,4 +19,5 @@ urlpatterns = [
     ),
     path("healthz", health.live, name="healthz"),
     path("readyz", health.ready, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
 ]

@@ -252,3 +252,42 @@ def test_queued_jobs_survive_a_redis_restart_with_persistence_on(
         worker.stop()
     assert_answers_match(done, registered_model)
     assert {j.worker.split("-")[0] for j in done} == {"after"}
+
+
+def test_prometheus_metrics_of_the_web_and_of_a_worker(
+    live_env, clean_broker, registered_model, service_client, tmp_path, monkeypatch
+) -> None:
+    """The web's /metrics shows the jobs waiting; the worker's shows what its pool processes did: jobs finished,
+    latencies and batch sizes, summed over processes."""
+    import urllib.request
+
+    from django.test import Client
+
+    body = {"model": MODEL, "inputs": [{"text": t} for t in TEXTS[:20]]}
+    ids = [j["id"] for j in service_client.post("/api/jobs/batch/", body, format="json").json()["jobs"]]
+    scraped = Client().get("/metrics").content.decode()
+    assert f'fsml_jobs{{model="{MODEL}",status="queued"}} 20.0' in scraped, scraped
+    assert 'fsml_queue_messages{queue="inference"} 20.0' in scraped
+
+    port = free_port()
+    metrics_dir = tmp_path / "prom"
+    metrics_dir.mkdir()
+    worker = start_worker(
+        tmp_path,
+        "metered",
+        FSML_WORKER_METRICS_PORT=str(port),
+        FSML_WORKER_METRICS_HOST="127.0.0.1",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        FSML_BATCH_MAX="8",
+    )
+    try:
+        wait_done(ids)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as res:
+            text = res.read().decode()
+    finally:
+        worker.stop()
+    assert f'fsml_jobs_finished_total{{model="{MODEL}",status="succeeded"}} 20.0' in text, text
+    assert f'fsml_job_latency_seconds_count{{model="{MODEL}"}} 20.0' in text
+    batches = [line for line in text.splitlines() if line.startswith(f'fsml_batch_size_sum{{model="{MODEL}"}}')]
+    assert batches == [f'fsml_batch_size_sum{{model="{MODEL}"}} 20.0'], "batch sizes add up to the jobs"
+    assert "fsml_jobs{" not in Client().get("/metrics").content.decode(), "nothing waits any more"

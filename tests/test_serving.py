@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -81,3 +82,79 @@ def test_job_api_needs_a_valid_token(live_env) -> None:
     assert client.post("/api/jobs/", {}, format="json").status_code == 401
     client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
     assert client.get("/api/jobs/").status_code == 401
+
+
+def test_the_sync_endpoint_waits_for_the_result_or_answers_202(celery_worker, registered_model, service_client):
+    res = service_client.post(
+        "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": "great crew"}, "timeout": 30}, format="json"
+    )
+    assert res.status_code == 200, res.content
+    assert res.json()["status"] == "succeeded" and res.json()["result"]["label"] in ("negative", "neutral", "positive")
+    for body, needle in (({"timeout": 31}, "less than or equal to 30"), ({"inputs": {"text": ""}}, "non-empty")):
+        bad = service_client.post(
+            "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": "x"}} | body, format="json"
+        )
+        assert bad.status_code == 400 and needle in str(bad.json())
+
+
+def test_the_sync_endpoint_gives_back_the_job_when_its_time_is_up(registered_model, service_client) -> None:
+    res = service_client.post(  # no worker runs: the job stays queued
+        "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": "hello"}, "timeout": 0.3}, format="json"
+    )
+    assert res.status_code == 202 and res.json()["status"] == "queued"
+    assert service_client.get(f"/api/jobs/{res.json()['id']}/").json()["status"] == "queued"
+
+
+@pytest.fixture
+def callback_receiver(monkeypatch) -> Iterator[tuple[str, list[tuple[dict, bytes]]]]:
+    """An HTTP receiver that answers 500 to the first call and 200 afterwards, keeping what it was sent; the
+    workers started after it sign callbacks with a secret."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    monkeypatch.setenv("FSML_CALLBACK_SECRET", "s3cret")
+    calls: list[tuple[dict, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+            calls.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(500 if len(calls) == 1 else 200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", calls
+    finally:
+        server.shutdown()
+
+
+def test_a_callback_is_retried_until_the_receiver_takes_it(
+    callback_receiver, celery_worker, registered_model, service_client
+) -> None:
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    url, calls = callback_receiver
+    body = {"model": "sentiment-test", "inputs": {"text": "on time!"}, "callback_url": url}
+    job_id = service_client.post("/api/jobs/", body, format="json").json()["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = InferenceJob.objects.get(pk=job_id)
+        if job.callback_status == "delivered":
+            break
+        time.sleep(0.2)
+    assert job.callback_status == "delivered" and job.callback_attempts == 2, (job.callback_status, calls)
+    assert len(calls) == 2 and calls[0][1] == calls[1][1], "the retry sent the same body"
+    headers, sent = calls[1]
+    payload = json.loads(sent)
+    assert payload["id"] == job_id and payload["status"] == "succeeded" and payload["result"] == job.result
+    expected = hmac.new(b"s3cret", sent, hashlib.sha256).hexdigest()
+    assert headers["X-Fsml-Signature"] == f"sha256={expected}"
+    bad = service_client.post("/api/jobs/", body | {"callback_url": "ftp://example.com/x"}, format="json")
+    assert bad.status_code == 400 and "callback_url" in bad.json()

@@ -1,0 +1,107 @@
+"""Prometheus metrics of the job road.
+
+Workers: every pool process records finished jobs, job latency (submit to result), batch sizes and model time
+per batch into ``PROMETHEUS_MULTIPROC_DIR`` (``fsml worker`` makes a fresh one per worker), and the worker's
+main process serves them all on ``FSML_WORKER_METRICS_PORT`` (``/metrics``; unset: not served). Web: ``/metrics``
+reads the state of the queue when scraped: jobs queued and running per model from the database, and the
+messages waiting in each Redis queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+JOBS_FINISHED = Counter("fsml_jobs_finished_total", "Jobs finished by the workers.", ["model", "status"])
+JOB_LATENCY = Histogram(
+    "fsml_job_latency_seconds", "From submit to result, per finished job.", ["model"], buckets=LATENCY_BUCKETS
+)
+BATCH_SIZE = Histogram(
+    "fsml_batch_size", "Jobs per batch a worker ran.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+BATCH_SECONDS = Histogram(
+    "fsml_batch_seconds",
+    "Time a worker spent running one batch through its model.",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+def observe_batch(model: str, jobs: Iterable[Any], outcomes: dict[Any, tuple[Any, str]], seconds: float) -> None:
+    """Record one batch: its size, its model time, and each finished job's status and latency."""
+    jobs = list(jobs)
+    BATCH_SIZE.labels(model).observe(len(jobs))
+    BATCH_SECONDS.labels(model).observe(seconds)
+    for job in jobs:
+        _, error = outcomes[job.pk]
+        JOBS_FINISHED.labels(model, "failed" if error else "succeeded").inc()
+        if job.finished_at is not None and job.queued_at is not None:
+            JOB_LATENCY.labels(model).observe((job.finished_at - job.queued_at).total_seconds())
+
+
+def serve_worker_metrics() -> None:
+    """In a worker's main process: serve every pool process's metrics on ``FSML_WORKER_METRICS_PORT``."""
+    port = os.environ.get("FSML_WORKER_METRICS_PORT")
+    if not port:
+        return
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        log.warning("FSML_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not: start with fsml worker")
+        return
+    from prometheus_client import multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(int(port), addr=os.environ.get("FSML_WORKER_METRICS_HOST", "0.0.0.0"), registry=registry)
+    log.info("worker metrics on port %s", port)
+
+
+class QueueCollector(Collector):
+    """The queue as the web process sees it when scraped: jobs per status and model, messages per Redis queue."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.conf import settings
+        from django.db.models import Count
+
+        from datastore.models import InferenceJob
+
+        jobs = GaugeMetricFamily("fsml_jobs", "Jobs queued or running now, by model.", labels=["model", "status"])
+        waiting = InferenceJob.objects.filter(status__in=[InferenceJob.Status.QUEUED, InferenceJob.Status.RUNNING])
+        for row in waiting.values("model_version__name", "status").annotate(n=Count("pk")):
+            jobs.add_metric([row["model_version__name"], row["status"]], row["n"])
+        yield jobs
+        if settings.CELERY_BROKER_URL.startswith("redis://"):
+            yield self._redis_queues(settings.CELERY_BROKER_URL)
+
+    def _redis_queues(self, url: str) -> GaugeMetricFamily:
+        import redis
+
+        from serving.services import queue_for
+
+        family = GaugeMetricFamily("fsml_queue_messages", "Messages waiting in a Redis queue.", labels=["queue"])
+        names = {"inference"} | {
+            queue_for(n.strip()) for n in os.environ.get("FSML_MODEL_QUEUES", "").split(",") if n.strip()
+        }
+        client = redis.Redis.from_url(url, socket_timeout=2)
+        try:
+            for name in sorted(names):
+                family.add_metric([name], client.llen(name))
+        except redis.RedisError as exc:  # the scrape still answers; the gap shows the broker is down
+            log.warning("cannot read queue lengths: %s", exc)
+        finally:
+            client.close()
+        return family
+
+
+def web_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(QueueCollector())
+    return registry
