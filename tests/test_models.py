@@ -241,6 +241,22 @@ def test_subwords_tie_related_tokens_and_travel_with_the_weights() -> None:
         model.set_subwords(tokens[:-1])  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("task", ["text_classification", "multi_label"])
+def test_folded_subwords_give_the_same_logits_and_never_go_stale(task: str) -> None:
+    model = make(task, "bag_of_embeddings+subwords").eval()
+    ids = padded_ids(5, 9)
+    ids[1, :] = 0  # a row of padding only
+    ids[2, :3] = 1  # unknown tokens: no n-grams
+    with torch.no_grad():
+        plain = model(ids)
+        model.fold_subwords()  # type: ignore[operator]
+        assert "folded_sum" in dict(model.named_buffers())
+        torch.testing.assert_close(model(ids), plain, rtol=1e-5, atol=1e-6)
+    model.train()  # training drops the tables: the weights are about to change
+    assert not {"folded_sum", "folded_wide"} & set(dict(model.named_buffers()))
+    assert "folded_sum" not in model.state_dict()
+
+
 @pytest.mark.parametrize("case", CASES, ids=ids_of)
 def test_torch_export_program_keeps_dynamic_axes(case: tuple[str, str], tmp_path: Path) -> None:
     """model.pt2 (PyTorch serving) must accept every batch size and, for text, every length, 1 included."""

@@ -152,6 +152,8 @@ def export(
         raise ValueError("the train result carries no task; rebuild it with training.train.load_checkpoint")
     out_dir.mkdir(parents=True, exist_ok=True)
     model = result.model.cpu().eval()
+    if fold := getattr(model, "fold_subwords", None):
+        fold()  # per-token subword tables: the exported graph gathers one row per token
     records = data.splits[split][:PARITY_RECORDS] or [r for rows in data.splits.values() for r in rows][:64]
     batches = [task.batch(records[i : i + 64], data) for i in range(0, len(records), 64)]
     labelled = [(x.numpy(), y.numpy()) for x, y in batches]

@@ -84,7 +84,8 @@ class BagOfEmbeddings(nn.Module):
         groups = [input_ids]  # tokens and bigrams pool together; subwords, far more numerous, pool on their own
         if self.ngram_buckets:
             groups[0] = torch.cat([input_ids, self.bigram_ids(input_ids)], dim=1)  # (B, 2T)
-        if self.subword_buckets:
+        folded = self.subword_buckets and "folded_sum" in self._buffers and not self.training
+        if self.subword_buckets and not folded:
             groups.append(self.subword_ids[input_ids].flatten(1))  # (B, T * SUBWORDS_PER_TOKEN)
         pooled, wide = [], []
         for ids in groups:
@@ -94,10 +95,42 @@ class BagOfEmbeddings(nn.Module):
             pooled.append((emb + (mask - 1.0) * 1e4).amax(dim=1))  # max, (B, E); padding pushed far below
             if self.wide is not None:
                 wide.append((self.wide(ids) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0).sqrt())  # (B, C)
+        if folded:  # fold_subwords: one row per token instead of SUBWORDS_PER_TOKEN, the same pooled values
+            count = self.folded_count[input_ids].sum(dim=1).clamp(min=1.0)  # (B, 1)
+            pooled.append(self.folded_sum[input_ids].sum(dim=1) / count)
+            pooled.append(self.folded_max[input_ids].amax(dim=1))
+            if self.wide is not None:
+                wide.append(self.folded_wide[input_ids].sum(dim=1) / count.sqrt())
         logits = self.head(torch.cat(pooled, dim=-1))  # (B, C)
         for term in wide:
             logits = logits + term
         return logits
+
+    def fold_subwords(self) -> None:
+        """Precompute from the trained weights each vocabulary token's subword sum, max, count and wide sum, so
+        inference gathers one row per token instead of ``SUBWORDS_PER_TOKEN`` (fastText's precomputed word
+        vectors). Exact up to float summation order. Used in eval mode only; ``train()`` drops the tables, so
+        they never go stale. ``training.export`` folds before exporting. A no-op without subwords."""
+        if not self.subword_buckets:
+            return
+        with torch.no_grad():
+            mask = (self.subword_ids != 0).unsqueeze(-1).float()  # (V, K, 1)
+            emb = self.embed(self.subword_ids)  # (V, K, E)
+            tables = {
+                "folded_sum": (emb * mask).sum(dim=1),  # (V, E)
+                "folded_max": (emb + (mask - 1.0) * 1e4).amax(dim=1),  # (V, E); -1e4 for tokens without n-grams
+                "folded_count": mask.sum(dim=1),  # (V, 1)
+            }
+            if self.wide is not None:
+                tables["folded_wide"] = (self.wide(self.subword_ids) * mask).sum(dim=1)  # (V, C)
+        for name, table in tables.items():
+            self.register_buffer(name, table, persistent=False)  # never saved: rebuilt from the weights
+
+    def train(self, mode: bool = True) -> BagOfEmbeddings:
+        if mode:
+            for name in FOLDED:
+                self._buffers.pop(name, None)
+        return super().train(mode)
 
     def bigram_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) embedding rows of the bigrams starting at each position; 0 where either token is padding."""
@@ -122,6 +155,7 @@ class BagOfEmbeddings(nn.Module):
 
 
 SUBWORDS_PER_TOKEN = 24
+FOLDED = ("folded_sum", "folded_max", "folded_count", "folded_wide")
 SUBWORD_SIZES = (3, 4, 5)
 
 
