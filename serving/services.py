@@ -296,14 +296,26 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
         if job.callback_url:
             deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
     if jobs and settings.CELERY_BROKER_URL.startswith("redis://"):
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
         try:
-            for job in jobs:
-                client.publish(job_channel(job.pk), job.status)
+            with broker_redis().pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    pipe.publish(job_channel(job.pk), job.status)
+                pipe.execute()
         except redis.RedisError:  # waiters fall back to reading the database when their time is up
             pass
-        finally:
-            client.close()
+
+
+_redis: dict[str, redis.Redis] = {}
+
+
+def broker_redis() -> redis.Redis:
+    """A client of the broker's Redis with a connection pool, one per process (pub/sub of finished jobs)."""
+    from django.conf import settings
+
+    url = settings.CELERY_BROKER_URL
+    if url not in _redis:
+        _redis[url] = redis.Redis.from_url(url, socket_timeout=40, health_check_interval=30)
+    return _redis[url]
 
 
 def job_channel(job_id: Any) -> str:
@@ -318,8 +330,7 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
     ended = (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
     deadline = time.monotonic() + timeout
     if settings.CELERY_BROKER_URL.startswith("redis://"):
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=timeout + 5)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub = broker_redis().pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(job_channel(job.pk))
             job.refresh_from_db()  # it may have ended before the subscription
@@ -328,8 +339,7 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
                     job.refresh_from_db()
             job.refresh_from_db()
         finally:
-            pubsub.close()
-            client.close()
+            pubsub.close()  # its connection goes back to the pool
         return job
     job.refresh_from_db()
     while job.status not in ended and time.monotonic() < deadline:
