@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,7 +49,9 @@ class FolderStore:
     def put(self, local: Path, key: str) -> str:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)[1])
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+        os.close(handle)
+        staged = Path(name)
         try:
             shutil.copyfile(local, staged)
             try:
@@ -100,12 +103,14 @@ class S3Store:
 
     def fetch(self, location: str, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        staged = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+        staged = dest.with_name(f".{dest.name}.part-{uuid.uuid4().hex}")
         try:
             self.fs.get_file(location[len(S3_PREFIX) :], str(staged))
         except FileNotFoundError:
+            staged.unlink(missing_ok=True)
             raise StoreError(location, "object not found") from None
         except Exception as exc:
+            staged.unlink(missing_ok=True)
             raise StoreError(location, f"download failed: {exc}") from exc
         staged.replace(dest)  # atomic: another process never reads half a download
         return dest

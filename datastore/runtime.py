@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,7 @@ from datastore.archive import MANIFEST
 
 MAX_TEXT_CHARS = 20_000
 TEXT_CODE_FILE = "text_processing.py"  # datastore/text.py as the model was exported with it
+_code_lock = threading.Lock()
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
@@ -190,18 +192,24 @@ def text_code(model_dir: Path, preprocessing: dict[str, Any]) -> ModuleType:
     path = model_dir / name
     if not path.is_file() or "/" in name:
         raise InputError(None, f"the archive's processing code {name!r} is missing")
-    module_name = f"fsml_archive_text_{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up while the file runs
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[module_name]
-        raise InputError(None, f"the archive's processing code {name!r} does not load: {exc}") from exc
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    expected = read_manifest(model_dir).get("files", {}).get(name)
+    if expected is not None and expected != digest:  # export folders have no file list; archives always do
+        raise InputError(None, f"the archive's processing code {name!r} does not match its manifest checksum")
+    module_name = f"fsml_archive_text_{digest[:16]}"
+    with _code_lock:  # one import per process, never a half-run module handed to another thread
+        if module_name in sys.modules:
+            return sys.modules[module_name]
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses look their module up while the file runs
+        try:
+            exec(compile(source, str(path), "exec"), module.__dict__)  # the bytes just checked, not a re-read
+        except Exception as exc:
+            del sys.modules[module_name]
+            raise InputError(None, f"the archive's processing code {name!r} does not load: {exc}") from exc
     return module
 
 

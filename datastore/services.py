@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,7 +319,7 @@ def unpacked_model(model: ModelVersion) -> Path:
     if is_unpacked(dest, model.archive_sha256):
         return dest
     store = store_for_location(model.archive_path, settings.MODEL_STORE_ENDPOINT)
-    download = dest.with_name(f"{model.version}.tar.gz")
+    download = dest.with_name(f".{model.version}-{uuid.uuid4().hex}.tar.gz")  # one per call: fetches may race
     local = store.fetch(model.archive_path, download)
     try:
         unpack(local, dest, expected_sha256=model.archive_sha256)

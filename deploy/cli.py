@@ -290,15 +290,11 @@ def worker(
     from deploy.processes import worker_command
 
     if os.environ.get("FSML_WORKER_METRICS_PORT") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        import shutil
+        import tempfile
 
-        from django.conf import settings
-
-        _django()
-        folder = Path(settings.FSML_HOME) / "metrics" / f"worker-{os.getpid()}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # before any process imports prometheus_client
+        # A fresh folder on this machine's own disk (not FSML_HOME, which scaled replicas share), set before any
+        # process imports prometheus_client.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fsml-worker-metrics-")
     cmd = worker_command(concurrency, queues)
     os.execv(cmd[0], cmd)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import os
 import time
 import uuid
@@ -16,7 +19,7 @@ from django.utils import timezone
 
 from datastore import registry
 from datastore.models import InferenceJob, ModelVersion
-from datastore.runtime import MAX_TEXT_CHARS, InputError, check_text
+from datastore.runtime import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, InputError, check_text
 
 MAX_ATTEMPTS = 3
 MAX_IDEMPOTENCY_KEY = 100
@@ -41,18 +44,55 @@ def resolve_model(ref: str) -> ModelVersion:
         raise JobError(exc.reason, status=exc.status, field="model") from None
 
 
+TEXT_TASKS = ("text_classification", "multi_label", "spans")
+
+
 def validate_inputs(model: ModelVersion, inputs: Any, index: int | None = None) -> dict[str, Any]:
-    """One job's inputs, checked before anything is queued; ``index`` places it in a batch submit."""
-    where = "inputs.text" if index is None else f"inputs[{index}].text"
-    if model.task_type == "text_classification":
-        text = inputs.get("text") if isinstance(inputs, dict) else None
+    """One job's inputs, checked before anything is queued; ``index`` places it in a batch submit.
+
+    Text models (classification, multi-label, spans) take ``{"text": "..."}``; image models take
+    ``{"image": "<base64 of a PNG, JPEG, ... file>"}``, decoded and opened here so a bad file is a 4xx.
+    """
+    prefix = "inputs" if index is None else f"inputs[{index}]"
+    if not isinstance(inputs, dict):
+        raise JobError(f"{prefix}: expected an object, got {type(inputs).__name__}", field=prefix)
+    if model.task_type in TEXT_TASKS:
+        text = inputs.get("text")
         try:
             check_text(text)
         except InputError as exc:
             status = 413 if isinstance(text, str) and len(text) > MAX_TEXT_CHARS else 400
-            raise JobError(f"{where}: {exc.reason}", status=status, field=where) from exc
+            raise JobError(f"{prefix}.text: {exc.reason}", status=status, field=f"{prefix}.text") from exc
         return {"text": text}
-    raise JobError(f"model task type {model.task_type} is not served yet", status=501)
+    if model.task_type == "image_classification":
+        where = f"{prefix}.image"
+        encoded = inputs.get("image")
+        if not isinstance(encoded, str) or not encoded:
+            raise JobError(f"{where}: expected a base64-encoded image file", field=where)
+        if len(encoded) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            raise JobError(f"{where}: image larger than {MAX_IMAGE_BYTES} bytes", status=413, field=where)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise JobError(f"{where}: not valid base64", field=where) from None
+        _check_image(data, where)
+        return {"image": encoded}
+    raise JobError(f"model task type {model.task_type} is not served", status=501)
+
+
+def _check_image(data: bytes, where: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise JobError(f"{where}: not a readable image ({exc})", field=where) from None
+
+
+def job_input(job: InferenceJob) -> Any:
+    """What the runtime takes for a job: its text, or its image file's bytes."""
+    return base64.b64decode(job.inputs["image"]) if "image" in job.inputs else job.inputs["text"]
 
 
 def submit_job(
@@ -110,8 +150,11 @@ def submit_batch(
                 )
                 for x, key in zip(clean, keys, strict=True)
             )
-    except IntegrityError:  # a concurrent retry with the same key won the race
-        return list(InferenceJob.objects.filter(submitted_by=user, idempotency_key__in=keys).order_by("pk")), False
+    except IntegrityError:  # a concurrent retry with the same key won the race: its jobs, if it was this request
+        earlier = _same_submit(user, model, model_ref, clean, keys)
+        if earlier is None:
+            raise
+        return earlier, False
     try:
         for job in jobs:
             run_inference_later(job)
@@ -142,11 +185,11 @@ def _same_submit(
     return jobs  # type: ignore[return-value]
 
 
-def run_inference_later(job: InferenceJob) -> None:
+def run_inference_later(job: InferenceJob, countdown: float = 0) -> None:
     """Send the job's message: to its model's own queue when ``FSML_MODEL_QUEUES`` names the model."""
     from serving.tasks import run_inference
 
-    run_inference.apply_async((str(job.pk),), queue=queue_for(job.model_version.name))
+    run_inference.apply_async((str(job.pk),), queue=queue_for(job.model_version.name), countdown=countdown or None)
 
 
 def queue_for(model_name: str) -> str:
@@ -216,7 +259,7 @@ def claim_batch(job_id: str, worker: str, pid: int) -> Batch | None:
         if held and not _holder_is_dead(job, worker):
             return None
         if job.attempts >= MAX_ATTEMPTS:
-            _end(job, error=f"gave up after {job.attempts} attempts (the worker died or timed out)")
+            _end(job, error=_gave_up(job))
             return None
         jobs = [job]
         if job.attempts == 0:
@@ -243,9 +286,11 @@ def claim_batch(job_id: str, worker: str, pid: int) -> Batch | None:
 def _queued_batch_mates(job: InferenceJob, limit: int, exclude: list[Any] | None = None) -> list[InferenceJob]:
     if limit <= 0:
         return []
-    mates = InferenceJob.objects.select_for_update(skip_locked=True).select_related("model_version")
+    # No select_related here: under FOR UPDATE, MariaDB would lock the joined model version row too, serialising
+    # every worker's claims and every submit for that model behind it.
+    mates = InferenceJob.objects.select_for_update(skip_locked=True)
     mates = mates.filter(status=InferenceJob.Status.QUEUED, model_ref=job.model_ref, attempts=0)
-    if not job.model_ref:  # jobs from before model_ref existed: batch by version
+    if "@" not in job.model_ref:  # NAME and NAME:VERSION were fixed to a version at submit: keep to it
         mates = mates.filter(model_version=job.model_version_id)
     mates = mates.exclude(pk__in=[job.pk, *(exclude or [])]).order_by("queued_at")
     return list(mates[:limit])
@@ -270,7 +315,7 @@ def run_batch(batch: Batch) -> int:
     pending = list(batch.jobs)
     while pending:
         try:
-            predictions = runtime.predict([j.inputs["text"] for j in pending])
+            predictions = runtime.predict([job_input(j) for j in pending])
         except InputError as exc:
             bad = pending if exc.index is None else [pending[exc.index]]
             outcomes.update({j.pk: (None, exc.reason if exc.index is not None else str(exc)) for j in bad})
@@ -281,7 +326,6 @@ def run_batch(batch: Batch) -> int:
     seconds = time.perf_counter() - began
     finished = finish_batch(batch, outcomes, model)
     observe_batch(model.name, finished, outcomes, seconds)
-    announce_finished(finished)
     return len(finished)
 
 
@@ -294,7 +338,10 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
 
     for job in jobs:
         if job.callback_url:
-            deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
+            try:
+                deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
+            except Exception as exc:  # broker down: say so on the job; the others still go
+                InferenceJob.objects.filter(pk=job.pk).update(callback_status=f"not queued: {exc}"[:300])
     if jobs and settings.CELERY_BROKER_URL.startswith("redis://"):
         try:
             with broker_redis().pipeline(transaction=False) as pipe:
@@ -338,9 +385,11 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
                 if pubsub.get_message(timeout=min(left, 1.0)) is not None:
                     job.refresh_from_db()
             job.refresh_from_db()
+            return job
+        except redis.RedisError:  # Redis went away while waiting: read the database for the time left
+            pass
         finally:
             pubsub.close()  # its connection goes back to the pool
-        return job
     job.refresh_from_db()
     while job.status not in ended and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -402,21 +451,24 @@ def finish_batch(
             if InferenceJob.objects.filter(pk=job.pk, claim=batch.claim, status=InferenceJob.Status.RUNNING).update(
                 **fields
             ):
-                job.finished_at = now
+                job.finished_at, job.status = now, fields["status"]
                 done.append(job)
+        transaction.on_commit(lambda: announce_finished(done))  # callbacks and sync waiters, once it is stored
     return done
 
 
-def release_batch(batch: Batch) -> None:
-    """Give a batch back to the queue (its model failed to load: the task retries), messages re-sent."""
+def release_batch(batch: Batch, error: str, countdown: float) -> None:
+    """Give a batch back to the queue (its model failed to load: the task retries after ``countdown``), with the
+    error kept on each job for the record, and its batch-mates' messages re-sent after the same delay."""
     ids = [j.pk for j in batch.jobs]
     InferenceJob.objects.filter(pk__in=ids, claim=batch.claim, status=InferenceJob.Status.RUNNING).update(
         status=InferenceJob.Status.QUEUED,
         claim=None,
+        error=error,
         lease_until=timezone.now() + timedelta(seconds=requeue_queued_seconds()),
     )
     for job in batch.jobs[1:]:  # the first job's own message is the one being retried
-        run_inference_later(job)
+        run_inference_later(job, countdown)
 
 
 def requeue_lapsed(now: datetime | None = None) -> int:
@@ -430,15 +482,14 @@ def requeue_lapsed(now: datetime | None = None) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         stale = list(
-            InferenceJob.objects.select_for_update(skip_locked=True)
-            .select_related("model_version")
+            InferenceJob.objects.select_for_update(skip_locked=True)  # no select_related: see _queued_batch_mates
             .filter(status__in=[InferenceJob.Status.RUNNING, InferenceJob.Status.QUEUED], lease_until__lt=now)
             .order_by("lease_until")[:500]
         )
         requeue = [j for j in stale if j.attempts < MAX_ATTEMPTS or j.status == InferenceJob.Status.QUEUED]
         for job in stale:
             if job not in requeue:
-                _end(job, error=f"gave up after {job.attempts} attempts (the worker died or timed out)")
+                _end(job, error=_gave_up(job))
         InferenceJob.objects.filter(pk__in=[j.pk for j in requeue]).update(
             status=InferenceJob.Status.QUEUED,
             claim=None,
@@ -459,4 +510,11 @@ def _end(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "
     job.status = InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED
     job.finished_at, job.lease_until = timezone.now(), None
     job.save(update_fields=["result", "error", "status", "finished_at", "lease_until"])
+    transaction.on_commit(lambda: announce_finished([job]))
     return job
+
+
+def _gave_up(job: InferenceJob) -> str:
+    """The error of a job out of attempts, with the last failure it met when there was one."""
+    last = f"; last error: {job.error}" if job.error else " (the worker died or timed out)"
+    return f"gave up after {job.attempts} attempts{last}"

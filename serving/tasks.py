@@ -36,12 +36,13 @@ def run_inference(self, job_id: str) -> None:  # type: ignore[no-untyped-def] --
     try:
         services.run_batch(batch)
     except Exception as exc:  # the model did not load (store down, bad archive): retry, then fail the batch
-        if self.request.retries >= self.max_retries:
-            error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
+        if self.request.retries >= self.max_retries or any(j.attempts >= services.MAX_ATTEMPTS for j in batch.jobs):
             services.finish_batch(batch, {job.pk: (None, error) for job in batch.jobs})
             return
-        services.release_batch(batch)
-        raise self.retry(exc=exc) from exc
+        countdown = self.default_retry_delay * 2**self.request.retries
+        services.release_batch(batch, error, countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6, time_limit=60)

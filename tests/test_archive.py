@@ -103,7 +103,13 @@ def test_the_archive_carries_its_text_processing_code(model_archive, tmp_path: P
     del info["preprocessing"]["code"]
     (old / "manifest.json").write_text(json.dumps(info))
     assert load_runtime(old).text is datastore.text
-    # Processing code that does not load is a clear error, not a half-loaded model.
+    # Code changed in the unpacked cache after its checks is refused before it runs; code that does not load
+    # (here in an export folder, which lists no checksums) is a clear error, not a half-loaded model.
     (dest / "text_processing.py").write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(InputError, match="does not match its manifest checksum"):
+        load_runtime(dest)
+    info = json.loads((dest / "manifest.json").read_text())
+    del info["files"]
+    (dest / "manifest.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="processing code 'text_processing.py' does not load: boom"):
         load_runtime(dest)

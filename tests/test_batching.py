@@ -155,7 +155,8 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_none_ends_twice(
     assert held, "the worker was killed while holding a batch"
     assert len({j.claim for j in held}) == 1, "one batch in flight"
 
-    rescuer = start_worker(tmp_path, "rescuer", **fast)
+    # The rescuer's own claims get a long lease: its first batch also loads the model, and must not lapse.
+    rescuer = start_worker(tmp_path, "rescuer", **(fast | {"FSML_JOB_LEASE_SECONDS": "60"}))
     try:
         jobs = wait_done(ids, timeout=120)
     finally:
@@ -291,3 +292,45 @@ def test_prometheus_metrics_of_the_web_and_of_a_worker(
     batches = [line for line in text.splitlines() if line.startswith(f'fsml_batch_size_sum{{model="{MODEL}"}}')]
     assert batches == [f'fsml_batch_size_sum{{model="{MODEL}"}} 20.0'], "batch sizes add up to the jobs"
     assert "fsml_jobs{" not in Client().get("/metrics").content.decode(), "nothing waits any more"
+
+
+def test_claims_leases_and_requeues_step_by_step(live_env, clean_broker, registered_model) -> None:
+    """The rules behind "every job ends once", without worker timing: a claim takes queued jobs of the same
+    reference, a lapsed or superseded claim records nothing, a dead holder's job is taken over alone, lapsed
+    jobs are queued again, and a job out of attempts fails with its last error."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from serving import services
+
+    user = get_user_model().objects.create(username="svc")
+    jobs, _ = services.submit_batch(user, MODEL, [{"text": t} for t in TEXTS[:3]])
+    dead_pid = 2**22 + 12345  # above pid_max on this kernel's default: no such process
+    first = services.claim_batch(str(jobs[0].pk), "w1@host", dead_pid)
+    assert first is not None and {j.pk for j in first.jobs} == {j.pk for j in jobs}
+    assert services.claim_batch(str(jobs[1].pk), "w2@host", 1) is None, "another worker's live claim is left alone"
+
+    # The holder died (same worker name, its process gone): the job's next message takes it over, alone.
+    second = services.claim_batch(str(jobs[0].pk), "w1@host", 4242)
+    assert second is not None and [j.pk for j in second.jobs] == [jobs[0].pk] and second.jobs[0].attempts == 2
+    stale = services.finish_batch(first, {j.pk: ({"label": "x"}, "") for j in first.jobs})
+    assert {j.pk for j in stale} == {jobs[1].pk, jobs[2].pk}, "the superseded claim finishes only what it still holds"
+    assert services.finish_batch(second, {jobs[0].pk: ({"label": "y"}, "")})[0].pk == jobs[0].pk
+    assert services.finish_batch(second, {jobs[0].pk: ({"label": "z"}, "")}) == [], "a job ends once"
+    assert InferenceJob.objects.get(pk=jobs[0].pk).result == {"label": "y"}
+
+    # A worker that died holding a job: after its lease, requeue_lapsed queues it again; out of attempts, it fails.
+    more, _ = services.submit_batch(user, MODEL, [{"text": "late again"}])
+    held = services.claim_batch(str(more[0].pk), "w3@host", 1)
+    services.release_batch(held, "StoreError: bucket unreachable", 0)
+    assert InferenceJob.objects.get(pk=more[0].pk).status == "queued"
+    for attempt in (2, 3):
+        assert services.claim_batch(str(more[0].pk), "w3@host", 1).jobs[0].attempts == attempt
+        later = timezone.now() + timedelta(seconds=services.lease_seconds() + 1)
+        assert services.requeue_lapsed(later) == 1
+    job = InferenceJob.objects.get(pk=more[0].pk)
+    assert (
+        job.status == "failed" and job.error == "gave up after 3 attempts; last error: StoreError: bucket unreachable"
+    )

@@ -61,7 +61,7 @@ def test_idempotency_key_returns_the_first_job(celery_worker, registered_model, 
     [
         ({"model": "sentiment-test", "inputs": {"text": ""}}, 400, "non-empty string"),
         ({"model": "sentiment-test", "inputs": {"text": 42}}, 400, "non-empty string"),
-        ({"model": "sentiment-test", "inputs": "hello"}, 400, "non-empty string"),
+        ({"model": "sentiment-test", "inputs": "hello"}, 400, "expected an object, got str"),
         ({"model": "sentiment-test", "inputs": {"text": "x" * 20_001}}, 413, "longer than"),
         ({"model": "no-such-model", "inputs": {"text": "hi"}}, 404, "unknown model"),
         ({"model": "sentiment-test:x", "inputs": {"text": "hi"}}, 400, "not a number"),
@@ -82,6 +82,26 @@ def test_job_api_needs_a_valid_token(live_env) -> None:
     assert client.post("/api/jobs/", {}, format="json").status_code == 401
     client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
     assert client.get("/api/jobs/").status_code == 401
+
+
+def test_an_expired_token_is_refused_with_the_reason(live_env, settings) -> None:
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=get_user_model().objects.create(username="old-service"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    settings.TOKEN_MAX_AGE_DAYS = 30
+    assert client.get("/api/jobs/").status_code == 200, "a fresh token works"
+    Token.objects.filter(pk=token.pk).update(created=timezone.now() - timedelta(days=31))
+    settings.TOKEN_CACHE_SECONDS = 0  # read the token again, as another process would after its cache time
+    res = client.get("/api/jobs/")
+    assert res.status_code == 401 and "token expired: tokens last 30 days" in res.json()["detail"]
+    settings.TOKEN_MAX_AGE_DAYS = 0
+    assert client.get("/api/jobs/").status_code == 200, "0 means tokens never expire"
 
 
 def test_the_sync_endpoint_waits_for_the_result_or_answers_202(celery_worker, registered_model, service_client):
@@ -158,3 +178,34 @@ def test_a_callback_is_retried_until_the_receiver_takes_it(
     assert headers["X-Fsml-Signature"] == f"sha256={expected}"
     bad = service_client.post("/api/jobs/", body | {"callback_url": "ftp://example.com/x"}, format="json")
     assert bad.status_code == 400 and "callback_url" in bad.json()
+
+
+def test_image_and_span_models_take_their_own_inputs_and_refuse_bad_ones(live_env, service_client) -> None:
+    """Inputs are checked against the model's task type before anything is queued (no worker runs here)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from datastore.models import ModelVersion
+    from serving.services import MAX_IMAGE_BYTES
+
+    for name, task in (("digits", "image_classification"), ("names", "spans")):
+        ModelVersion.objects.create(name=name, version=1, task_type=task, archive_path="-", archive_sha256="-")
+    png = io.BytesIO()
+    Image.new("L", (28, 28), 128).save(png, format="PNG")
+    good = base64.b64encode(png.getvalue()).decode()
+    for inputs, status, needle in (
+        ({"image": "not base64!"}, 400, "not valid base64"),
+        ({"image": base64.b64encode(b"GIF89a broken").decode()}, 400, "not a readable image"),
+        ({"image": "A" * (MAX_IMAGE_BYTES * 4 // 3 + 100)}, 413, "image larger than"),
+        ({"image": "A" * (MAX_IMAGE_BYTES * 2)}, 413, "request body larger than"),
+        ({"text": "an image model gets no text"}, 400, "base64-encoded image"),
+    ):
+        res = service_client.post("/api/jobs/", {"model": "digits", "inputs": inputs}, format="json")
+        assert res.status_code == status and needle in str(res.json()), res.content
+    assert InferenceJob.objects.count() == 0
+    for model, inputs in (("digits", {"image": good}), ("names", {"text": "Ada Lovelace in London"})):
+        res = service_client.post("/api/jobs/", {"model": model, "inputs": inputs}, format="json")
+        assert res.status_code == 202, res.content
+    assert InferenceJob.objects.get(model_version__name="digits").inputs == {"image": good}

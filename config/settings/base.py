@@ -160,6 +160,12 @@ LOGIN_REDIRECT_URL = "/"
 
 # Seconds a token's user stays cached in each web process (a revoked token works that long elsewhere).
 TOKEN_CACHE_SECONDS = float(os.environ.get("FSML_TOKEN_CACHE_SECONDS", "10"))
+# API tokens older than this many days are refused as expired (0: tokens never expire).
+TOKEN_MAX_AGE_DAYS = float(os.environ.get("FSML_TOKEN_MAX_AGE_DAYS", "0"))
+# Request bodies up to 16 MB: a 10 MB image job (base64) or a batch submit of 256 long texts; larger bodies get a
+# 413 from the API.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "config.auth.CachedTokenAuthentication",

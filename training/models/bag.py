@@ -91,16 +91,19 @@ class BagOfEmbeddings(nn.Module):
         for ids in groups:
             mask = (ids != 0).unsqueeze(-1).float()  # (B, N, 1)
             emb = self.embed(ids)  # (B, N, E)
-            pooled.append((emb * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0))  # mean, (B, E)
-            pooled.append((emb + (mask - 1.0) * 1e4).amax(dim=1))  # max, (B, E); padding pushed far below
+            count = mask.sum(dim=1)  # (B, 1)
+            pooled.append((emb * mask).sum(dim=1) / count.clamp(min=1.0))  # mean, (B, E)
+            maxed = (emb + (mask - 1.0) * 1e4).amax(dim=1)  # max, (B, E); padding pushed far below
+            pooled.append(torch.where(count > 0, maxed, torch.zeros_like(maxed)))  # nothing to pool: 0, not -1e4
             if self.wide is not None:
                 wide.append((self.wide(ids) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0).sqrt())  # (B, C)
         if folded:  # fold_subwords: one row per token instead of SUBWORDS_PER_TOKEN, the same pooled values
-            count = self.folded_count[input_ids].sum(dim=1).clamp(min=1.0)  # (B, 1)
-            pooled.append(self.folded_sum[input_ids].sum(dim=1) / count)
-            pooled.append(self.folded_max[input_ids].amax(dim=1))
+            count = self.folded_count[input_ids].sum(dim=1)  # (B, 1)
+            pooled.append(self.folded_sum[input_ids].sum(dim=1) / count.clamp(min=1.0))
+            maxed = self.folded_max[input_ids].amax(dim=1)
+            pooled.append(torch.where(count > 0, maxed, torch.zeros_like(maxed)))
             if self.wide is not None:
-                wide.append(self.folded_wide[input_ids].sum(dim=1) / count.sqrt())
+                wide.append(self.folded_wide[input_ids].sum(dim=1) / count.clamp(min=1.0).sqrt())
         logits = self.head(torch.cat(pooled, dim=-1))  # (B, C)
         for term in wide:
             logits = logits + term
