@@ -341,7 +341,7 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
             try:
                 deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
             except Exception as exc:  # broker down: say so on the job; the others still go
-                InferenceJob.objects.filter(pk=job.pk).update(callback_status=f"not queued: {exc}"[:300])
+                InferenceJob.objects.filter(pk=job.pk).update(callback_status=f"{NOT_QUEUED}{exc}"[:300])
     if jobs and settings.CELERY_BROKER_URL.startswith("redis://"):
         try:
             with broker_redis().pipeline(transaction=False) as pipe:
@@ -498,6 +498,25 @@ def requeue_lapsed(now: datetime | None = None) -> int:
     for job in requeue:
         run_inference_later(job)
     return len(stale)
+
+
+NOT_QUEUED = "not queued: "
+
+
+def resend_callbacks() -> int:
+    """Queue again the callbacks that could not be queued when their job ended (the broker was down then).
+    Every worker's requeue loop calls this; returns how many were sent."""
+    from serving.tasks import deliver_callback
+
+    sent = 0
+    for job_id in InferenceJob.objects.filter(callback_status__startswith=NOT_QUEUED).values_list("pk", flat=True)[
+        :500
+    ]:
+        deliver_callback.apply_async((str(job_id),), queue=CALLBACK_QUEUE)
+        sent += InferenceJob.objects.filter(pk=job_id, callback_status__startswith=NOT_QUEUED).update(
+            callback_status="queued again"
+        )
+    return sent
 
 
 def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:

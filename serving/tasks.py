@@ -78,6 +78,8 @@ def _requeue_loop(interval: float) -> None:
         try:
             if count := services.requeue_lapsed():
                 log.warning("requeued or failed %d jobs whose worker stopped holding them", count)
+            if count := services.resend_callbacks():
+                log.warning("queued %d callbacks that could not be queued when their job ended", count)
         except Exception:  # the database or the broker is down for a moment: try again next round
             log.exception("requeueing lapsed jobs failed")
         finally:

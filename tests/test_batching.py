@@ -334,3 +334,25 @@ def test_claims_leases_and_requeues_step_by_step(live_env, clean_broker, registe
     assert (
         job.status == "failed" and job.error == "gave up after 3 attempts; last error: StoreError: bucket unreachable"
     )
+
+
+def test_callbacks_that_could_not_be_queued_are_sent_again(live_env, clean_broker, registered_model) -> None:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from serving import services
+
+    user = get_user_model().objects.create(username="svc")
+    job = InferenceJob.objects.create(
+        model_version=registered_model,
+        model_ref=MODEL,
+        submitted_by=user,
+        inputs={"text": "hi"},
+        status="succeeded",
+        callback_url="http://127.0.0.1:9/hook",
+        callback_status="not queued: broker down",
+    )
+    assert services.resend_callbacks() == 1
+    assert InferenceJob.objects.get(pk=job.pk).callback_status == "queued again"
+    assert redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).llen("callbacks") == 1
+    assert services.resend_callbacks() == 0, "sent once"

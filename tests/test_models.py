@@ -254,6 +254,10 @@ def test_folded_subwords_give_the_same_logits_and_never_go_stale(task: str) -> N
         torch.testing.assert_close(model(ids), plain, rtol=1e-5, atol=1e-6)
         unknown_only = torch.tensor([[1, 1, 1]])  # no token has n-grams: the subword group pools to zeros
         assert model(unknown_only).abs().max() < 100, "no -1e4 feature leaks into the logits"
+    model.fold_subwords()  # type: ignore[operator]
+    model.load_state_dict(model.state_dict())  # new weights in eval mode drop the tables too
+    assert not model.training and "folded_sum" not in dict(model.named_buffers())
+    model.fold_subwords()  # type: ignore[operator]
     model.train()  # training drops the tables: the weights are about to change
     assert not {"folded_sum", "folded_wide"} & set(dict(model.named_buffers()))
     assert "folded_sum" not in model.state_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -128,6 +129,11 @@ class BagOfEmbeddings(nn.Module):
                 tables["folded_wide"] = (self.wide(self.subword_ids) * mask).sum(dim=1)  # (V, C)
         for name, table in tables.items():
             self.register_buffer(name, table, persistent=False)  # never saved: rebuilt from the weights
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        for name in FOLDED:  # new weights: the folded tables would be stale, whatever the mode
+            self._buffers.pop(name, None)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def train(self, mode: bool = True) -> BagOfEmbeddings:
         if mode:
