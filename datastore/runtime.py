@@ -179,14 +179,14 @@ class ModelRuntime:
         return out
 
 
-def text_code(model_dir: Path, preprocessing: dict[str, Any]) -> ModuleType:
+def text_code(model_dir: Path, manifest: dict[str, Any]) -> ModuleType:
     """The tokeniser, vocabulary and span decoding the model was exported with: the archive's own copy of
     ``datastore/text.py`` (checksummed with the weights), or the installed module for archives that carry none.
 
     The copy is imported under a name derived from its SHA-256, once per process, so archives exported with
     different tokenisers run side by side in one worker.
     """
-    name = preprocessing.get("code")
+    name = manifest["preprocessing"].get("code")
     if not name:
         return datastore.text
     path = model_dir / name
@@ -194,7 +194,7 @@ def text_code(model_dir: Path, preprocessing: dict[str, Any]) -> ModuleType:
         raise InputError(None, f"the archive's processing code {name!r} is missing")
     source = path.read_bytes()
     digest = hashlib.sha256(source).hexdigest()
-    expected = read_manifest(model_dir).get("files", {}).get(name)
+    expected = manifest.get("files", {}).get(name)
     if expected is not None and expected != digest:  # export folders have no file list; archives always do
         raise InputError(None, f"the archive's processing code {name!r} does not match its manifest checksum")
     module_name = f"fsml_archive_text_{digest[:16]}"
@@ -219,7 +219,7 @@ class TextClassifierRuntime(ModelRuntime):
     def __init__(self, model_dir: Path, backend: str = "onnxruntime", **options: Any) -> None:
         super().__init__(model_dir, backend, **options)
         self.max_len = int(self.preprocessing["max_len"])
-        self.text = text_code(model_dir, self.preprocessing)
+        self.text = text_code(model_dir, self.manifest)  # the manifest read once, in ModelRuntime
         self.vocab = self.text.Vocabulary.load(model_dir / self.preprocessing["vocab"])
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -259,7 +259,7 @@ def claim_batch(job_id: str, worker: str, pid: int) -> Batch | None:
         if held and not _holder_is_dead(job, worker):
             return None
         if job.attempts >= MAX_ATTEMPTS:
-            _end(job, error=_gave_up(job))
+            finish_job(job, error=_gave_up(job))
             return None
         jobs = [job]
         if job.attempts == 0:
@@ -489,7 +489,7 @@ def requeue_lapsed(now: datetime | None = None) -> int:
         requeue = [j for j in stale if j.attempts < MAX_ATTEMPTS or j.status == InferenceJob.Status.QUEUED]
         for job in stale:
             if job not in requeue:
-                _end(job, error=_gave_up(job))
+                finish_job(job, error=_gave_up(job))
         InferenceJob.objects.filter(pk__in=[j.pk for j in requeue]).update(
             status=InferenceJob.Status.QUEUED,
             claim=None,
@@ -520,11 +520,7 @@ def resend_callbacks() -> int:
 
 
 def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:
-    """End a job outside any claim (it could not be queued)."""
-    return _end(job, result, error)
-
-
-def _end(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:
+    """End a job outside any batch claim (it could not be queued, or it is out of attempts)."""
     job.result, job.error = result, error
     job.status = InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED
     job.finished_at, job.lease_until = timezone.now(), None
