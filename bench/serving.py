@@ -10,7 +10,8 @@ and packaged as ``fsml package`` does) is registered in MariaDB (``DATABASE_URL`
 ``POST /api/jobs/sync/`` and waits for the answer (so latency is submit to result, through HTTP, MariaDB, Redis,
 a worker's batch and back); ``--clients`` concurrent clients run for ``--seconds`` each. The batches the workers
 formed (``batch_size`` of each job) are then replayed in this process through the same runtime the workers use
-(ONNX Runtime, one thread): that is the limit the serving path is compared with.
+(ONNX Runtime, one thread): that is the limit the serving path is compared with. The CPU time each part used
+(gunicorn, the Celery worker, MariaDB, Redis, the clients) is read from /proc around each level and shown per job.
 
 With ``--bentoml-venv V`` (``python3 -m venv V && V/bin/pip install bentoml onnxruntime numpy``), BentoML serves
 the same archive (``bench/bentoml_service.py``: adaptive batching, as many worker processes, one ONNX Runtime
@@ -186,7 +187,12 @@ def main() -> None:
             runtime = load_runtime(data_services.unpacked_model(model))
             for clients in levels:
                 since = time.time()
+                cpu_before = cpu_seconds({"web": web.pid, "worker": worker.pid})
                 row = drive(f"{base}/api/jobs/sync/", token, texts, clients, args.seconds, args.client_processes)
+                cpu_after = cpu_seconds({"web": web.pid, "worker": worker.pid})
+                row["cpu_ms_per_job"] = {
+                    k: round(1000 * (cpu_after[k] - cpu_before[k]) / max(1, row["jobs"]), 2) for k in cpu_after
+                }
                 jobs = InferenceJob.objects.filter(model_version=model, status="succeeded")
                 sizes = [
                     j.batch_size
@@ -218,6 +224,13 @@ def main() -> None:
             f"| {r['clients']} | {r['per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
             f"{r['mean_batch']:.2f} | {r['limit_per_s']:.0f} | {100 * r['ratio']:.2f}% |"
         )
+    print("\nCPU milliseconds per fsml job (user + system, all processes of each part):\n")
+    parts = list(rows[0]["cpu_ms_per_job"]) if rows else []
+    print("| clients | " + " | ".join(parts) + " | total |")
+    print("| --- |" + " --- |" * (len(parts) + 1))
+    for r in rows:
+        cpu = r["cpu_ms_per_job"]
+        print(f"| {r['clients']} | " + " | ".join(f"{cpu[p]:.2f}" for p in parts) + f" | {sum(cpu.values()):.2f} |")
     if bento:
         print(
             "\n| clients | BentoML jobs/s | p50 ms | p99 ms | errors | fsml / BentoML jobs/s | fsml p99 / BentoML p99 |"
@@ -257,6 +270,30 @@ def bench_bentoml(venv: Path, model_dir: Path, texts: list[str], levels: list[in
             rows.append(row)
             print("bentoml", row, flush=True)
     return rows
+
+
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each process group (``Service`` starts each in its own), by
+    MariaDB and Redis (by name), and by this process with its reaped children (the clients)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys([*groups, "mariadb", "redis", "clients"], 0.0)
+    by_group = {pgrp: name for name, pgrp in groups.items()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, rest = (entry / "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        fields, comm = rest.split(), head.split("(", 1)[1]
+        # With the reaped children's time: a worker's pool process replaced mid-level still counts.
+        used = sum(int(f) for f in fields[11:15]) / tick
+        name = by_group.get(int(fields[2])) or {"mariadbd": "mariadb", "redis-server": "redis"}.get(comm)
+        if int(entry.name) == os.getpid():
+            name = "clients"
+        if name:
+            totals[name] += used
+    return totals
 
 
 def _utc(epoch: float) -> Any:

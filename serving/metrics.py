@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -48,19 +48,22 @@ def observe_batch(model: str, jobs: Iterable[Any], outcomes: dict[Any, tuple[Any
             JOB_LATENCY.labels(model).observe((job.finished_at - job.queued_at).total_seconds())
 
 
-def serve_worker_metrics() -> None:
-    """In a worker's main process: serve every pool process's metrics on ``FSML_WORKER_METRICS_PORT``."""
+def serve_worker_metrics(checks: Callable[[], dict[str, str]]) -> None:
+    """In a worker's main process: serve every pool process's metrics, with the worker's health and readiness
+    (``checks``), on ``FSML_WORKER_METRICS_PORT`` (``serving.workerhealth``)."""
     port = os.environ.get("FSML_WORKER_METRICS_PORT")
     if not port:
         return
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         log.warning("FSML_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not: start with fsml worker")
         return
-    from prometheus_client import multiprocess, start_http_server
+    from prometheus_client import multiprocess
+
+    from serving import workerhealth
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    start_http_server(int(port), addr=os.environ.get("FSML_WORKER_METRICS_HOST", "0.0.0.0"), registry=registry)
+    workerhealth.serve(os.environ.get("FSML_WORKER_METRICS_HOST", "0.0.0.0"), int(port), registry, checks)
     log.info("worker metrics on port %s", port)
 
 

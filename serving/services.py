@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
+import logging
 import os
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.db.models import F
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from datastore import registry
-from datastore.models import InferenceJob, ModelVersion
+from datastore.models import InferenceJob, ModelAlias, ModelVersion
 from datastore.runtime import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, InputError, check_text
+from serving import callbacks, frontdoor
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 MAX_IDEMPOTENCY_KEY = 100
 MAX_BATCH_SUBMIT = 256  # inputs per batch submit
 CALLBACK_QUEUE = "callbacks"
-CALLBACK_TIMEOUT = 10  # seconds a callback receiver has to answer
 
 
 class JobError(Exception):
@@ -42,6 +48,35 @@ def resolve_model(ref: str) -> ModelVersion:
         return registry.resolve(ref)
     except registry.RegistryError as exc:
         raise JobError(exc.reason, status=exc.status, field="model") from None
+
+
+_resolved: dict[str, tuple[float, ModelVersion]] = {}
+
+
+def resolve_for_submit(ref: str) -> ModelVersion:
+    """``resolve_model``, remembered for ``FSML_MODEL_REF_CACHE_SECONDS`` (1) in this process: a submit's
+    reference is resolved on every request, and it rarely changes. A registration or an alias move made in this
+    process is seen at once, one made elsewhere within that time; workers resolve ``NAME@ALIAS`` again for each
+    batch, uncached, so the version that serves a job is always the alias's current one."""
+    ttl = float(os.environ.get("FSML_MODEL_REF_CACHE_SECONDS", "1"))
+    hit = _resolved.get(ref)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    model = resolve_model(ref)
+    if ttl > 0:
+        if len(_resolved) > 1000:
+            _resolved.clear()
+        _resolved[ref] = (time.monotonic() + ttl, model)
+    return model
+
+
+def forget_resolved(**_: Any) -> None:
+    _resolved.clear()
+
+
+for _sender in (ModelVersion, ModelAlias):
+    post_save.connect(forget_resolved, sender=_sender, dispatch_uid=f"fsml-forget-resolved-{_sender.__name__}")
+    post_delete.connect(forget_resolved, sender=_sender, dispatch_uid=f"fsml-forget-resolved-del-{_sender.__name__}")
 
 
 TEXT_TASKS = ("text_classification", "multi_label", "spans")
@@ -127,7 +162,9 @@ def submit_batch(
         raise JobError("inputs: expected a non-empty list", field="inputs")
     if len(inputs) > MAX_BATCH_SUBMIT:
         raise JobError(f"inputs: at most {MAX_BATCH_SUBMIT} per request, got {len(inputs)}", 413, "inputs")
-    model = resolve_model(model_ref)
+    if callback_url and (refusal := callbacks.refusal(callback_url, resolve=False)):
+        raise JobError(refusal, field="callback_url")
+    model = resolve_for_submit(model_ref)
     clean = [validate_inputs(model, x, None if single else i) for i, x in enumerate(inputs)]
     keys = [None] * len(clean)
     if idempotency_key:
@@ -136,33 +173,70 @@ def submit_batch(
         if existing is not None:
             return existing, False
     recheck = timezone.now() + timedelta(seconds=requeue_queued_seconds())
+    jobs = [
+        InferenceJob(
+            model_version=model,
+            model_ref=model_ref,
+            submitted_by=user,
+            inputs=x,
+            idempotency_key=key,
+            lease_until=recheck,
+            callback_url=callback_url,
+        )
+        for x, key in zip(clean, keys, strict=True)
+    ]
     try:
-        with transaction.atomic():
-            jobs = InferenceJob.objects.bulk_create(
-                InferenceJob(
-                    model_version=model,
-                    model_ref=model_ref,
-                    submitted_by=user,
-                    inputs=x,
-                    idempotency_key=key,
-                    lease_until=recheck,
-                    callback_url=callback_url,
-                )
-                for x, key in zip(clean, keys, strict=True)
-            )
+        store_jobs(jobs)
     except IntegrityError:  # a concurrent retry with the same key won the race: its jobs, if it was this request
         earlier = _same_submit(user, model, model_ref, clean, keys)
         if earlier is None:
             raise
         return earlier, False
-    try:
-        for job in jobs:
-            run_inference_later(job)
-    except Exception as exc:  # broker unreachable: the jobs must not wait forever in "queued"
-        for job in jobs:
-            finish_job(job, error=f"could not queue the job: {exc}")
-        raise JobError("the job queue is unavailable; retry later", status=503) from exc
     return jobs, True
+
+
+def grouped_submits() -> bool:
+    return os.environ.get("FSML_GROUP_SUBMITS", "1") != "0"
+
+
+def store_jobs(jobs: list[InferenceJob]) -> None:
+    """Insert the jobs and queue them, with the jobs of concurrent requests in this process (one insert, one
+    commit, one message per model and ``batch_max()`` jobs: ``frontdoor.Grouper``). A caller inside a
+    transaction, or with ``FSML_GROUP_SUBMITS=0``, stores them itself.
+
+    Raises:
+        IntegrityError: an idempotency key already taken (only this request's jobs are refused).
+        JobError: the broker is down (503; the jobs are stored as failed, never left queued).
+    """
+    if transaction.get_connection().in_atomic_block or not grouped_submits():
+        if error := _store_groups([jobs])[0]:
+            raise error
+        return
+    _submitter.put(jobs)
+
+
+def _store_groups(groups: list[list[InferenceJob]]) -> list[BaseException | None]:
+    """Store and queue the jobs of several requests at once; the error each request gets, or None."""
+    close_old_connections()  # this may run on the grouper's own thread, whose connection no request recycles
+    try:
+        with transaction.atomic():
+            InferenceJob.objects.bulk_create([job for jobs in groups for job in jobs], batch_size=500)
+    except IntegrityError as exc:  # one request's idempotency key: store each request alone, so only it fails
+        return [exc] if len(groups) == 1 else [_store_groups([jobs])[0] for jobs in groups]
+    try:
+        queue_jobs([job for jobs in groups for job in jobs])
+    except Exception as exc:  # broker unreachable: the jobs must not wait forever in "queued"
+        log.error("could not queue %d jobs: %s", sum(map(len, groups)), exc)
+        for jobs in groups:
+            for job in jobs:
+                finish_job(job, error=f"could not queue the job: {exc}")
+        return [JobError("the job queue is unavailable; retry later", status=503)] * len(groups)
+    return [None] * len(groups)
+
+
+_submitter: frontdoor.Grouper[list[InferenceJob]] = frontdoor.Grouper(
+    _store_groups, max_items=64, name="fsml-job-submitter"
+)
 
 
 def _same_submit(
@@ -186,10 +260,22 @@ def _same_submit(
 
 
 def run_inference_later(job: InferenceJob, countdown: float = 0) -> None:
-    """Send the job's message: to its model's own queue when ``FSML_MODEL_QUEUES`` names the model."""
+    """Send one job's message again (a retry, or a job put back in the queue)."""
+    queue_jobs([job], countdown)
+
+
+def queue_jobs(jobs: list[InferenceJob], countdown: float = 0) -> None:
+    """Send the jobs' messages: one per model reference and ``batch_max()`` jobs, to the model's own queue when
+    ``FSML_MODEL_QUEUES`` names it. A message's jobs are claimed and run as one batch."""
     from serving.tasks import run_inference
 
-    run_inference.apply_async((str(job.pk),), queue=queue_for(job.model_version.name), countdown=countdown or None)
+    groups: dict[tuple[str, str, Any], list[str]] = defaultdict(list)
+    for job in jobs:
+        groups[(queue_for(job.model_version.name), job.model_ref, job.model_version_id)].append(str(job.pk))
+    size = batch_max()
+    for (queue, _, _), ids in groups.items():
+        for start in range(0, len(ids), size):
+            run_inference.apply_async((ids[start : start + size],), queue=queue, countdown=countdown or None)
 
 
 def queue_for(model_name: str) -> str:
@@ -202,7 +288,7 @@ def queue_for(model_name: str) -> str:
 def requeue_queued_seconds() -> float:
     """A job still queued this long after its message was sent gets its message sent again (a lost message:
     its worker died holding it, or the broker lost it); a duplicate message is harmless."""
-    return float(os.environ.get("FSML_REQUEUE_QUEUED_SECONDS", "600"))
+    return float(os.environ.get("FSML_REQUEUE_QUEUED_SECONDS", "120"))
 
 
 @dataclass
@@ -242,31 +328,45 @@ def _holder_is_dead(job: InferenceJob, worker: str) -> bool:
     return False
 
 
-def claim_batch(job_id: str, worker: str, pid: int) -> Batch | None:
-    """Claim a job and, as its batch, up to ``batch_max() - 1`` other queued jobs of the same model reference.
+def claim_batch(job_ids: list[str] | str, worker: str, pid: int) -> Batch | None:
+    """Claim a message's jobs and, to fill the batch, up to ``batch_max()`` queued jobs of the same model
+    reference in all.
 
-    Returns None when the message has nothing to do: the job ended, or another live worker holds it (a batch
-    took it; if that worker dies, its lease lapses and ``requeue_lapsed`` queues the job again). A job that has
-    failed before runs alone, so a poison input cannot take innocent batch-mates down with it, and after
-    MAX_ATTEMPTS it is failed instead of run again.
+    Returns None when the message has nothing to do: its jobs ended, or another live worker holds them (a batch
+    took them; if that worker dies, its lease lapses and ``requeue_lapsed`` queues the job again). A job that has
+    failed before runs alone, so a poison input cannot take innocent batch-mates down with it (the message's
+    other such jobs are sent again, one message each), and after MAX_ATTEMPTS it is failed instead of run again.
     """
+    ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
     now = timezone.now()
     with transaction.atomic():
-        job = InferenceJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED):
+        listed = InferenceJob.objects.select_for_update().filter(pk__in=ids).order_by("queued_at")
+        jobs, tried = [], []
+        for job in listed:
+            held = job.status == InferenceJob.Status.RUNNING and job.lease_until and job.lease_until > now
+            if job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED) or (
+                held and not _holder_is_dead(job, worker)
+            ):
+                continue
+            if job.attempts >= MAX_ATTEMPTS:
+                finish_job(job, error=_gave_up(job))
+                continue
+            (tried if job.attempts else jobs).append(job)
+        if not jobs and tried:
+            jobs, tried = tried[:1], tried[1:]
+        for job in tried:
+            transaction.on_commit(lambda job=job: run_inference_later(job))
+        if not jobs:
             return None
-        held = job.status == InferenceJob.Status.RUNNING and job.lease_until and job.lease_until > now
-        if held and not _holder_is_dead(job, worker):
-            return None
-        if job.attempts >= MAX_ATTEMPTS:
-            finish_job(job, error=_gave_up(job))
-            return None
-        jobs = [job]
-        if job.attempts == 0:
-            jobs += _queued_batch_mates(job, batch_max() - 1)
-        if len(jobs) < batch_max() and job.attempts == 0 and batch_wait():
+        if len(jobs) > batch_max():  # the sender allowed larger batches than this worker: the rest go back
+            jobs, overflow = jobs[: batch_max()], jobs[batch_max() :]
+            transaction.on_commit(lambda: queue_jobs(overflow))
+        fresh = jobs[0].attempts == 0
+        if fresh:
+            jobs += _queued_batch_mates(jobs[0], batch_max() - len(jobs), exclude=[j.pk for j in jobs])
+        if fresh and len(jobs) < batch_max() and batch_wait():
             time.sleep(batch_wait())  # dynamic batching: a few milliseconds for more of the same model's jobs
-            jobs += _queued_batch_mates(job, batch_max() - len(jobs), exclude=[j.pk for j in jobs])
+            jobs += _queued_batch_mates(jobs[0], batch_max() - len(jobs), exclude=[j.pk for j in jobs])
         token = uuid.uuid4()
         InferenceJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
             status=InferenceJob.Status.RUNNING,
@@ -283,7 +383,7 @@ def claim_batch(job_id: str, worker: str, pid: int) -> Batch | None:
     return Batch(jobs, token, worker, pid)
 
 
-def _queued_batch_mates(job: InferenceJob, limit: int, exclude: list[Any] | None = None) -> list[InferenceJob]:
+def _queued_batch_mates(job: InferenceJob, limit: int, exclude: list[Any]) -> list[InferenceJob]:
     if limit <= 0:
         return []
     # No select_related here: under FOR UPDATE, MariaDB would lock the joined model version row too, serialising
@@ -292,7 +392,7 @@ def _queued_batch_mates(job: InferenceJob, limit: int, exclude: list[Any] | None
     mates = mates.filter(status=InferenceJob.Status.QUEUED, model_ref=job.model_ref, attempts=0)
     if "@" not in job.model_ref:  # NAME and NAME:VERSION were fixed to a version at submit: keep to it
         mates = mates.filter(model_version=job.model_version_id)
-    mates = mates.exclude(pk__in=[job.pk, *(exclude or [])]).order_by("queued_at")
+    mates = mates.exclude(pk__in=exclude).order_by("queued_at")
     return list(mates[:limit])
 
 
@@ -343,13 +443,8 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
             except Exception as exc:  # broker down: say so on the job; the others still go
                 InferenceJob.objects.filter(pk=job.pk).update(callback_status=f"{NOT_QUEUED}{exc}"[:300])
     if jobs and settings.CELERY_BROKER_URL.startswith("redis://"):
-        try:
-            with broker_redis().pipeline(transaction=False) as pipe:
-                for job in jobs:
-                    pipe.publish(job_channel(job.pk), job.status)
-                pipe.execute()
-        except redis.RedisError:  # waiters fall back to reading the database when their time is up
-            pass
+        with contextlib.suppress(redis.RedisError):  # waiters read the database while their listener is down
+            broker_redis().publish(frontdoor.FINISHED_CHANNEL, ",".join(str(job.pk) for job in jobs))
 
 
 _redis: dict[str, redis.Redis] = {}
@@ -365,61 +460,34 @@ def broker_redis() -> redis.Redis:
     return _redis[url]
 
 
-def job_channel(job_id: Any) -> str:
-    return f"fsml:job-finished:{job_id}"
+_listener = frontdoor.FinishedListener(broker_redis)
 
 
 def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
-    """The job once it ended, or as it is after ``timeout`` seconds. Listens on the job's Redis channel where the
-    broker is Redis (no polling), else reads the database every 50 ms."""
+    """The job once it ended, or as it is after ``timeout`` seconds. Where the broker is Redis, the process's one
+    listener to finished batches wakes it (no polling while Redis is up); else it reads the database every 50 ms.
+    """
     from django.conf import settings
 
     ended = (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
-    deadline = time.monotonic() + timeout
-    if settings.CELERY_BROKER_URL.startswith("redis://"):
-        pubsub = broker_redis().pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(job_channel(job.pk))
-            job.refresh_from_db()  # it may have ended before the subscription
-            while job.status not in ended and (left := deadline - time.monotonic()) > 0:
-                if pubsub.get_message(timeout=min(left, 1.0)) is not None:
-                    job.refresh_from_db()
-            job.refresh_from_db()
-            return job
-        except redis.RedisError:  # Redis went away while waiting: read the database for the time left
-            pass
-        finally:
-            pubsub.close()  # its connection goes back to the pool
-    job.refresh_from_db()
-    while job.status not in ended and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+    def has_ended() -> bool:
         job.refresh_from_db()
+        return job.status in ended
+
+    if job.status in ended:
+        return job
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        ids = [str(job.pk)]
+        try:
+            frontdoor.wait_until(_listener.expect(ids), _listener, timeout, has_ended)
+        finally:
+            _listener.forget(ids)
+        return InferenceJob.objects.select_related("model_version").get(pk=job.pk)
+    deadline = time.monotonic() + timeout
+    while not has_ended() and time.monotonic() < deadline:
+        time.sleep(0.05)
     return job
-
-
-def post_callback(job: InferenceJob, body: bytes) -> str:
-    """POST a finished job to its callback URL. Returns "" when the receiver took it (2xx), else the reason.
-
-    With ``FSML_CALLBACK_SECRET`` set, ``X-Fsml-Signature: sha256=<HMAC of the body>`` lets the receiver check
-    that the call came from here.
-    """
-    import hashlib
-    import hmac
-    import urllib.error
-    import urllib.request
-
-    headers = {"Content-Type": "application/json", "User-Agent": "fsml-callback/1", "X-Fsml-Job": str(job.pk)}
-    if secret := os.environ.get("FSML_CALLBACK_SECRET", ""):
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        headers["X-Fsml-Signature"] = f"sha256={digest}"
-    request = urllib.request.Request(job.callback_url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=CALLBACK_TIMEOUT) as response:
-            return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return f"unreachable: {getattr(exc, 'reason', exc)}"
 
 
 def record_callback(job_id: Any, outcome: str, gave_up: bool = False) -> None:
@@ -435,26 +503,45 @@ def finish_batch(
     """Record each job's outcome, only while this claim still holds it: a claim that lapsed and was taken over
     writes nothing, so no job ends twice. Returns the jobs this call finished."""
     now = timezone.now()
-    done = []
     with transaction.atomic():
-        for job in batch.jobs:
-            result, error = outcomes[job.pk]
-            fields: dict[str, Any] = {
-                "result": result,
-                "error": error,
-                "status": InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED,
-                "finished_at": now,
-                "lease_until": None,
-            }
+        # Lock the jobs this claim still holds; the rest were taken over and are not ours to end.
+        held = set(
+            InferenceJob.objects.select_for_update()
+            .filter(pk__in=[job.pk for job in batch.jobs], claim=batch.claim, status=InferenceJob.Status.RUNNING)
+            .values_list("pk", flat=True)
+        )
+        done = [job for job in batch.jobs if job.pk in held]
+        for job in done:
+            job.result, job.error = outcomes[job.pk]
+            job.status = InferenceJob.Status.FAILED if job.error else InferenceJob.Status.SUCCEEDED
+            job.finished_at, job.lease_until = now, None
             if model is not None:
-                fields["model_version"] = model
-            if InferenceJob.objects.filter(pk=job.pk, claim=batch.claim, status=InferenceJob.Status.RUNNING).update(
-                **fields
-            ):
-                job.finished_at, job.status = now, fields["status"]
-                done.append(job)
+                job.model_version = model
+        _write_ended(done)
         transaction.on_commit(lambda: announce_finished(done))  # callbacks and sync waiters, once it is stored
     return done
+
+
+_ENDED_FIELDS = ("result", "error", "status", "finished_at", "lease_until", "model_version")
+
+
+def _write_ended(jobs: list[InferenceJob]) -> None:
+    """Write the ended jobs' outcome fields: one prepared UPDATE sent with a row of parameters per job. The ORM's
+    ``update`` or ``bulk_update`` (a CASE per field and job) spent more CPU building the query than the model
+    spent on the batch."""
+    if not jobs:
+        return
+    meta, conn = InferenceJob._meta, connections[InferenceJob.objects.db]
+    quote = conn.ops.quote_name
+    fields = [meta.get_field(name) for name in _ENDED_FIELDS]
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s"
+    rows = [
+        [f.get_db_prep_save(getattr(job, f.attname), conn) for f in fields] + [meta.pk.get_db_prep_value(job.pk, conn)]
+        for job in jobs
+    ]
+    with conn.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def release_batch(batch: Batch, error: str, countdown: float) -> None:
@@ -495,8 +582,7 @@ def requeue_lapsed(now: datetime | None = None) -> int:
             claim=None,
             lease_until=now + timedelta(seconds=requeue_queued_seconds()),
         )
-    for job in requeue:
-        run_inference_later(job)
+    queue_jobs(requeue)  # those that failed before are split off to run alone when claimed
     return len(stale)
 
 

@@ -1,9 +1,10 @@
 """Celery tasks: deserialise, call the services, record. Retries and time limits are explicit.
 
-A message names one job; the worker that takes it claims that job and, as one batch, the other queued jobs of
-the same model (``services.claim_batch``). The messages of the batch-mates then find their job running or done
-and end at once. Each worker's main process also puts back jobs whose claim lapsed because their worker died
-(``services.requeue_lapsed``, every ``FSML_REQUEUE_SECONDS``).
+A message names the jobs that one web process stored together (or one job sent again); the worker that takes it
+claims them and, to fill its batch, other queued jobs of the same model (``services.claim_batch``). The messages
+of those batch-mates then find their jobs running or done and end at once. Each worker's main process also
+puts back jobs whose claim lapsed because their worker died (``services.requeue_lapsed``, every
+``FSML_REQUEUE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from functools import partial
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 
-from serving import services
+from serving import callbacks, services, workerhealth
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,8 @@ log = logging.getLogger(__name__)
     soft_time_limit=50,
     time_limit=60,
 )
-def run_inference(self, job_id: str) -> None:  # type: ignore[no-untyped-def] -- Celery's bound task
-    batch = services.claim_batch(job_id, worker=self.request.hostname or "", pid=os.getpid())
+def run_inference(self, job_ids: list[str] | str) -> None:  # type: ignore[no-untyped-def] -- Celery's bound task
+    batch = services.claim_batch(job_ids, worker=self.request.hostname or "", pid=os.getpid())
     if batch is None:
         return
     try:
@@ -61,29 +63,33 @@ def deliver_callback(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     # The job as GET /api/jobs/ID/ shows it, without the delivery's own bookkeeping: every retry sends the same body.
     fields = {k: v for k, v in JobSerializer(job).data.items() if not k.startswith("callback_")}
     body = json.dumps(fields, cls=DjangoJSONEncoder).encode()
-    failure = services.post_callback(job, body)
-    gave_up = bool(failure) and self.request.retries >= self.max_retries
+    failure = callbacks.post(job, body)
+    gave_up = bool(failure) and (self.request.retries >= self.max_retries or failure.startswith(callbacks.REFUSED))
     services.record_callback(job.pk, failure, gave_up)
     if failure and not gave_up:
         raise self.retry(countdown=2 ** (self.request.retries + 1))
 
 
 _stop = threading.Event()
+_requeued = workerhealth.Heartbeat()
 
 
 def _requeue_loop(interval: float) -> None:
     from django.db import close_old_connections
 
-    while not _stop.wait(interval):
+    while True:
         try:
             if count := services.requeue_lapsed():
                 log.warning("requeued or failed %d jobs whose worker stopped holding them", count)
             if count := services.resend_callbacks():
                 log.warning("queued %d callbacks that could not be queued when their job ended", count)
+            _requeued.beat()
         except Exception:  # the database or the broker is down for a moment: try again next round
             log.exception("requeueing lapsed jobs failed")
         finally:
             close_old_connections()
+        if _stop.wait(interval):
+            return
 
 
 @worker_ready.connect
@@ -92,7 +98,7 @@ def start_requeue_loop(**_: object) -> None:
 
     interval = float(os.environ.get("FSML_REQUEUE_SECONDS", "10"))
     threading.Thread(target=_requeue_loop, args=(interval,), name="fsml-requeue", daemon=True).start()
-    serve_worker_metrics()
+    serve_worker_metrics(partial(workerhealth.readiness, _requeued.age, interval))
 
 
 @worker_shutting_down.connect

@@ -4,6 +4,7 @@ Every job must end exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -128,10 +129,12 @@ def test_a_poison_input_fails_its_own_job_and_not_its_batch(live_env, clean_brok
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_no_job_and_none_ends_twice(
-    live_env, clean_broker, registered_model, service_client, tmp_path
+    live_env, clean_broker, registered_model, service_client, tmp_path, monkeypatch
 ) -> None:
     """SIGKILL the whole worker (main process and pool) while it holds a claimed batch: a second worker puts the
-    lapsed jobs back (lease 4 s) and finishes every job exactly once."""
+    lapsed jobs back (lease 4 s) and finishes every job exactly once. The message the dead worker had taken but
+    not started is re-sent too (its jobs stayed queued past FSML_REQUEUE_QUEUED_SECONDS, 5 s here)."""
+    monkeypatch.setenv("FSML_REQUEUE_QUEUED_SECONDS", "5")
     texts = [f"{t} ({n})" for n in range(4) for t in TEXTS]  # 256 jobs: 16 batches to catch one in flight
     fast = {"FSML_BATCH_MAX": "16", "FSML_JOB_LEASE_SECONDS": "4", "FSML_REQUEUE_SECONDS": "1"}
     doomed = start_worker(tmp_path, "doomed", **fast)
@@ -268,7 +271,7 @@ def test_prometheus_metrics_of_the_web_and_of_a_worker(
     ids = [j["id"] for j in service_client.post("/api/jobs/batch/", body, format="json").json()["jobs"]]
     scraped = Client().get("/metrics").content.decode()
     assert f'fsml_jobs{{model="{MODEL}",status="queued"}} 20.0' in scraped, scraped
-    assert 'fsml_queue_messages{queue="inference"} 20.0' in scraped
+    assert 'fsml_queue_messages{queue="inference"} 1.0' in scraped, "one message carries a submit's 20 jobs"
 
     port = free_port()
     metrics_dir = tmp_path / "prom"
@@ -285,6 +288,8 @@ def test_prometheus_metrics_of_the_web_and_of_a_worker(
         wait_done(ids)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as res:
             text = res.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as res:
+            assert json.load(res) == {"status": "ok", "database": "ok", "broker": "ok", "requeue": "ok"}
     finally:
         worker.stop()
     assert f'fsml_jobs_finished_total{{model="{MODEL}",status="succeeded"}} 20.0' in text, text
@@ -292,6 +297,33 @@ def test_prometheus_metrics_of_the_web_and_of_a_worker(
     batches = [line for line in text.splitlines() if line.startswith(f'fsml_batch_size_sum{{model="{MODEL}"}}')]
     assert batches == [f'fsml_batch_size_sum{{model="{MODEL}"}} 20.0'], "batch sizes add up to the jobs"
     assert "fsml_jobs{" not in Client().get("/metrics").content.decode(), "nothing waits any more"
+
+
+def test_a_worker_without_its_database_is_alive_but_not_ready(live_env, clean_broker, tmp_path) -> None:
+    """``celery inspect ping`` would pass; the worker's /readyz says what is wrong."""
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    worker = start_worker(
+        tmp_path,
+        "cut-off",
+        DATABASE_URL=f"mysql://root@127.0.0.1:{free_port()}/nothing",  # nothing listens there
+        FSML_WORKER_METRICS_PORT=str(port),
+        FSML_WORKER_METRICS_HOST="127.0.0.1",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as res:
+            assert res.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    finally:
+        worker.stop()
+    parts = json.load(refused.value)
+    assert refused.value.code == 503 and parts["status"] == "unavailable", parts
+    assert parts["database"].startswith("unreachable") and parts["broker"] == "ok", parts
+    assert parts["requeue"] == "not run yet", "its requeue loop cannot run without the database"
 
 
 def test_claims_leases_and_requeues_step_by_step(live_env, clean_broker, registered_model) -> None:

@@ -128,6 +128,8 @@ def test_services_depend_on_healthy_backends() -> None:
     assert services["worker"]["depends_on"]["web"]["condition"] == "service_healthy"
     assert services["worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
+    worker_check = " ".join(services["worker"]["healthcheck"]["test"])
+    assert "inspect ping" in worker_check and ":9808/readyz" in worker_check
 
 
 def test_redis_keeps_queued_jobs_and_state_lives_in_named_volumes() -> None:

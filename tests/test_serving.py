@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from rest_framework.test import APIClient
 
 from datastore.models import InferenceJob
+from serving.api import JobSerializer
 from tests.conftest import child_pids
+
+
+class GenericJobSerializer(JobSerializer):
+    to_representation = JobSerializer.__mro__[1].to_representation  # ModelSerializer's, field by field
 
 
 def wait_done(ids: list[str], timeout: float = 60) -> list[InferenceJob]:
@@ -110,6 +116,8 @@ def test_the_sync_endpoint_waits_for_the_result_or_answers_202(celery_worker, re
     )
     assert res.status_code == 200, res.content
     assert res.json()["status"] == "succeeded" and res.json()["result"]["label"] in ("negative", "neutral", "positive")
+    job = InferenceJob.objects.get(pk=res.json()["id"])
+    assert JobSerializer(job).data == GenericJobSerializer(job).data == res.json(), "the hand-built fields are DRF's"
     for body, needle in (({"timeout": 31}, "less than or equal to 30"), ({"inputs": {"text": ""}}, "non-empty")):
         bad = service_client.post(
             "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": "x"}} | body, format="json"
@@ -133,6 +141,7 @@ def callback_receiver(monkeypatch) -> Iterator[tuple[str, list[tuple[dict, bytes
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     monkeypatch.setenv("FSML_CALLBACK_SECRET", "s3cret")
+    monkeypatch.setenv("FSML_CALLBACK_ALLOWED_HOSTS", "127.0.0.1")  # the receiver is local, as no real one is
     calls: list[tuple[dict, bytes]] = []
 
     class Receiver(BaseHTTPRequestHandler):
@@ -174,10 +183,55 @@ def test_a_callback_is_retried_until_the_receiver_takes_it(
     headers, sent = calls[1]
     payload = json.loads(sent)
     assert payload["id"] == job_id and payload["status"] == "succeeded" and payload["result"] == job.result
-    expected = hmac.new(b"s3cret", sent, hashlib.sha256).hexdigest()
+    stamp = headers["X-Fsml-Timestamp"]
+    assert abs(int(stamp) - time.time()) < 120, "signed with the time of sending"
+    expected = hmac.new(b"s3cret", stamp.encode() + b"." + sent, hashlib.sha256).hexdigest()
     assert headers["X-Fsml-Signature"] == f"sha256={expected}"
     bad = service_client.post("/api/jobs/", body | {"callback_url": "ftp://example.com/x"}, format="json")
     assert bad.status_code == 400 and "callback_url" in bad.json()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.1.2.3/hook", "http://localhost:8000/x", "http://[::1]/x", "http://169.254.169.254/"]
+)
+def test_callbacks_to_inner_addresses_are_refused_unless_allowed(url, registered_model, service_client, monkeypatch):
+    body = {"model": "sentiment-test", "inputs": {"text": "hi"}, "callback_url": url}
+    refused = service_client.post("/api/jobs/", body, format="json")
+    assert refused.status_code == 400 and "FSML_CALLBACK_ALLOWED_HOSTS" in str(refused.json()), refused.content
+    assert InferenceJob.objects.count() == 0
+    monkeypatch.setenv("FSML_CALLBACK_ALLOWED_HOSTS", f"backend.internal, {urlsplit(url).hostname}")
+    assert service_client.post("/api/jobs/", body, format="json").status_code == 202
+
+
+def test_a_delivery_is_refused_for_inner_addresses_and_never_follows_a_redirect(live_env, monkeypatch) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from serving.callbacks import post as post_callback
+
+    hits: list[str] = []
+
+    class Redirector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+            hits.append(self.path)
+            self.send_response(307)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    job = InferenceJob(callback_url=f"http://localhost:{server.server_address[1]}/hook")
+    try:
+        assert post_callback(job, b"{}").startswith("refused: callback host localhost is a non-public address")
+        assert hits == [], "refused before any connection"
+        monkeypatch.setenv("FSML_CALLBACK_ALLOWED_HOSTS", "localhost")
+        assert post_callback(job, b"{}") == "HTTP 307 (redirects are not followed)"
+        assert hits == ["/hook"]
+    finally:
+        server.shutdown()
 
 
 def test_image_and_span_models_take_their_own_inputs_and_refuse_bad_ones(live_env, service_client) -> None:

@@ -1,0 +1,178 @@
+"""The web process's side of the job queue: submits grouped across concurrent requests, and one listener for
+finished jobs.
+
+Under load, most of a job's cost used to be bookkeeping paid once per job: a committed transaction for its row,
+a broker message, and a Redis subscription for a synchronous wait. Here, as databases do with group commit, the
+requests that arrive while one group is being stored wait for the next group, which is stored with one insert,
+one commit and one message per model (``Grouper``); a lone request is stored at once, with no added wait. One
+subscriber per process hears every finished batch and wakes the requests waiting on its jobs
+(``FinishedListener``). Neither knows Django: ``serving.services`` hands them what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+import redis
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FINISHED_CHANNEL = "fsml:jobs-finished"  # one message per finished batch: its job ids, comma-separated
+
+
+class Grouper(Generic[T]):
+    """Hands items from many threads to ``flush`` on one background thread, as groups of up to ``max_items``.
+
+    ``flush(items)`` returns one entry per item: None when stored, or the exception the item's caller gets.
+    ``put`` blocks until the item's group was flushed. The thread starts on first use in each process (a
+    forked child gets its own).
+    """
+
+    def __init__(self, flush: Callable[[list[T]], list[BaseException | None]], max_items: int, name: str) -> None:
+        self._flush, self._max, self._name = flush, max_items, name
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[T, _Slot]] = queue.SimpleQueue()
+
+    def put(self, item: T, timeout: float = 60.0) -> None:
+        self._ensure_thread()
+        slot = _Slot()
+        self._queue.put((item, slot))
+        if not slot.done.wait(timeout):
+            raise TimeoutError(f"{self._name}: not stored within {timeout:g} s")
+        if slot.error is not None:
+            raise slot.error
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+                self._pid = os.getpid()
+
+    def _run(self) -> None:
+        while True:
+            group = [self._queue.get()]
+            while len(group) < self._max:  # what arrived while the last group was stored: no waiting for more
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                errors = self._flush([item for item, _ in group])
+            except BaseException as exc:  # noqa: BLE001 -- every caller of the group must hear of it, never hang
+                log.exception("%s: storing a group of %d failed", self._name, len(group))
+                errors = [exc] * len(group)
+            for (_, slot), error in zip(group, errors, strict=True):
+                slot.error = error
+                slot.done.set()
+
+
+class _Slot:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class FinishedListener:
+    """One Redis subscriber per process to ``FINISHED_CHANNEL``; ``expect(ids)`` returns an event set when any of
+    those jobs is announced, or at once when one was announced in the last ``RECENT_SECONDS`` (a job may end
+    before its request starts waiting). ``healthy`` is False while the subscription is down (messages may be
+    missed then: waiters read the database)."""
+
+    RECENT_SECONDS = 10.0
+
+    def __init__(self, client: Callable[[], redis.Redis]) -> None:
+        self._client = client
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._waiters: dict[str, threading.Event] = {}
+        self._recent: OrderedDict[str, float] = OrderedDict()  # announced job id -> when, oldest first
+        self._subscribed = threading.Event()
+        self.generation = 0  # counts subscriptions: a waiter that saw another may have missed its message
+
+    @property
+    def healthy(self) -> bool:
+        return self._subscribed.is_set()
+
+    def expect(self, job_ids: Iterable[str]) -> threading.Event:
+        self._ensure_thread()
+        event = threading.Event()
+        with self._lock:
+            for job_id in job_ids:
+                if job_id in self._recent:
+                    event.set()
+                self._waiters[job_id] = event
+        return event
+
+    def forget(self, job_ids: Iterable[str]) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                self._waiters.pop(job_id, None)
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._waiters, self._recent, self._subscribed = {}, OrderedDict(), threading.Event()
+                threading.Thread(target=self._run, name="fsml-finished-listener", daemon=True).start()
+                self._pid = os.getpid()
+        self._subscribed.wait(2.0)  # the first request of a process waits for the subscription, once
+
+    def _run(self) -> None:
+        while True:
+            pubsub = self._client().pubsub()
+            try:
+                pubsub.subscribe(FINISHED_CHANNEL)
+                while True:
+                    message = pubsub.get_message(timeout=5.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":  # the server confirmed: from now on nothing is missed
+                        self.generation += 1
+                        self._subscribed.set()
+                    elif message["type"] == "message":
+                        self._wake(message["data"])
+            except redis.RedisError as exc:
+                log.warning("listening for finished jobs failed (%s); waiters read the database meanwhile", exc)
+            finally:
+                self._subscribed.clear()
+                pubsub.close()
+            time.sleep(0.5)
+
+    def _wake(self, data: bytes) -> None:
+        ids = data.decode().split(",")
+        now = time.monotonic()
+        with self._lock:
+            events = [self._waiters.pop(job_id, None) for job_id in ids]
+            self._recent.update((job_id, now) for job_id in ids)
+            while self._recent and next(iter(self._recent.values())) < now - self.RECENT_SECONDS:
+                self._recent.popitem(last=False)
+        for event in events:
+            if event is not None:
+                event.set()
+
+
+def wait_until(event: threading.Event, listener: FinishedListener, timeout: float, ended: Callable[[], bool]) -> None:
+    """Wait for ``event`` up to ``timeout`` seconds. While the listener is down, or once it subscribed again
+    (a message may have been missed), ``ended()`` (a database read) is asked every second instead."""
+    deadline = time.monotonic() + timeout
+    generation = listener.generation
+    while (left := deadline - time.monotonic()) > 0:
+        if event.wait(min(left, 1.0)):
+            return
+        if (not listener.healthy or listener.generation != generation) and ended():
+            return

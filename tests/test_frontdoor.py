@@ -1,0 +1,102 @@
+"""Grouped submits and the finished-job listener of a web process (serving.frontdoor), on the real MariaDB and
+Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError
+
+from datastore.models import InferenceJob
+from serving import frontdoor, services
+
+
+def test_requests_arriving_while_a_group_is_stored_go_together_and_an_error_reaches_only_its_own() -> None:
+    groups: list[list[int]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def flush(items: list[int]) -> list[BaseException | None]:
+        if not groups:
+            first_started.set()
+            release.wait(10)
+        groups.append(items)
+        return [ValueError(f"item {i} refused") if i == 3 else None for i in items]
+
+    grouper: frontdoor.Grouper[int] = frontdoor.Grouper(flush, max_items=64, name="test-grouper")
+    outcomes: dict[int, str] = {}
+
+    def put(i: int) -> None:
+        try:
+            grouper.put(i, timeout=10)
+            outcomes[i] = "stored"
+        except ValueError as exc:
+            outcomes[i] = str(exc)
+
+    threads = [threading.Thread(target=put, args=(0,))]
+    threads[0].start()
+    assert first_started.wait(10)
+    threads += [threading.Thread(target=put, args=(i,)) for i in range(1, 6)]
+    for thread in threads[1:]:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while grouper._queue.qsize() < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert groups[0] == [0] and sorted(groups[1]) == [1, 2, 3, 4, 5], "a lone request is not held back; the rest wait"
+    assert outcomes == {0: "stored", 1: "stored", 2: "stored", 3: "item 3 refused", 4: "stored", 5: "stored"}
+
+
+def _jobs(user, model, n: int, key: str | None = None) -> list[InferenceJob]:
+    return [
+        InferenceJob(
+            model_version=model, model_ref=model.name, submitted_by=user, inputs={"text": f"t{i}"}, idempotency_key=key
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_group_with_a_reused_idempotency_key_stores_every_other_request(
+    live_env, clean_broker, registered_model
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create(username="svc")
+    (taken,) = _jobs(user, registered_model, 1, key="k-1")
+    assert services._store_groups([[taken]]) == [None]
+    clash, fine, more = (
+        _jobs(user, registered_model, 1, key="k-1"),
+        _jobs(user, registered_model, 2),
+        _jobs(user, registered_model, 1, key="k-2"),
+    )
+    errors = services._store_groups([fine, clash, more])
+    assert errors[0] is None and isinstance(errors[1], IntegrityError) and errors[2] is None
+    assert set(InferenceJob.objects.values_list("pk", flat=True)) == {j.pk for j in [taken, *fine, *more]}
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    assert broker.llen("inference") == 3, "one message per stored request here (each stored alone after the clash)"
+
+
+def test_one_listener_wakes_waiters_even_for_a_job_that_ended_before_they_waited(live_env) -> None:
+    listener = frontdoor.FinishedListener(services.broker_redis)
+    waiting = listener.expect(["c", "d"])  # starts the thread and waits for the subscription
+    assert listener.healthy and not waiting.is_set()
+    services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, "a,b")
+    deadline = time.monotonic() + 5
+    while not listener.expect(["a"]).is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert listener.expect(["b"]).is_set(), "announced before anyone waited: remembered for a while"
+    assert not waiting.is_set()
+    services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, "x,d")
+    assert waiting.wait(5), "a waiter on several jobs wakes when one of them ends"
+
+
+def test_a_waiter_reads_the_database_while_the_listener_is_down() -> None:
+    listener = frontdoor.FinishedListener(lambda: redis.Redis(port=1))  # never started: no subscription
+    asked: list[int] = []
+    began = time.monotonic()
+    frontdoor.wait_until(threading.Event(), listener, 5.0, lambda: asked.append(1) or len(asked) >= 2)
+    assert len(asked) == 2 and time.monotonic() - began < 3.5, "asked once a second, and stopped when it ended"
