@@ -163,7 +163,15 @@ def describe(config: Any) -> str:
     keys = ["epochs", "lr", "schedule", "warmup_epochs", "batch_size", "dropout"]
     keys += (
         {
-            "bag_of_embeddings": ["embed_dim", "hidden_dim", "ngram_buckets", "wide"],
+            "bag_of_embeddings": [
+                "embed_dim",
+                "hidden_dim",
+                "ngram_buckets",
+                "subword_buckets",
+                "wide",
+                "wide_lr",
+                "wide_l2",
+            ],
             "cnn": ["embed_dim", "channels", "kernel_size", "layers"],
             "transformer": ["embed_dim", "hidden_dim", "heads", "layers"],
         }.get(config.model, [])

@@ -27,7 +27,8 @@ from evaluation.evaluate import evaluate, headline
 from tests.helpers import corpus_version
 from training.config import ConfigError, TrainConfig, load_config
 from training.export import export
-from training.train import TrainingError, load_checkpoint, train
+from training.tasks import prepare
+from training.train import TrainingError, load_checkpoint, make_optimiser, model_for, train, wide_penalty
 
 WORDS = {
     "delay": ["late", "delayed", "waited"],
@@ -187,6 +188,32 @@ def test_subword_model_trains_reloads_exports_and_serves_the_same_logits(tmp_pat
     np.testing.assert_allclose(load_runtime(tmp_path / "export").logits(texts), expected, rtol=1e-3, atol=1e-4)
 
 
+def test_wide_term_trains_apart_as_logistic_regression(tmp_path: Path) -> None:
+    """wide_lr and wide_l2 give the wide term its own optimiser group (own learning rate, no weight decay) and an
+    L2 penalty in the loss; the model, its checkpoint and its export are those of any wide bag."""
+    data = corpus_version(400)
+    config = small_config(epochs=2, ngram_buckets=512, wide=True, wide_lr=0.02, wide_l2=0.5, weight_decay=0.05)
+    model = model_for(config, prepare(config, data))
+    deep, wide = make_optimiser(config, model).param_groups
+    assert [p.shape for p in wide["params"]] == [model.wide.weight.shape]
+    assert (wide["lr"], wide["weight_decay"], deep["lr"], deep["weight_decay"]) == (0.02, 0.0, config.lr, 0.05)
+    assert sum(p.numel() for p in deep["params"]) + model.wide.weight.numel() == sum(
+        p.numel() for p in model.parameters()
+    )
+    with torch.no_grad():
+        model.wide.weight.fill_(2.0)
+    expected = 0.5 * 4.0 * model.wide.weight.numel() / 100
+    penalty = wide_penalty(config, model, 100)
+    assert penalty is not None and float(penalty.detach()) == pytest.approx(expected)
+    plain = small_config(ngram_buckets=512, wide=True)
+    assert len(make_optimiser(plain, model).param_groups) == 1 and wide_penalty(plain, model, 100) is None
+
+    result = train(config, data, out_dir=tmp_path / "run")
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.model.wide.weight.abs().sum() > 0  # type: ignore[union-attr]
+    export(load_checkpoint(tmp_path / "run" / "checkpoint"), tmp_path / "export", data, int8=False)
+
+
 def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path: Path) -> None:
     data = corpus_version(300)
     result = train(small_config(lr=1e-9, patience=1, epochs=10), data)  # nothing learnt: no epoch beats the first
@@ -223,6 +250,7 @@ def test_configs_read_yaml_with_overrides_and_refuse_bad_values(tmp_path: Path) 
         (["wide=1"], "wide: expected true or false"),
         (["ngram_buckets=-1"], "ngram_buckets and subword_buckets cannot be negative"),
         (["subword_buckets=-5"], "subword_buckets cannot be negative"),
+        (["wide_l2=-0.5"], "wide_lr and wide_l2 cannot be negative"),
     ):
         with pytest.raises(ConfigError, match=reason):
             load_config(path, overrides)

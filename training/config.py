@@ -36,6 +36,10 @@ class TrainConfig:
     ngram_buckets: int = 0  # bag_of_embeddings: hashed bigram embeddings (0: single tokens only)
     wide: bool = False  # bag_of_embeddings: a linear term over tokens and bigrams beside the deep part
     subword_buckets: int = 0  # bag_of_embeddings: hashed character 3-5-grams of each vocabulary token (0: none)
+    # The wide term trained as logistic regression is: its own learning rate (0: lr) and an L2 penalty
+    # wide_l2 * ||W||^2 / n_train in the loss (1 / (2 C) in scikit-learn's terms; 0: weight decay as the rest)
+    wide_lr: float = 0.0
+    wide_l2: float = 0.0
     # Inputs
     max_len: int = 64
     min_freq: int = 2
@@ -81,6 +85,8 @@ class TrainConfig:
             raise ConfigError("dropout must be in [0, 1) and distill_alpha in [0, 1]")
         if self.patience < 0 or self.warmup_epochs < 0 or self.ngram_buckets < 0 or self.subword_buckets < 0:
             raise ConfigError("patience, warmup_epochs, ngram_buckets and subword_buckets cannot be negative")
+        if self.wide_lr < 0 or self.wide_l2 < 0:
+            raise ConfigError("wide_lr and wide_l2 cannot be negative")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

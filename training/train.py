@@ -104,8 +104,32 @@ def model_for(config: TrainConfig, task: Task) -> nn.Module:
     return model
 
 
+def param_groups(config: TrainConfig, model: nn.Module) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: one, or two when ``wide_lr`` or ``wide_l2`` trains the model's wide
+    (linear) term apart, as logistic regression: its own learning rate, and no weight decay under ``wide_l2``
+    (``wide_penalty`` regularises it instead)."""
+    wide = getattr(model, "wide", None)
+    if not isinstance(wide, nn.Module) or not (config.wide_lr or config.wide_l2):
+        return [{"params": list(model.parameters())}]
+    own = {id(p) for p in wide.parameters()}
+    group: dict[str, Any] = {"params": list(wide.parameters()), "lr": config.wide_lr or config.lr}
+    if config.wide_l2:
+        group["weight_decay"] = 0.0
+    return [{"params": [p for p in model.parameters() if id(p) not in own]}, group]
+
+
+def wide_penalty(config: TrainConfig, model: nn.Module, n_train: int) -> torch.Tensor | None:
+    """``wide_l2 * ||W||^2 / n_train`` for the wide term's weights: added to a batch's mean loss, it makes the
+    objective logistic regression's (mean log loss + ||W||^2 / (2 C n)) with ``C = 1 / (2 wide_l2)``. Decoupled
+    weight decay would shrink the weights by the learning rate's schedule instead, whatever the data says."""
+    wide = getattr(model, "wide", None)
+    if not config.wide_l2 or not isinstance(wide, nn.Module):
+        return None
+    return config.wide_l2 * sum(p.pow(2).sum() for p in wide.parameters()) / max(n_train, 1)
+
+
 def make_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = model.parameters()
+    params = param_groups(config, model)
     if config.optimiser == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimiser == "adam":
@@ -251,6 +275,8 @@ def train(
             optimiser.zero_grad()
             logits = net(inputs)
             loss = task.loss(logits, targets)
+            if (penalty := wide_penalty(config, model, len(train_set))) is not None:
+                loss = loss + penalty
             if teacher is not None:
                 with torch.no_grad():
                     soft_targets = teacher(inputs)
