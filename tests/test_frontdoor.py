@@ -12,6 +12,7 @@ from django.db import IntegrityError
 
 from datastore.models import InferenceJob
 from serving import frontdoor, services
+from serving.services import submit
 
 
 def test_requests_arriving_while_a_group_is_stored_go_together_and_an_error_reaches_only_its_own() -> None:
@@ -67,13 +68,13 @@ def test_a_group_with_a_reused_idempotency_key_stores_every_other_request(
 
     user = get_user_model().objects.create(username="svc")
     (taken,) = _jobs(user, registered_model, 1, key="k-1")
-    assert services._store_groups([[taken]]) == [None]
+    assert submit._store_groups([[taken]]) == [None]
     clash, fine, more = (
         _jobs(user, registered_model, 1, key="k-1"),
         _jobs(user, registered_model, 2),
         _jobs(user, registered_model, 1, key="k-2"),
     )
-    errors = services._store_groups([fine, clash, more])
+    errors = submit._store_groups([fine, clash, more])
     assert errors[0] is None and isinstance(errors[1], IntegrityError) and errors[2] is None
     assert set(InferenceJob.objects.values_list("pk", flat=True)) == {j.pk for j in [taken, *fine, *more]}
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)

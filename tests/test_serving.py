@@ -242,7 +242,7 @@ def test_image_and_span_models_take_their_own_inputs_and_refuse_bad_ones(live_en
     from PIL import Image
 
     from datastore.models import ModelVersion
-    from serving.services import MAX_IMAGE_BYTES
+    from datastore.runtime import MAX_IMAGE_BYTES
 
     for name, task in (("digits", "image_classification"), ("names", "spans")):
         ModelVersion.objects.create(name=name, version=1, task_type=task, archive_path="-", archive_sha256="-")

@@ -1,0 +1,133 @@
+"""Sending jobs' messages and announcing their ends: the queue, the Redis wake-ups, the callbacks' bookkeeping,
+and ending a job outside a batch."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import defaultdict
+from typing import Any
+
+import redis
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from datastore.models import InferenceJob
+from serving import frontdoor
+
+MAX_ATTEMPTS = 3
+CALLBACK_QUEUE = "callbacks"
+
+
+def run_inference_later(job: InferenceJob, countdown: float = 0) -> None:
+    """Send one job's message again (a retry, or a job put back in the queue)."""
+    queue_jobs([job], countdown)
+
+
+def queue_jobs(jobs: list[InferenceJob], countdown: float = 0) -> None:
+    """Send the jobs' messages: one per model reference and ``batch_max()`` jobs, to the model's own queue when
+    ``FSML_MODEL_QUEUES`` names it. A message's jobs are claimed and run as one batch."""
+    from serving.tasks import run_inference
+
+    groups: dict[tuple[str, str, Any], list[str]] = defaultdict(list)
+    for job in jobs:
+        groups[(queue_for(job.model_version.name), job.model_ref, job.model_version_id)].append(str(job.pk))
+    size = batch_max()
+    for (queue, _, _), ids in groups.items():
+        for start in range(0, len(ids), size):
+            run_inference.apply_async((ids[start : start + size],), queue=queue, countdown=countdown or None)
+
+
+def queue_for(model_name: str) -> str:
+    """``model.NAME`` for the models listed in ``FSML_MODEL_QUEUES`` (workers started with ``--queues``), else
+    the shared ``inference`` queue."""
+    dedicated = {n.strip() for n in os.environ.get("FSML_MODEL_QUEUES", "").split(",") if n.strip()}
+    return f"model.{model_name}" if model_name in dedicated else "inference"
+
+
+def requeue_queued_seconds() -> float:
+    """A job still queued this long after its message was sent gets its message sent again (a lost message:
+    its worker died holding it, or the broker lost it); a duplicate message is harmless."""
+    return float(os.environ.get("FSML_REQUEUE_QUEUED_SECONDS", "120"))
+
+
+def batch_max() -> int:
+    return max(1, int(os.environ.get("FSML_BATCH_MAX", "32")))
+
+
+def batch_wait() -> float:
+    """Seconds a worker waits for more queued jobs when its first look finds fewer than ``batch_max``."""
+    return max(0.0, float(os.environ.get("FSML_BATCH_WAIT_MS", "2")) / 1000)
+
+
+def lease_seconds() -> float:
+    """How long a claim lasts: above the task's time limit, so a live worker's job is never taken from it."""
+    return float(os.environ.get("FSML_JOB_LEASE_SECONDS", "90"))
+
+
+def announce_finished(jobs: list[InferenceJob]) -> None:
+    """After the results are committed: wake the synchronous requests waiting on these jobs (Redis pub/sub) and
+    queue the callbacks they asked for."""
+    from django.conf import settings
+
+    from serving.tasks import deliver_callback
+
+    for job in jobs:
+        if job.callback_url:
+            try:
+                deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
+            except Exception as exc:  # broker down: say so on the job; the others still go
+                InferenceJob.objects.filter(pk=job.pk).update(callback_status=f"{NOT_QUEUED}{exc}"[:300])
+    if jobs and settings.CELERY_BROKER_URL.startswith("redis://"):
+        with contextlib.suppress(redis.RedisError):  # waiters read the database while their listener is down
+            broker_redis().publish(frontdoor.FINISHED_CHANNEL, ",".join(str(job.pk) for job in jobs))
+
+
+_redis: dict[str, redis.Redis] = {}
+
+
+def broker_redis() -> redis.Redis:
+    """A client of the broker's Redis with a connection pool, one per process (pub/sub of finished jobs)."""
+    from django.conf import settings
+
+    url = settings.CELERY_BROKER_URL
+    if url not in _redis:
+        _redis[url] = redis.Redis.from_url(url, socket_timeout=40, health_check_interval=30)
+    return _redis[url]
+
+
+def record_callback(job_id: Any, outcome: str, gave_up: bool = False) -> None:
+    status = "delivered" if not outcome else (f"gave up: {outcome}" if gave_up else outcome)
+    InferenceJob.objects.filter(pk=job_id).update(
+        callback_status=status[:300], callback_attempts=F("callback_attempts") + 1
+    )
+
+
+NOT_QUEUED = "not queued: "
+
+
+def resend_callbacks() -> int:
+    """Queue again the callbacks that could not be queued when their job ended (the broker was down then).
+    Every worker's requeue loop calls this; returns how many were sent."""
+    from serving.tasks import deliver_callback
+
+    sent = 0
+    for job_id in InferenceJob.objects.filter(callback_status__startswith=NOT_QUEUED).values_list("pk", flat=True)[
+        :500
+    ]:
+        deliver_callback.apply_async((str(job_id),), queue=CALLBACK_QUEUE)
+        sent += InferenceJob.objects.filter(pk=job_id, callback_status__startswith=NOT_QUEUED).update(
+            callback_status="queued again"
+        )
+    return sent
+
+
+def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:
+    """End a job outside any batch claim (it could not be queued, or it is out of attempts)."""
+    job.result, job.error = result, error
+    job.status = InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED
+    job.finished_at, job.lease_until = timezone.now(), None
+    job.save(update_fields=["result", "error", "status", "finished_at", "lease_until"])
+    transaction.on_commit(lambda: announce_finished([job]))
+    return job
