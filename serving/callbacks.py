@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import os
 import socket
@@ -15,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     from datastore.models import InferenceJob
@@ -24,36 +25,91 @@ TIMEOUT = 10  # seconds a callback receiver has to answer
 REFUSED = "refused: "  # a callback this deployment may not call: not retried
 
 
-def refusal(url: str, resolve: bool = True) -> str:
-    """Why a callback URL may not be called, or "". Workers sit inside the deployment's network, so a callback
-    to a loopback, private, link-local or otherwise non-public address (a database, a cloud metadata service)
-    is refused unless its host is listed in ``FSML_CALLBACK_ALLOWED_HOSTS`` (comma-separated; ``*`` allows
-    every host). With ``resolve``, host names are looked up (at delivery); without, only literal addresses and
-    ``localhost`` are judged (at submit, where the workers' DNS may differ)."""
-    host = (urlsplit(url).hostname or "").lower()
-    allowed = {h.strip().lower() for h in os.environ.get("FSML_CALLBACK_ALLOWED_HOSTS", "").split(",") if h.strip()}
+def refusal(url: str) -> str:
+    """Why a callback URL is refused at submit, or "": its host is a literal non-public address or ``localhost``
+    and not allowed (``FSML_CALLBACK_ALLOWED_HOSTS``). Names are judged again, resolved, when a worker connects
+    (``_checked_connection``): the workers' DNS may differ, and may change between the two."""
+    host = unquote(urlsplit(url).hostname or "").lower()
+    allowed = _allowed_hosts()
     if "*" in allowed or host in allowed:
         return ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return _judge(host, ["127.0.0.1"])
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        if host == "localhost" or host.endswith(".localhost"):
-            addresses = [ipaddress.ip_address("127.0.0.1")]
-        elif not resolve:
-            return ""
-        else:
-            try:
-                infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-            except OSError as exc:
-                return f"unreachable: {host} does not resolve ({exc})"
-            addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    inner = [str(a) for a in addresses if not a.is_global]
+        return _judge(host, [host])
+    except ValueError:  # a name, not an address
+        return ""
+
+
+def _allowed_hosts() -> set[str]:
+    """``FSML_CALLBACK_ALLOWED_HOSTS``: hosts that may be called although private; ``*`` for every host."""
+    return {h.strip().lower() for h in os.environ.get("FSML_CALLBACK_ALLOWED_HOSTS", "").split(",") if h.strip()}
+
+
+def _judge(host: str, addresses: list[str]) -> str:
+    """The refusal for a host with these addresses when one of them is not public (loopback, private,
+    link-local, reserved...: workers sit inside the deployment's network, beside its database and the cloud's
+    metadata service), or "". Raises ValueError for something that is not an address."""
+    inner = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
     if inner:
         return (
             f"{REFUSED}callback host {host} is a non-public address ({inner[0]}); "
             "list it in FSML_CALLBACK_ALLOWED_HOSTS to allow it"
         )
     return ""
+
+
+class _Refused(OSError):
+    pass
+
+
+def _checked_connection(
+    address: tuple[str, int], timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT, source_address: Any = None
+) -> socket.socket:
+    """``socket.create_connection`` for callbacks: resolve the host once, refuse it when any of its addresses is
+    not public (unless allowed), and connect to the very address that was checked (no second lookup that DNS
+    rebinding could answer differently)."""
+    host, port = address
+    allowed = _allowed_hosts()
+    if "*" in allowed or host.lower() in allowed:
+        return socket.create_connection(address, timeout, source_address)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if why := _judge(host, [info[4][0] for info in infos]):
+        raise _Refused(why)
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            sock.settimeout(timeout)
+        if source_address:
+            sock.bind(source_address)
+        sock.connect(sockaddr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _CheckedHTTP(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _checked_connection
+
+
+class _CheckedHTTPS(http.client.HTTPSConnection):  # TLS still verifies the certificate against the host name
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _checked_connection
+
+
+class _CheckedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_CheckedHTTP, req)
+
+
+class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_CheckedHTTPS, req, context=self._context)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -63,24 +119,27 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 def post(job: InferenceJob, body: bytes) -> str:
     """POST a finished job to its callback URL. Returns "" when the receiver took it (2xx), else the reason.
-    Redirects are not followed, and hosts are checked by ``refusal`` first.
+    The host is checked where the connection is made (``_checked_connection``); no proxy from the environment is
+    used and redirects are not followed.
 
     With ``FSML_CALLBACK_SECRET`` set, ``X-Fsml-Timestamp: <unix seconds>`` and ``X-Fsml-Signature:
     sha256=<HMAC of "<timestamp>." + body>`` let the receiver check that the call came from here, and recently
     (refusing old timestamps stops a captured call from being replayed).
     """
-    if why := refusal(job.callback_url):
-        return why
     headers = {"Content-Type": "application/json", "User-Agent": "fsml-callback/1", "X-Fsml-Job": str(job.pk)}
     if secret := os.environ.get("FSML_CALLBACK_SECRET", ""):
         stamp = str(int(time.time()))
         digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         headers |= {"X-Fsml-Timestamp": stamp, "X-Fsml-Signature": f"sha256={digest}"}
     request = urllib.request.Request(job.callback_url, data=body, headers=headers, method="POST")
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), _CheckedHTTPHandler, _CheckedHTTPSHandler, _NoRedirects
+    )
     try:
-        with urllib.request.build_opener(_NoRedirects).open(request, timeout=TIMEOUT) as response:
+        with opener.open(request, timeout=TIMEOUT) as response:
             return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}" + (" (redirects are not followed)" if 300 <= exc.code < 400 else "")
     except (urllib.error.URLError, OSError) as exc:
-        return f"unreachable: {getattr(exc, 'reason', exc)}"
+        reason = getattr(exc, "reason", exc)
+        return str(reason) if isinstance(reason, _Refused) else f"unreachable: {reason}"

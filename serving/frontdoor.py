@@ -42,12 +42,13 @@ class Grouper(Generic[T]):
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[T, _Slot]] = queue.SimpleQueue()
 
-    def put(self, item: T, timeout: float = 60.0) -> None:
+    def put(self, item: T) -> None:
+        """Hand ``item`` over and wait until its group is stored: no timeout of its own, since a caller that gave
+        up could not know whether its item was stored after all (the database's timeouts end a stuck flush)."""
         self._ensure_thread()
         slot = _Slot()
         self._queue.put((item, slot))
-        if not slot.done.wait(timeout):
-            raise TimeoutError(f"{self._name}: not stored within {timeout:g} s")
+        slot.done.wait()
         if slot.error is not None:
             raise slot.error
 
@@ -70,6 +71,8 @@ class Grouper(Generic[T]):
                     break
             try:
                 errors = self._flush([item for item, _ in group])
+                if len(errors) != len(group):
+                    raise RuntimeError(f"flush returned {len(errors)} outcomes for {len(group)} items")
             except BaseException as exc:  # noqa: BLE001 -- every caller of the group must hear of it, never hang
                 log.exception("%s: storing a group of %d failed", self._name, len(group))
                 errors = [exc] * len(group)
@@ -98,7 +101,7 @@ class FinishedListener:
         self._client = client
         self._pid = -1
         self._lock = threading.Lock()
-        self._waiters: dict[str, threading.Event] = {}
+        self._waiters: dict[str, set[threading.Event]] = {}  # two requests may wait on one job (a retried submit)
         self._recent: OrderedDict[str, float] = OrderedDict()  # announced job id -> when, oldest first
         self._subscribed = threading.Event()
         self.generation = 0  # counts subscriptions: a waiter that saw another may have missed its message
@@ -114,13 +117,16 @@ class FinishedListener:
             for job_id in job_ids:
                 if job_id in self._recent:
                     event.set()
-                self._waiters[job_id] = event
+                self._waiters.setdefault(job_id, set()).add(event)
         return event
 
-    def forget(self, job_ids: Iterable[str]) -> None:
+    def forget(self, job_ids: Iterable[str], event: threading.Event) -> None:
         with self._lock:
             for job_id in job_ids:
-                self._waiters.pop(job_id, None)
+                if (events := self._waiters.get(job_id)) is not None:
+                    events.discard(event)
+                    if not events:
+                        del self._waiters[job_id]
 
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
@@ -146,7 +152,7 @@ class FinishedListener:
                         self._subscribed.set()
                     elif message["type"] == "message":
                         self._wake(message["data"])
-            except redis.RedisError as exc:
+            except Exception as exc:  # Redis down, or a bad message: never let the thread die; subscribe again
                 log.warning("listening for finished jobs failed (%s); waiters read the database meanwhile", exc)
             finally:
                 self._subscribed.clear()
@@ -157,13 +163,12 @@ class FinishedListener:
         ids = data.decode().split(",")
         now = time.monotonic()
         with self._lock:
-            events = [self._waiters.pop(job_id, None) for job_id in ids]
+            events = [event for job_id in ids for event in self._waiters.pop(job_id, ())]
             self._recent.update((job_id, now) for job_id in ids)
             while self._recent and next(iter(self._recent.values())) < now - self.RECENT_SECONDS:
                 self._recent.popitem(last=False)
         for event in events:
-            if event is not None:
-                event.set()
+            event.set()
 
 
 def wait_until(event: threading.Event, listener: FinishedListener, timeout: float, ended: Callable[[], bool]) -> None:

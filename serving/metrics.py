@@ -75,13 +75,14 @@ class QueueCollector(Collector):
         from django.db.models import Count
 
         from datastore.models import InferenceJob
+        from serving.services import uses_redis
 
         jobs = GaugeMetricFamily("fsml_jobs", "Jobs queued or running now, by model.", labels=["model", "status"])
         waiting = InferenceJob.objects.filter(status__in=[InferenceJob.Status.QUEUED, InferenceJob.Status.RUNNING])
         for row in waiting.values("model_version__name", "status").annotate(n=Count("pk")):
             jobs.add_metric([row["model_version__name"], row["status"]], row["n"])
         yield jobs
-        if settings.CELERY_BROKER_URL.startswith("redis://"):
+        if uses_redis():
             yield self._redis_queues(settings.CELERY_BROKER_URL)
 
     def _redis_queues(self, url: str) -> GaugeMetricFamily:

@@ -38,8 +38,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 def readiness(requeue_age: Callable[[], float | None], requeue_interval: float) -> dict[str, str]:
     """The worker's parts, each "ok" or the reason it is not."""
-    from django.conf import settings
-    from django.db import close_old_connections, connection
+    from django.db import connection
+
+    from serving.services import broker_redis, uses_redis
 
     parts: dict[str, str] = {}
     try:
@@ -49,10 +50,8 @@ def readiness(requeue_age: Callable[[], float | None], requeue_interval: float) 
     except Exception as exc:  # any failure means not ready; the reason goes to the caller and the log
         parts["database"] = f"unreachable: {type(exc).__name__}"
     finally:
-        close_old_connections()
-    if settings.CELERY_BROKER_URL.startswith("redis://"):
-        from serving.services import broker_redis
-
+        connection.close()  # each probe runs on a thread of its own: its connection must not outlive it
+    if uses_redis():
         try:
             broker_redis().ping()
             parts["broker"] = "ok"

@@ -26,6 +26,7 @@ from serving.services.messages import (
     requeue_queued_seconds,
     resend_callbacks,
     run_inference_later,
+    uses_redis,
 )
 from serving.services.submit import (
     MAX_BATCH_SUBMIT,
@@ -71,5 +72,6 @@ __all__ = [
     "submit_batch",
     "submit_job",
     "validate_inputs",
+    "uses_redis",
     "wait_for_job",
 ]

@@ -80,12 +80,12 @@ def claim_batch(job_ids: list[str] | str, worker: str, pid: int) -> Batch | None
         if not jobs and tried:
             jobs, tried = tried[:1], tried[1:]
         for job in tried:
-            transaction.on_commit(lambda job=job: run_inference_later(job))
+            transaction.on_commit(lambda job=job: run_inference_later(job), robust=True)
         if not jobs:
             return None
         if len(jobs) > batch_max():  # the sender allowed larger batches than this worker: the rest go back
             jobs, overflow = jobs[: batch_max()], jobs[batch_max() :]
-            transaction.on_commit(lambda: queue_jobs(overflow))
+            transaction.on_commit(lambda: queue_jobs(overflow), robust=True)
         fresh = jobs[0].attempts == 0
         if fresh:
             jobs += _queued_batch_mates(jobs[0], batch_max() - len(jobs), exclude=[j.pk for j in jobs])
@@ -175,7 +175,7 @@ def finish_batch(
             if model is not None:
                 job.model_version = model
         _write_ended(done)
-        transaction.on_commit(lambda: announce_finished(done))  # callbacks and sync waiters, once it is stored
+        transaction.on_commit(lambda: announce_finished(done), robust=True)  # once stored: callbacks, waiters
     return done
 
 
@@ -183,7 +183,8 @@ _ENDED_FIELDS = ("result", "error", "status", "finished_at", "lease_until", "mod
 
 
 def _write_ended(jobs: list[InferenceJob]) -> None:
-    """Write the ended jobs' outcome fields: one prepared UPDATE sent with a row of parameters per job. The ORM's
+    """Write the ended jobs' outcome fields: one UPDATE statement, executed with a row of parameters per job
+    (mysqlclient sends one round trip per row, but no query is built per job). The ORM's
     ``update`` or ``bulk_update`` (a CASE per field and job) spent more CPU building the query than the model
     spent on the batch."""
     if not jobs:

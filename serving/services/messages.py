@@ -69,7 +69,6 @@ def lease_seconds() -> float:
 def announce_finished(jobs: list[InferenceJob]) -> None:
     """After the results are committed: wake the synchronous requests waiting on these jobs (Redis pub/sub) and
     queue the callbacks they asked for."""
-    from django.conf import settings
 
     from serving.tasks import deliver_callback
 
@@ -79,12 +78,19 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
                 deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
             except Exception as exc:  # broker down: say so on the job; the others still go
                 InferenceJob.objects.filter(pk=job.pk).update(callback_status=f"{NOT_QUEUED}{exc}"[:300])
-    if jobs and settings.CELERY_BROKER_URL.startswith("redis://"):
+    if jobs and uses_redis():
         with contextlib.suppress(redis.RedisError):  # waiters read the database while their listener is down
             broker_redis().publish(frontdoor.FINISHED_CHANNEL, ",".join(str(job.pk) for job in jobs))
 
 
 _redis: dict[str, redis.Redis] = {}
+
+
+def uses_redis() -> bool:
+    """The broker is Redis: finished jobs are announced on it (pub/sub), and it is checked for readiness."""
+    from django.conf import settings
+
+    return settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
 
 
 def broker_redis() -> redis.Redis:
@@ -129,5 +135,5 @@ def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: s
     job.status = InferenceJob.Status.FAILED if error else InferenceJob.Status.SUCCEEDED
     job.finished_at, job.lease_until = timezone.now(), None
     job.save(update_fields=["result", "error", "status", "finished_at", "lease_until"])
-    transaction.on_commit(lambda: announce_finished([job]))
+    transaction.on_commit(lambda: announce_finished([job]), robust=True)
     return job

@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from serving.services.messages import (
     finish_job,
     queue_jobs,
     requeue_queued_seconds,
+    uses_redis,
 )
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def submit_batch(
         raise JobError("inputs: expected a non-empty list", field="inputs")
     if len(inputs) > MAX_BATCH_SUBMIT:
         raise JobError(f"inputs: at most {MAX_BATCH_SUBMIT} per request, got {len(inputs)}", 413, "inputs")
-    if callback_url and (refusal := callbacks.refusal(callback_url, resolve=False)):
+    if callback_url and (refusal := callbacks.refusal(callback_url)):
         raise JobError(refusal, field="callback_url")
     model = resolve_for_submit(model_ref)
     clean = [validate_inputs(model, x, None if single else i) for i, x in enumerate(inputs)]
@@ -201,13 +202,19 @@ def grouped_submits() -> bool:
 def store_jobs(jobs: list[InferenceJob]) -> None:
     """Insert the jobs and queue them, with the jobs of concurrent requests in this process (one insert, one
     commit, one message per model and ``batch_max()`` jobs: ``frontdoor.Grouper``). A caller inside a
-    transaction, or with ``FSML_GROUP_SUBMITS=0``, stores them itself.
+    transaction stores them in it, and they are queued when it commits (a worker would not see them before);
+    ``FSML_GROUP_SUBMITS=0`` stores each request by itself.
 
     Raises:
         IntegrityError: an idempotency key already taken (only this request's jobs are refused).
         JobError: the broker is down (503; the jobs are stored as failed, never left queued).
     """
-    if transaction.get_connection().in_atomic_block or not grouped_submits():
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():  # a savepoint: a taken key leaves the caller's transaction usable
+            InferenceJob.objects.bulk_create(jobs, batch_size=500)
+        transaction.on_commit(lambda: _queue_or_fail(jobs), robust=True)
+        return
+    if not grouped_submits():
         if error := _store_groups([jobs])[0]:
             raise error
         return
@@ -216,25 +223,37 @@ def store_jobs(jobs: list[InferenceJob]) -> None:
 
 def _store_groups(groups: list[list[InferenceJob]]) -> list[BaseException | None]:
     """Store and queue the jobs of several requests at once; the error each request gets, or None."""
-    close_old_connections()  # this may run on the grouper's own thread, whose connection no request recycles
     try:
         with transaction.atomic():
             InferenceJob.objects.bulk_create([job for jobs in groups for job in jobs], batch_size=500)
-    except IntegrityError as exc:  # one request's idempotency key: store each request alone, so only it fails
+    except DatabaseError as exc:  # a taken idempotency key, a deadlock, a statement too large for the server...
+        # ...is one request's problem: store each request alone, so only the failing one fails.
         return [exc] if len(groups) == 1 else [_store_groups([jobs])[0] for jobs in groups]
-    try:
-        queue_jobs([job for jobs in groups for job in jobs])
-    except Exception as exc:  # broker unreachable: the jobs must not wait forever in "queued"
-        log.error("could not queue %d jobs: %s", sum(map(len, groups)), exc)
-        for jobs in groups:
-            for job in jobs:
-                finish_job(job, error=f"could not queue the job: {exc}")
+    if _queue_or_fail([job for jobs in groups for job in jobs]):
         return [JobError("the job queue is unavailable; retry later", status=503)] * len(groups)
     return [None] * len(groups)
 
 
+def _queue_or_fail(jobs: list[InferenceJob]) -> str:
+    """Send the stored jobs' messages; when the broker cannot take them, fail the jobs (they must not wait
+    forever in "queued") and return why."""
+    try:
+        queue_jobs(jobs)
+    except Exception as exc:  # broker unreachable
+        log.error("could not queue %d jobs: %s", len(jobs), exc)
+        for job in jobs:
+            finish_job(job, error=f"could not queue the job: {exc}")
+        return str(exc)
+    return ""
+
+
+def _flush_grouped(groups: list[list[InferenceJob]]) -> list[BaseException | None]:
+    close_old_connections()  # the grouper's own thread: no request start or end recycles its connection
+    return _store_groups(groups)
+
+
 _submitter: frontdoor.Grouper[list[InferenceJob]] = frontdoor.Grouper(
-    _store_groups, max_items=64, name="fsml-job-submitter"
+    _flush_grouped, max_items=64, name="fsml-job-submitter"
 )
 
 
@@ -265,7 +284,6 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
     """The job once it ended, or as it is after ``timeout`` seconds. Where the broker is Redis, the process's one
     listener to finished batches wakes it (no polling while Redis is up); else it reads the database every 50 ms.
     """
-    from django.conf import settings
 
     ended = (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
 
@@ -275,12 +293,13 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
 
     if job.status in ended:
         return job
-    if settings.CELERY_BROKER_URL.startswith("redis://"):
+    if uses_redis():
         ids = [str(job.pk)]
+        event = _listener.expect(ids)
         try:
-            frontdoor.wait_until(_listener.expect(ids), _listener, timeout, has_ended)
+            frontdoor.wait_until(event, _listener, timeout, has_ended)
         finally:
-            _listener.forget(ids)
+            _listener.forget(ids, event)
         return InferenceJob.objects.select_related("model_version").get(pk=job.pk)
     deadline = time.monotonic() + timeout
     while not has_ended() and time.monotonic() < deadline:
