@@ -155,8 +155,8 @@ def submit_batch(
 
     A batch's jobs carry the key ``KEY#i``; ``single`` keeps a one-job submit's key as given.
     """
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY - (0 if single else 6):
-        limit = MAX_IDEMPOTENCY_KEY - (0 if single else 6)
+    limit = MAX_IDEMPOTENCY_KEY - (0 if single else 6)  # room for a batch's "#i" suffix
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= limit:
         raise JobError(f"Idempotency-Key must be 1 to {limit} characters", field="Idempotency-Key")
     if not isinstance(inputs, list) or not inputs:
         raise JobError("inputs: expected a non-empty list", field="inputs")
