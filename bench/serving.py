@@ -177,7 +177,7 @@ def main() -> None:
         threads = max(levels) // args.web_workers + 4  # every waiting sync request holds a gunicorn thread
         web = Service("web", web_command("127.0.0.1", port, args.web_workers, threads), Path(tmp) / "web.log", served)
         worker = Service(
-            "worker", worker_command(concurrency=args.workers, name=f"{name}@%h"), Path(tmp) / "worker.log"
+            "worker", worker_command(concurrency=args.workers, name=f"{name}@%h"), Path(tmp) / "worker.log", served
         )
         rows = []
         with web, worker:

@@ -11,6 +11,7 @@ subscriber per process hears every finished batch and wakes the requests waiting
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -18,14 +19,34 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FINISHED_CHANNEL = "fsml:jobs-finished"  # one message per finished batch: its job ids, comma-separated
+FINISHED_CHANNEL = "fsml:jobs-finished"  # one message per finished batch: ``announcement`` of its jobs
+MAX_CARRIED_STATE = 16_384  # characters of one job's ended state carried in its announcement; larger ones are read
+
+
+def announcement(states: Iterable[dict[str, Any]]) -> str:
+    """The message announcing finished jobs: a JSON list with each job's ended state (``{"id": ..., ...}``), so a
+    waiting request answers without reading the job back; a state over ``MAX_CARRIED_STATE`` is sent as its id
+    alone (its waiter reads the database)."""
+    parts = []
+    for state in states:
+        text = json.dumps(state, separators=(",", ":"))
+        parts.append(text if len(text) <= MAX_CARRIED_STATE else json.dumps({"id": state["id"]}))
+    return "[" + ",".join(parts) + "]"
+
+
+def _announced(data: bytes) -> list[tuple[str, dict[str, Any] | None]]:
+    """(job id, ended state or None) for each job of an ``announcement``, or of a list of comma-separated ids (as
+    earlier versions sent)."""
+    if not data.startswith(b"["):
+        return [(job_id, None) for job_id in data.decode().split(",")]
+    return [(str(state["id"]), state if len(state) > 1 else None) for state in json.loads(data)]
 
 
 class Grouper(Generic[T]):
@@ -92,8 +113,8 @@ class _Slot:
 class FinishedListener:
     """One Redis subscriber per process to ``FINISHED_CHANNEL``; ``expect(ids)`` returns an event set when any of
     those jobs is announced, or at once when one was announced in the last ``RECENT_SECONDS`` (a job may end
-    before its request starts waiting). ``healthy`` is False while the subscription is down (messages may be
-    missed then: waiters read the database)."""
+    before its request starts waiting), and ``ended(id)`` the state it was announced with. ``healthy`` is False
+    while the subscription is down (messages may be missed then: waiters read the database)."""
 
     RECENT_SECONDS = 10.0
 
@@ -102,7 +123,8 @@ class FinishedListener:
         self._pid = -1
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}  # two requests may wait on one job (a retried submit)
-        self._recent: OrderedDict[str, float] = OrderedDict()  # announced job id -> when, oldest first
+        # announced job id -> (when, its ended state or None), oldest first
+        self._recent: OrderedDict[str, tuple[float, dict[str, Any] | None]] = OrderedDict()
         self._subscribed = threading.Event()
         self.generation = 0  # counts subscriptions: a waiter that saw another may have missed its message
 
@@ -119,6 +141,12 @@ class FinishedListener:
                     event.set()
                 self._waiters.setdefault(job_id, set()).add(event)
         return event
+
+    def ended(self, job_id: str) -> dict[str, Any] | None:
+        """The state job ``job_id`` was announced with in the last ``RECENT_SECONDS``, or None."""
+        with self._lock:
+            hit = self._recent.get(job_id)
+        return hit[1] if hit else None
 
     def forget(self, job_ids: Iterable[str], event: threading.Event) -> None:
         with self._lock:
@@ -160,12 +188,12 @@ class FinishedListener:
             time.sleep(0.5)
 
     def _wake(self, data: bytes) -> None:
-        ids = data.decode().split(",")
+        announced = _announced(data)
         now = time.monotonic()
         with self._lock:
-            events = [event for job_id in ids for event in self._waiters.pop(job_id, ())]
-            self._recent.update((job_id, now) for job_id in ids)
-            while self._recent and next(iter(self._recent.values())) < now - self.RECENT_SECONDS:
+            events = [event for job_id, _ in announced for event in self._waiters.pop(job_id, ())]
+            self._recent.update((job_id, (now, state)) for job_id, state in announced)
+            while self._recent and next(iter(self._recent.values()))[0] < now - self.RECENT_SECONDS:
                 self._recent.popitem(last=False)
         for event in events:
             event.set()

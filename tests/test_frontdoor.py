@@ -94,6 +94,12 @@ def test_one_listener_wakes_waiters_even_for_a_job_that_ended_before_they_waited
     assert not waiting.is_set()
     services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, "x,d")
     assert waiting.wait(5), "a waiter on several jobs wakes when one of them ends"
+    assert listener.ended("d") is None, "ids alone (as earlier versions sent) carry no state"
+    big = {"id": "f", "status": "succeeded", "result": {"text": "x" * frontdoor.MAX_CARRIED_STATE}}
+    message = frontdoor.announcement([{"id": "e", "status": "succeeded", "result": {"label": "positive"}}, big])
+    services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, message)
+    assert listener.expect(["f"]).wait(5) and listener.ended("f") is None, "too large to carry: read back instead"
+    assert listener.ended("e") == {"id": "e", "status": "succeeded", "result": {"label": "positive"}}
 
 
 def test_a_waiter_reads_the_database_while_the_listener_is_down() -> None:

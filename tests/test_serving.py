@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from datastore.models import InferenceJob
@@ -111,10 +113,12 @@ def test_an_expired_token_is_refused_with_the_reason(live_env, settings) -> None
 
 
 def test_the_sync_endpoint_waits_for_the_result_or_answers_202(celery_worker, registered_model, service_client):
-    res = service_client.post(
-        "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": "great crew"}, "timeout": 30}, format="json"
-    )
+    body = {"model": "sentiment-test", "inputs": {"text": "great crew"}, "timeout": 30}
+    with CaptureQueriesContext(connection) as queries:
+        res = service_client.post("/api/jobs/sync/", body, format="json")
     assert res.status_code == 200, res.content
+    read_back = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "inferencejob" in q["sql"]]
+    assert not read_back, "the wake-up carried the outcome: the job is not read back"
     assert res.json()["status"] == "succeeded" and res.json()["result"]["label"] in ("negative", "neutral", "positive")
     job = InferenceJob.objects.get(pk=res.json()["id"])
     assert JobSerializer(job).data == GenericJobSerializer(job).data == res.json(), "the hand-built fields are DRF's"
@@ -123,6 +127,35 @@ def test_the_sync_endpoint_waits_for_the_result_or_answers_202(celery_worker, re
             "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": "x"}} | body, format="json"
         )
         assert bad.status_code == 400 and needle in str(bad.json())
+
+
+def test_a_worker_keeps_its_database_connection_across_tasks_and_replaces_a_lost_one(
+    celery_worker, registered_model, service_client
+) -> None:
+    if connection.vendor != "mysql":
+        pytest.skip("counts connections on the MariaDB server")
+
+    def served(text: str) -> None:
+        res = service_client.post(
+            "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": text}, "timeout": 30}, format="json"
+        )
+        assert res.status_code == 200 and res.json()["status"] == "succeeded", res.content
+
+    def server_connections() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+            return int(cursor.fetchone()[1])
+
+    served("warm up")
+    before = server_connections()
+    for i in range(6):
+        served(f"text {i}")
+    assert server_connections() - before < 3, "no new connection per task (Celery's default closes them all)"
+    with connection.cursor() as cursor:  # the server drops every other connection to the test database
+        cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()")
+        for (other,) in cursor.fetchall():
+            cursor.execute(f"KILL {int(other)}")
+    served("after the connections were lost")
 
 
 def test_the_sync_endpoint_gives_back_the_job_when_its_time_is_up(registered_model, service_client) -> None:

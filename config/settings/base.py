@@ -112,7 +112,7 @@ TEMPLATES = [
 
 def database_config(url: str) -> dict:
     """Turn DATABASE_URL into a Django DATABASES entry with the options each engine needs."""
-    config = dj_database_url.parse(url, conn_max_age=60)
+    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     engine = config["ENGINE"]
     if engine.endswith("sqlite3"):
         # WAL and IMMEDIATE transactions let the web server, the crawler and the workers share one
@@ -206,6 +206,9 @@ else:
     # Above the longest job deadline, or Redis redelivers long jobs while they still run (celery #5935).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600 * 2}
 CELERY_TASK_ALWAYS_EAGER = False  # never eager: jobs run in real worker processes
+# Celery closes every database connection around every task unless told to reuse them; serving.tasks closes only
+# the broken and the old ones (CONN_MAX_AGE), as Django does around requests.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -92,20 +92,21 @@ def claim_batch(job_ids: list[str] | str, worker: str, pid: int) -> Batch | None
         if fresh and len(jobs) < batch_max() and batch_wait():
             time.sleep(batch_wait())  # dynamic batching: a few milliseconds for more of the same model's jobs
             jobs += _queued_batch_mates(jobs[0], batch_max() - len(jobs), exclude=[j.pk for j in jobs])
-        token = uuid.uuid4()
-        InferenceJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
-            status=InferenceJob.Status.RUNNING,
-            claim=token,
-            lease_until=now + timedelta(seconds=lease_seconds()),
-            started_at=timezone.now(),
-            worker=worker,
-            worker_pid=pid,
-            attempts=F("attempts") + 1,
-            batch_size=len(jobs),
-        )
-    for j in jobs:
+        claimed = {
+            "status": InferenceJob.Status.RUNNING,
+            "claim": uuid.uuid4(),
+            "lease_until": now + timedelta(seconds=lease_seconds()),
+            "started_at": timezone.now(),
+            "worker": worker,
+            "worker_pid": pid,
+            "batch_size": len(jobs),
+        }
+        InferenceJob.objects.filter(pk__in=[j.pk for j in jobs]).update(attempts=F("attempts") + 1, **claimed)
+    for j in jobs:  # the rows as now stored: a finished job is announced with them
+        for name, value in claimed.items():
+            setattr(j, name, value)
         j.attempts += 1
-    return Batch(jobs, token, worker, pid)
+    return Batch(jobs, claimed["claim"], worker, pid)
 
 
 def _queued_batch_mates(job: InferenceJob, limit: int, exclude: list[Any]) -> list[InferenceJob]:

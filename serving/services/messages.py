@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -77,10 +78,33 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
             try:
                 deliver_callback.apply_async((str(job.pk),), queue=CALLBACK_QUEUE)
             except Exception as exc:  # broker down: say so on the job; the others still go
-                InferenceJob.objects.filter(pk=job.pk).update(callback_status=f"{NOT_QUEUED}{exc}"[:300])
+                job.callback_status = f"{NOT_QUEUED}{exc}"[:300]
+                InferenceJob.objects.filter(pk=job.pk).update(callback_status=job.callback_status)
     if jobs and uses_redis():
         with contextlib.suppress(redis.RedisError):  # waiters read the database while their listener is down
-            broker_redis().publish(frontdoor.FINISHED_CHANNEL, ",".join(str(job.pk) for job in jobs))
+            broker_redis().publish(frontdoor.FINISHED_CHANNEL, frontdoor.announcement(map(ended_state, jobs)))
+
+
+# What a finished job's announcement carries: every field its ending, its claim or a callback may have changed.
+_CARRIED = ("status", "result", "error", "attempts", "worker", "worker_pid", "batch_size", "model_version_id")
+_CARRIED += ("callback_status", "callback_attempts")
+_CARRIED_TIMES = ("started_at", "finished_at")
+
+
+def ended_state(job: InferenceJob) -> dict[str, Any]:
+    """The fields of an ended job that ``apply_ended_state`` sets on the submitter's copy of it."""
+    state = {"id": str(job.pk)} | {name: getattr(job, name) for name in _CARRIED}
+    return state | {name: when.isoformat() if (when := getattr(job, name)) else None for name in _CARRIED_TIMES}
+
+
+def apply_ended_state(job: InferenceJob, state: dict[str, Any]) -> InferenceJob:
+    """``job`` (as submitted) brought to its ended ``state``, as reading it back would (tests compare the two)."""
+    for name in _CARRIED:
+        setattr(job, name, state[name])  # a model version other than the submitted one is read when shown
+    for name in _CARRIED_TIMES:
+        setattr(job, name, datetime.fromisoformat(state[name]) if state[name] else None)
+    job.lease_until = None
+    return job
 
 
 _redis: dict[str, redis.Redis] = {}

@@ -21,6 +21,7 @@ from datastore.models import InferenceJob, ModelAlias, ModelVersion
 from datastore.runtime import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, InputError, check_text
 from serving import callbacks, frontdoor
 from serving.services.messages import (
+    apply_ended_state,
     broker_redis,
     finish_job,
     queue_jobs,
@@ -300,6 +301,8 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
             frontdoor.wait_until(event, _listener, timeout, has_ended)
         finally:
             _listener.forget(ids, event)
+        if (state := _listener.ended(ids[0])) is not None:  # its announcement carried the outcome: no read back
+            return apply_ended_state(job, state)
         return InferenceJob.objects.select_related("model_version").get(pk=job.pk)
     deadline = time.monotonic() + timeout
     while not has_ended() and time.monotonic() < deadline:
