@@ -12,6 +12,8 @@ a worker's batch and back); ``--clients`` concurrent clients run for ``--seconds
 formed (``batch_size`` of each job) are then replayed in this process through the same runtime the workers use
 (ONNX Runtime, one thread): that is the limit the serving path is compared with. The CPU time each part used
 (gunicorn, the Celery worker, MariaDB, Redis, the clients) is read from /proc around each level and shown per job.
+Last, the top level's clients send requests the endpoint refuses by validation (a 400 before any job): the web
+tier's CPU per request there is what Django and DRF alone cost.
 
 With ``--bentoml-venv V`` (``python3 -m venv V && V/bin/pip install bentoml onnxruntime numpy``), BentoML serves
 the same archive (``bench/bentoml_service.py``: adaptive batching, as many worker processes, one ONNX Runtime
@@ -38,23 +40,32 @@ from bench.annotation import percentile
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 
-def request_for(url: str, token: str, text: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The JSON body and headers of one request: fsml's sync job endpoint, or BentoML's batchable API."""
+REFUSED_TIMEOUT = 31  # over the sync endpoint's limit: the request is refused by validation, before any job
+
+
+def request_for(url: str, token: str, text: str, refused: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON body and headers of one request: fsml's sync job endpoint (``refused``: with a timeout it refuses),
+    or BentoML's batchable API."""
     if token:
-        body = {"model": os.environ["FSML_BENCH_MODEL"], "inputs": {"text": text}, "timeout": 30}
+        timeout = REFUSED_TIMEOUT if refused else 30
+        body = {"model": os.environ["FSML_BENCH_MODEL"], "inputs": {"text": text}, "timeout": timeout}
         return body, {"Authorization": f"Token {token}"}
     return {"texts": [text]}, {}
 
 
-def answered(res: requests.Response, token: str) -> bool:
+def answered(res: requests.Response, token: str, refused: bool) -> bool:
+    if refused:
+        return res.status_code == 400
     if res.status_code != 200:
         return False
     return res.json()["status"] == "succeeded" if token else len(res.json()) == 1
 
 
-def client_threads(url: str, token: str, texts: list[str], threads: int, seconds: float) -> tuple[list[float], int]:
+def client_threads(
+    url: str, token: str, texts: list[str], threads: int, seconds: float, refused: bool = False
+) -> tuple[list[float], int]:
     """``threads`` clients in this process, each sending one-text requests back to back for ``seconds`` (with a
-    ``token``: fsml's sync endpoint; without: BentoML).
+    ``token``: fsml's sync endpoint, ``refused`` ones with ``refused``; without: BentoML).
 
     Returns:
         (latency in seconds of every answered request, errors).
@@ -68,10 +79,10 @@ def client_threads(url: str, token: str, texts: list[str], threads: int, seconds
         session = requests.Session()
         i = offset
         while time.monotonic() < deadline:
-            body, headers = request_for(url, token, texts[i % len(texts)])
+            body, headers = request_for(url, token, texts[i % len(texts)], refused)
             began = time.perf_counter()
             try:
-                ok = answered(session.post(url, json=body, headers=headers, timeout=60), token)
+                ok = answered(session.post(url, json=body, headers=headers, timeout=60), token, refused)
             except requests.RequestException:
                 ok = False
             took = time.perf_counter() - began
@@ -90,13 +101,16 @@ def client_threads(url: str, token: str, texts: list[str], threads: int, seconds
     return latencies, errors[0]
 
 
-def drive(url: str, token: str, texts: list[str], clients: int, seconds: float, processes: int) -> dict[str, Any]:
+def drive(
+    url: str, token: str, texts: list[str], clients: int, seconds: float, processes: int, refused: bool = False
+) -> dict[str, Any]:
     """``clients`` concurrent clients spread over up to ``processes`` processes; their pooled figures."""
     processes = max(1, min(processes, clients))
     shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     began = time.perf_counter()
     with ProcessPoolExecutor(processes) as pool:
-        parts = list(pool.map(client_threads, *zip(*[(url, token, texts, n, seconds) for n in shares], strict=True)))
+        jobs = [(url, token, texts, n, seconds, refused) for n in shares]
+        parts = list(pool.map(client_threads, *zip(*jobs, strict=True)))
     elapsed = time.perf_counter() - began
     latencies = [x for part, _ in parts for x in part]
     return {
@@ -140,7 +154,9 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,64", help="comma-separated concurrency levels")
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per level")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (one worker, --concurrency)")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes")
+    parser.add_argument(
+        "--web-workers", type=int, default=1, help="gunicorn processes (on 2 cores one did better than two)"
+    )
     parser.add_argument("--client-processes", type=int, default=4, help="processes the client threads spread over")
     parser.add_argument("--bentoml-venv", default="", help="virtualenv with bentoml, onnxruntime and numpy")
     args = parser.parse_args()
@@ -205,6 +221,12 @@ def main() -> None:
                 row["ratio"] = row["per_s"] / row["limit_per_s"]
                 rows.append(row)
                 print(row, flush=True)
+            # The web tier's floor: the same requests at the top level, refused by validation (token check, JSON
+            # parsing, the serializer, a 400): what Django and DRF cost a request before any job work.
+            before = cpu_seconds({"web": web.pid})["web"]
+            floor = drive(f"{base}/api/jobs/sync/", token, texts, levels[-1], args.seconds, args.client_processes, True)
+            floor["web_cpu_ms"] = 1000 * (cpu_seconds({"web": web.pid})["web"] - before) / max(1, floor["jobs"])
+            print("refused", floor, flush=True)
         bento = (
             bench_bentoml(Path(args.bentoml_venv), data_services.unpacked_model(model), texts, levels, args)
             if (args.bentoml_venv)
@@ -231,6 +253,10 @@ def main() -> None:
     for r in rows:
         cpu = r["cpu_ms_per_job"]
         print(f"| {r['clients']} | " + " | ".join(f"{cpu[p]:.2f}" for p in parts) + f" | {sum(cpu.values()):.2f} |")
+    print(
+        f"\nRefused by validation (the web tier's floor), {floor['clients']} clients: {floor['per_s']:.0f} requests/s, "
+        f"web CPU {floor['web_cpu_ms']:.2f} ms a request, p99 {floor['p99_ms']:.1f} ms"
+    )
     if bento:
         print(
             "\n| clients | BentoML jobs/s | p50 ms | p99 ms | errors | fsml / BentoML jobs/s | fsml p99 / BentoML p99 |"

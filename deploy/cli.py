@@ -332,6 +332,27 @@ def web(
 
 
 @app.command()
+def service(
+    name: Annotated[str, typer.Argument(help="The calling service's user name, e.g. billing-backend.")],
+    rotate: Annotated[bool, typer.Option(help="Replace its token with a new one (the old one stops working).")] = False,
+) -> None:
+    """Print a calling service's API token (making its user on first use) and, where callbacks are signed
+    (FSML_CALLBACK_SECRET), the key that checks its callbacks' signatures."""
+    _django()
+    from serving.accounts import AccountError, service_token
+    from serving.callbacks import signing_key
+
+    try:
+        token, created = service_token(name, rotate)
+    except AccountError as exc:
+        _fail(str(exc))
+    console.print(f"{'created service' if created else 'service'} {name}", soft_wrap=True)
+    console.print(f"token: {token.key}", soft_wrap=True)
+    key = signing_key(token.user_id)
+    console.print(f"callback key: {key}" if key else "callbacks are not signed (FSML_CALLBACK_SECRET is unset)")
+
+
+@app.command()
 def submit(
     model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION")],
     texts: Annotated[list[str], typer.Argument(help="Texts to classify, one job each.")],

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.validators import URLValidator
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datastore.models import InferenceJob
-from serving import services
+from serving import callbacks, services
 
 HTTP_URL = URLValidator(schemes=["http", "https"], message="callback_url must be an http or https URL")
 MAX_SYNC_TIMEOUT = 30.0  # seconds a synchronous request may hold a web process
@@ -178,3 +178,17 @@ class JobDetail(APIView):
         if found is None:
             return Response({"detail": "no such job"}, status=status.HTTP_404_NOT_FOUND)
         return Response(JobSerializer(found).data)
+
+
+class CallbackKey(APIView):
+    """The key this service's callbacks are signed with: ``X-Fsml-Signature: sha256=<hex HMAC-SHA256 of
+    "<X-Fsml-Timestamp>." + body under this key>``. 404 when this deployment does not sign callbacks."""
+
+    @extend_schema(responses={200: inline_serializer("CallbackKeyOut", {"key": serializers.CharField()})})
+    def get(self, request: Request) -> Response:
+        if not (key := callbacks.signing_key(request.user.pk)):
+            return Response(
+                {"detail": "callbacks are not signed here (FSML_CALLBACK_SECRET is not set)"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        return Response({"key": key})

@@ -117,19 +117,30 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is a failed delivery: a redirect could lead a worker to an address it must not call
 
 
+def signing_key(user_id: Any) -> str:
+    """The key that signs the callbacks of one calling service (its user), or "" when ``FSML_CALLBACK_SECRET`` is
+    unset. Each service's key is derived from that secret and the service's user id (HMAC-SHA256), so a receiver
+    holding its own key cannot sign calls another service would accept; ``GET /api/callback-key/`` and
+    ``fsml service NAME`` give a service its key, and changing the secret changes every key."""
+    secret = os.environ.get("FSML_CALLBACK_SECRET", "")
+    if not secret:
+        return ""
+    return hmac.new(secret.encode(), f"fsml-callback-key:{user_id}".encode(), hashlib.sha256).hexdigest()
+
+
 def post(job: InferenceJob, body: bytes) -> str:
     """POST a finished job to its callback URL. Returns "" when the receiver took it (2xx), else the reason.
     The host is checked where the connection is made (``_checked_connection``); no proxy from the environment is
     used and redirects are not followed.
 
     With ``FSML_CALLBACK_SECRET`` set, ``X-Fsml-Timestamp: <unix seconds>`` and ``X-Fsml-Signature:
-    sha256=<HMAC of "<timestamp>." + body>`` let the receiver check that the call came from here, and recently
-    (refusing old timestamps stops a captured call from being replayed).
+    sha256=<HMAC of "<timestamp>." + body>`` under the submitting service's ``signing_key`` let the receiver check
+    that the call came from here, and recently (refusing old timestamps stops a captured call from being replayed).
     """
     headers = {"Content-Type": "application/json", "User-Agent": "fsml-callback/1", "X-Fsml-Job": str(job.pk)}
-    if secret := os.environ.get("FSML_CALLBACK_SECRET", ""):
+    if key := signing_key(job.submitted_by_id):
         stamp = str(int(time.time()))
-        digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        digest = hmac.new(key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         headers |= {"X-Fsml-Timestamp": stamp, "X-Fsml-Signature": f"sha256={digest}"}
     request = urllib.request.Request(job.callback_url, data=body, headers=headers, method="POST")
     opener = urllib.request.build_opener(

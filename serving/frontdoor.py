@@ -49,18 +49,41 @@ def _announced(data: bytes) -> list[tuple[str, dict[str, Any] | None]]:
     return [(str(state["id"]), state if len(state) > 1 else None) for state in json.loads(data)]
 
 
-class Grouper(Generic[T]):
+class _ProcessThread:
+    """A background thread (``_run``) started on first use in each process: a forked child (gunicorn's, Celery's)
+    inherits no running thread, so it starts its own, with the state ``_reset`` gives it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def _ensure_thread(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()
+                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+                self._pid = os.getpid()
+
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Grouper(_ProcessThread, Generic[T]):
     """Hands items from many threads to ``flush`` on one background thread, as groups of up to ``max_items``.
 
     ``flush(items)`` returns one entry per item: None when stored, or the exception the item's caller gets.
-    ``put`` blocks until the item's group was flushed. The thread starts on first use in each process (a
-    forked child gets its own).
+    ``put`` blocks until the item's group was flushed. The thread starts on first use in each process.
     """
 
     def __init__(self, flush: Callable[[list[T]], list[BaseException | None]], max_items: int, name: str) -> None:
-        self._flush, self._max, self._name = flush, max_items, name
-        self._pid = -1
-        self._lock = threading.Lock()
+        super().__init__(name)
+        self._flush, self._max = flush, max_items
         self._queue: queue.SimpleQueue[tuple[T, _Slot]] = queue.SimpleQueue()
 
     def put(self, item: T) -> None:
@@ -73,14 +96,8 @@ class Grouper(Generic[T]):
         if slot.error is not None:
             raise slot.error
 
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid != os.getpid():
-                self._queue = queue.SimpleQueue()
-                threading.Thread(target=self._run, name=self._name, daemon=True).start()
-                self._pid = os.getpid()
+    def _reset(self) -> None:
+        self._queue = queue.SimpleQueue()
 
     def _run(self) -> None:
         while True:
@@ -110,7 +127,7 @@ class _Slot:
         self.error: BaseException | None = None
 
 
-class FinishedListener:
+class FinishedListener(_ProcessThread):
     """One Redis subscriber per process to ``FINISHED_CHANNEL``; ``expect(ids)`` returns an event set when any of
     those jobs is announced, or at once when one was announced in the last ``RECENT_SECONDS`` (a job may end
     before its request starts waiting), and ``ended(id)`` the state it was announced with. ``healthy`` is False
@@ -119,9 +136,8 @@ class FinishedListener:
     RECENT_SECONDS = 10.0
 
     def __init__(self, client: Callable[[], redis.Redis]) -> None:
+        super().__init__("fsml-finished-listener")
         self._client = client
-        self._pid = -1
-        self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}  # two requests may wait on one job (a retried submit)
         # announced job id -> (when, its ended state or None), oldest first
         self._recent: OrderedDict[str, tuple[float, dict[str, Any] | None]] = OrderedDict()
@@ -156,15 +172,13 @@ class FinishedListener:
                     if not events:
                         del self._waiters[job_id]
 
+    def _reset(self) -> None:
+        self._waiters, self._recent, self._subscribed = {}, OrderedDict(), threading.Event()
+
     def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid != os.getpid():
-                self._waiters, self._recent, self._subscribed = {}, OrderedDict(), threading.Event()
-                threading.Thread(target=self._run, name="fsml-finished-listener", daemon=True).start()
-                self._pid = os.getpid()
-        self._subscribed.wait(2.0)  # the first request of a process waits for the subscription, once
+        if self._pid != os.getpid():
+            super()._ensure_thread()
+            self._subscribed.wait(2.0)  # the first request of a process waits for the subscription, once
 
     def _run(self) -> None:
         while True:
@@ -199,11 +213,13 @@ class FinishedListener:
             event.set()
 
 
-def wait_until(event: threading.Event, listener: FinishedListener, timeout: float, ended: Callable[[], bool]) -> None:
+def wait_until(
+    event: threading.Event, listener: FinishedListener, timeout: float, ended: Callable[[], bool], generation: int
+) -> None:
     """Wait for ``event`` up to ``timeout`` seconds. While the listener is down, or once it subscribed again
-    (a message may have been missed), ``ended()`` (a database read) is asked every second instead."""
+    since ``generation`` (read before the waiter's ``expect``: a message may have been missed in between),
+    ``ended()`` (a database read) is asked every second instead."""
     deadline = time.monotonic() + timeout
-    generation = listener.generation
     while (left := deadline - time.monotonic()) > 0:
         if event.wait(min(left, 1.0)):
             return

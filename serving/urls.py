@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/jobs/batch/", api.JobBatch.as_view(), name="api-jobs-batch"),
     path("api/jobs/sync/", api.JobSync.as_view(), name="api-jobs-sync"),
     path("api/jobs/<uuid:job_id>/", api.JobDetail.as_view(), name="api-job"),
+    path("api/callback-key/", api.CallbackKey.as_view(), name="api-callback-key"),
     path("api/models/", registry_api.ModelList.as_view(), name="api-models"),
     path("api/models/<str:name>/", registry_api.ModelDetail.as_view(), name="api-model"),
     path("api/models/<str:name>/aliases/<str:alias>/", registry_api.Promote.as_view(), name="api-model-promote"),

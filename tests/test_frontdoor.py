@@ -106,8 +106,20 @@ def test_a_waiter_reads_the_database_while_the_listener_is_down() -> None:
     listener = frontdoor.FinishedListener(lambda: redis.Redis(port=1))  # never started: no subscription
     asked: list[int] = []
     began = time.monotonic()
-    frontdoor.wait_until(threading.Event(), listener, 5.0, lambda: asked.append(1) or len(asked) >= 2)
+    frontdoor.wait_until(threading.Event(), listener, 5.0, lambda: asked.append(1) or len(asked) >= 2, 0)
     assert len(asked) == 2 and time.monotonic() - began < 4.5, "asked once a second, and stopped when it ended"
+
+
+def test_a_waiter_reads_the_database_when_the_listener_subscribed_again_after_it_registered(live_env) -> None:
+    listener = frontdoor.FinishedListener(services.broker_redis)
+    listener.expect(["first"])  # subscribed
+    generation = listener.generation
+    event = listener.expect(["job"])
+    listener.generation += 1  # the subscription was renewed since: the job's announcement may have been lost
+    asked: list[int] = []
+    began = time.monotonic()
+    frontdoor.wait_until(event, listener, 5.0, lambda: asked.append(1) or True, generation)
+    assert asked == [1] and time.monotonic() - began < 2, "read the database instead of waiting out the timeout"
 
 
 def test_a_submit_inside_a_transaction_is_stored_in_it_and_queued_when_it_commits(

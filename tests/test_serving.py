@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from datastore.models import InferenceJob
+from serving import callbacks
 from serving.api import JobSerializer
 from tests.conftest import child_pids
 
@@ -218,8 +219,11 @@ def test_a_callback_is_retried_until_the_receiver_takes_it(
     assert payload["id"] == job_id and payload["status"] == "succeeded" and payload["result"] == job.result
     stamp = headers["X-Fsml-Timestamp"]
     assert abs(int(stamp) - time.time()) < 120, "signed with the time of sending"
-    expected = hmac.new(b"s3cret", stamp.encode() + b"." + sent, hashlib.sha256).hexdigest()
+    key = service_client.get("/api/callback-key/").json()["key"]  # this service's own key
+    expected = hmac.new(key.encode(), stamp.encode() + b"." + sent, hashlib.sha256).hexdigest()
     assert headers["X-Fsml-Signature"] == f"sha256={expected}"
+    shared = hmac.new(b"s3cret", stamp.encode() + b"." + sent, hashlib.sha256).hexdigest()
+    assert shared != expected, "signed with the service's key, not the deployment's secret"
     bad = service_client.post("/api/jobs/", body | {"callback_url": "ftp://example.com/x"}, format="json")
     assert bad.status_code == 400 and "callback_url" in bad.json()
 
@@ -296,3 +300,29 @@ def test_image_and_span_models_take_their_own_inputs_and_refuse_bad_ones(live_en
         res = service_client.post("/api/jobs/", {"model": model, "inputs": inputs}, format="json")
         assert res.status_code == 202, res.content
     assert InferenceJob.objects.get(model_version__name="digits").inputs == {"image": good}
+
+
+def test_service_accounts_get_a_token_their_own_callback_key_and_a_new_token_on_rotation(
+    live_env, settings, monkeypatch
+) -> None:
+    from serving.accounts import AccountError, service_token
+
+    settings.TOKEN_CACHE_SECONDS = 0
+    token, created = service_token("billing")
+    assert created and not token.user.has_usable_password() and not token.user.is_staff
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    res = client.get("/api/callback-key/")
+    assert res.status_code == 404 and "FSML_CALLBACK_SECRET" in res.json()["detail"]
+    monkeypatch.setenv("FSML_CALLBACK_SECRET", "s3cret")
+    key = client.get("/api/callback-key/").json()["key"]
+    other, _ = service_token("shipping")
+    assert len(key) == 64 and callbacks.signing_key(other.user_id) != key, "each service has its own key"
+    assert service_token("billing") == (token, False), "asked again: the same token"
+    new, _ = service_token("billing", rotate=True)
+    assert new.key != token.key and client.get("/api/callback-key/").status_code == 401, "the old token is refused"
+    with pytest.raises(AccountError, match="bad service name"):
+        service_token("no spaces allowed")
+    type(token.user).objects.filter(username="shipping").update(is_active=False)
+    with pytest.raises(AccountError, match="deactivated"):
+        service_token("shipping")

@@ -296,9 +296,10 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
         return job
     if uses_redis():
         ids = [str(job.pk)]
+        generation = _listener.generation
         event = _listener.expect(ids)
         try:
-            frontdoor.wait_until(event, _listener, timeout, has_ended)
+            frontdoor.wait_until(event, _listener, timeout, has_ended, generation)
         finally:
             _listener.forget(ids, event)
         if (state := _listener.ended(ids[0])) is not None:  # its announcement carried the outcome: no read back
