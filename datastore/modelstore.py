@@ -94,9 +94,13 @@ class S3Store:
                 self.fs.mkdir(self.bucket)
             if self.fs.exists(path):
                 raise StoreError(location, "already exists: model versions are immutable")
-            self.fs.put_file(str(local), path)
+            # A conditional write (If-None-Match: *, on AWS S3, MinIO and moto): of two writers that both found
+            # no object, one fails here instead of replacing the other's archive.
+            self.fs.put_file(str(local), path, mode="create")
         except StoreError:
             raise
+        except FileExistsError:
+            raise StoreError(location, "already exists: model versions are immutable (written meanwhile)") from None
         except Exception as exc:  # botocore's errors: unreachable endpoint, refused credentials, full disk
             raise StoreError(location, f"upload failed: {exc}") from exc
         return location

@@ -92,8 +92,14 @@ def test_an_s3_store_serves_workers_and_refuses_a_replaced_object(
     assert not list((tmp_path / "worker-home" / "model-cache" / "s3model").glob("*.tar.gz")), "download removed"
 
     # Versions are immutable: the store refuses a second archive under the same key.
+    store = model_store(settings.MODEL_STORE, s3_endpoint)
     with pytest.raises(StoreError, match="already exists"):
-        model_store(settings.MODEL_STORE, s3_endpoint).put(model_archive[0], "s3model/s3model-1.tar.gz")
+        store.put(model_archive[0], "s3model/s3model-1.tar.gz")
+    # Two writers that both found no object: the second one's write is refused by the server, not applied.
+    monkeypatch.setattr(store.fs, "exists", lambda path: False)
+    with pytest.raises(StoreError, match="written meanwhile"):
+        store.put(model_archive[0], "s3model/s3model-1.tar.gz")
+    assert s3.get_object(Bucket="fsml-models", Key="archives/s3model/s3model-1.tar.gz")["Body"].read() == stored
     # An object replaced behind the registry's back (one flipped byte) is refused by its checksum.
     flipped = bytearray(stored)
     flipped[len(flipped) // 2] ^= 0x01
