@@ -12,6 +12,7 @@ immutable, and loading still checks the archive's SHA-256 against the registry, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -91,7 +92,8 @@ class S3Store:
         path = location[len(S3_PREFIX) :]
         try:
             if not self.fs.exists(self.bucket):
-                self.fs.mkdir(self.bucket)
+                with contextlib.suppress(FileExistsError):  # another first writer made it meanwhile
+                    self.fs.mkdir(self.bucket)
             if self.fs.exists(path):
                 raise StoreError(location, "already exists: model versions are immutable")
             # A conditional write (If-None-Match: *, on AWS S3, MinIO and moto): of two writers that both found

@@ -119,13 +119,18 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 def signing_key(user_id: Any) -> str:
     """The key that signs the callbacks of one calling service (its user), or "" when ``FSML_CALLBACK_SECRET`` is
-    unset. Each service's key is derived from that secret and the service's user id (HMAC-SHA256), so a receiver
-    holding its own key cannot sign calls another service would accept; ``GET /api/callback-key/`` and
-    ``fsml service NAME`` give a service its key, and changing the secret changes every key."""
+    unset: 64 hex characters, whose ASCII bytes are the HMAC key. Each service's key is derived (HMAC-SHA256) from
+    that secret, the service's user id and its current API token, so a receiver holding its own key cannot sign
+    calls another service would accept, and rotating a service's token (``fsml service NAME --rotate``) changes
+    its key too. ``GET /api/callback-key/`` and ``fsml service NAME`` give a service its key; changing the secret
+    changes every key."""
     secret = os.environ.get("FSML_CALLBACK_SECRET", "")
     if not secret:
         return ""
-    return hmac.new(secret.encode(), f"fsml-callback-key:{user_id}".encode(), hashlib.sha256).hexdigest()
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.filter(user_id=user_id).values_list("key", flat=True).first() or ""
+    return hmac.new(secret.encode(), f"fsml-callback-key:{user_id}:{token}".encode(), hashlib.sha256).hexdigest()
 
 
 def post(job: InferenceJob, body: bytes) -> str:

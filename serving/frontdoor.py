@@ -43,10 +43,19 @@ def announcement(states: Iterable[dict[str, Any]]) -> str:
 
 def _announced(data: bytes) -> list[tuple[str, dict[str, Any] | None]]:
     """(job id, ended state or None) for each job of an ``announcement``, or of a list of comma-separated ids (as
-    earlier versions sent)."""
+    earlier versions sent). Entries that are not a state with an id are skipped."""
     if not data.startswith(b"["):
-        return [(job_id, None) for job_id in data.decode().split(",")]
-    return [(str(state["id"]), state if len(state) > 1 else None) for state in json.loads(data)]
+        return [(job_id, None) for job_id in data.decode(errors="replace").split(",")]
+    try:
+        states = json.loads(data)
+    except ValueError:
+        log.warning("ignored a malformed announcement of finished jobs: %.200r", data)
+        return []
+    return [
+        (state["id"], state if len(state) > 1 else None)
+        for state in states
+        if isinstance(state, dict) and isinstance(state.get("id"), str)
+    ]
 
 
 class _ProcessThread:
@@ -205,8 +214,12 @@ class FinishedListener(_ProcessThread):
         announced = _announced(data)
         now = time.monotonic()
         with self._lock:
+            # A state is kept for the jobs awaited here; of the others (waited on in other processes, or not yet
+            # here) only the id: a request that starts waiting later reads its job back.
+            self._recent.update(
+                (job_id, (now, state if job_id in self._waiters else None)) for job_id, state in announced
+            )
             events = [event for job_id, _ in announced for event in self._waiters.pop(job_id, ())]
-            self._recent.update((job_id, (now, state)) for job_id, state in announced)
             while self._recent and next(iter(self._recent.values()))[0] < now - self.RECENT_SECONDS:
                 self._recent.popitem(last=False)
         for event in events:

@@ -95,11 +95,17 @@ def test_one_listener_wakes_waiters_even_for_a_job_that_ended_before_they_waited
     services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, "x,d")
     assert waiting.wait(5), "a waiter on several jobs wakes when one of them ends"
     assert listener.ended("d") is None, "ids alone (as earlier versions sent) carry no state"
+    generation = listener.generation
+    for malformed in (b"[not json", b'[1, {"x": 2}, {"id": 7}]'):
+        services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, malformed)
+    awaited = listener.expect(["e", "f"])
     big = {"id": "f", "status": "succeeded", "result": {"text": "x" * frontdoor.MAX_CARRIED_STATE}}
-    message = frontdoor.announcement([{"id": "e", "status": "succeeded", "result": {"label": "positive"}}, big])
-    services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, message)
-    assert listener.expect(["f"]).wait(5) and listener.ended("f") is None, "too large to carry: read back instead"
+    small = [{"id": "e", "status": "succeeded", "result": {"label": "positive"}}, {"id": "g", "status": "failed"}]
+    services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, frontdoor.announcement([*small, big]))
+    assert awaited.wait(5) and listener.healthy and listener.generation == generation, "bad messages are skipped"
+    assert listener.ended("f") is None, "too large to carry: read back instead"
     assert listener.ended("e") == {"id": "e", "status": "succeeded", "result": {"label": "positive"}}
+    assert listener.expect(["g"]).is_set() and listener.ended("g") is None, "no one waited here: the id alone"
 
 
 def test_a_waiter_reads_the_database_while_the_listener_is_down() -> None:

@@ -96,7 +96,7 @@ def test_an_s3_store_serves_workers_and_refuses_a_replaced_object(
     with pytest.raises(StoreError, match="already exists"):
         store.put(model_archive[0], "s3model/s3model-1.tar.gz")
     # Two writers that both found no object: the second one's write is refused by the server, not applied.
-    monkeypatch.setattr(store.fs, "exists", lambda path: False)
+    monkeypatch.setattr(store.fs, "exists", lambda path: path == store.bucket)
     with pytest.raises(StoreError, match="written meanwhile"):
         store.put(model_archive[0], "s3model/s3model-1.tar.gz")
     assert s3.get_object(Bucket="fsml-models", Key="archives/s3model/s3model-1.tar.gz")["Body"].read() == stored

@@ -114,6 +114,9 @@ def test_an_expired_token_is_refused_with_the_reason(live_env, settings) -> None
 
 
 def test_the_sync_endpoint_waits_for_the_result_or_answers_202(celery_worker, registered_model, service_client):
+    from serving.services import submit
+
+    submit._listener.expect([])  # subscribed before the request: a first waiter reads the database instead
     body = {"model": "sentiment-test", "inputs": {"text": "great crew"}, "timeout": 30}
     with CaptureQueriesContext(connection) as queries:
         res = service_client.post("/api/jobs/sync/", body, format="json")
@@ -321,8 +324,12 @@ def test_service_accounts_get_a_token_their_own_callback_key_and_a_new_token_on_
     assert service_token("billing") == (token, False), "asked again: the same token"
     new, _ = service_token("billing", rotate=True)
     assert new.key != token.key and client.get("/api/callback-key/").status_code == 401, "the old token is refused"
+    assert callbacks.signing_key(new.user_id) != key, "rotating the token changes the callback key"
     with pytest.raises(AccountError, match="bad service name"):
         service_token("no spaces allowed")
     type(token.user).objects.filter(username="shipping").update(is_active=False)
     with pytest.raises(AccountError, match="deactivated"):
         service_token("shipping")
+    type(token.user).objects.create(username="ops", is_staff=True)
+    with pytest.raises(AccountError, match="is staff"):
+        service_token("ops")

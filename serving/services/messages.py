@@ -97,14 +97,21 @@ def ended_state(job: InferenceJob) -> dict[str, Any]:
     return state | {name: when.isoformat() if (when := getattr(job, name)) else None for name in _CARRIED_TIMES}
 
 
-def apply_ended_state(job: InferenceJob, state: dict[str, Any]) -> InferenceJob:
-    """``job`` (as submitted) brought to its ended ``state``, as reading it back would (tests compare the two)."""
-    for name in _CARRIED:
-        setattr(job, name, state[name])  # a model version other than the submitted one is read when shown
-    for name in _CARRIED_TIMES:
-        setattr(job, name, datetime.fromisoformat(state[name]) if state[name] else None)
+def apply_ended_state(job: InferenceJob, state: dict[str, Any]) -> bool:
+    """Bring ``job`` (as submitted) to its ended ``state``, as reading it back would (tests compare the two).
+    False, with ``job`` untouched, for a state that is not a whole ended one (the caller reads the job instead)."""
+    try:
+        ended = state["status"] in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
+        values = {name: state[name] for name in _CARRIED}
+        times = {name: datetime.fromisoformat(state[name]) if state[name] else None for name in _CARRIED_TIMES}
+    except (KeyError, TypeError, ValueError):
+        return False
+    if not ended:
+        return False
+    for name, value in (values | times).items():
+        setattr(job, name, value)  # a model version other than the submitted one is read when shown
     job.lease_until = None
-    return job
+    return True
 
 
 _redis: dict[str, redis.Redis] = {}

@@ -302,8 +302,9 @@ def wait_for_job(job: InferenceJob, timeout: float) -> InferenceJob:
             frontdoor.wait_until(event, _listener, timeout, has_ended, generation)
         finally:
             _listener.forget(ids, event)
-        if (state := _listener.ended(ids[0])) is not None:  # its announcement carried the outcome: no read back
-            return apply_ended_state(job, state)
+        state = _listener.ended(ids[0])
+        if state is not None and apply_ended_state(job, state):  # its announcement carried the outcome
+            return job
         return InferenceJob.objects.select_related("model_version").get(pk=job.pk)
     deadline = time.monotonic() + timeout
     while not has_ended() and time.monotonic() < deadline:
