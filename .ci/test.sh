@@ -89,6 +89,7 @@ export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EM
 log "lint"
 "$VENV/bin/ruff" check .
 "$VENV/bin/lint-imports"
+"$VENV/bin/mypy"
 
 log "pytest"
 "$VENV/bin/python" -m pytest "$@"

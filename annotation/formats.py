@@ -120,7 +120,10 @@ def _parse_doccano(text: str, task_type: str) -> list[dict[str, Any]]:
 
 
 def _parse_conll(text: str, task_type: str) -> list[dict[str, Any]]:
-    records, errors, tokens, tags = [], [], [], []
+    records: list[dict[str, Any]] = []
+    errors: list[tuple[int, str]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
 
     def flush() -> None:
         if tokens:

@@ -110,7 +110,8 @@ class ImportForm(forms.Form):
         return uploads
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("format") not in (None, "images") and len(data.get("file") or []) > 1:
             self.add_error("file", "choose one file for this format (several files are for images)")
         return data

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
@@ -80,7 +80,7 @@ def role_of(project: Project, user: Any) -> str | None:
     if cached is not None and cached[0] == user.pk:
         return cached[1]
     if getattr(project, "member_user", None) == user.pk:  # annotated by annotation.api.visible_projects
-        return project.member_role
+        return cast(str, project.member_role)  # type: ignore[attr-defined]  # the annotation named above
     return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 

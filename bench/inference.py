@@ -180,7 +180,11 @@ def gpu_modes(result: Any, export_dir: Path, inputs: Inputs) -> tuple[dict[str, 
             report = build_engine(export_dir / "model.onnx", plan, {name: (low, high, high)}, fp16=fp16)
             engine = TensorRTRuntime(plan)
             label = f"TensorRT {'FP16' if report.fp16 else 'FP32'}"
-            modes[label] = lambda x, e=engine: e(**{name: x})["logits"].float().cpu().numpy()
+
+            def engine_mode(x: np.ndarray, e: Any = engine) -> np.ndarray:  # this round's engine, bound now
+                return e(**{name: x})["logits"].float().cpu().numpy()
+
+            modes[label] = engine_mode
             notes += [f"{label}: {n}" for n in report.notes]
         except Exception as exc:  # TensorRTUnavailable, EngineBuildError: say which and why
             notes.append(f"TensorRT {'FP16' if fp16 else 'FP32'} skipped: {type(exc).__name__}: {exc}")
@@ -307,7 +311,7 @@ def bench_light(trained: dict[str, Any], version: Any, run_dir: Path, args: Any)
     inputs = encode(first, version, args.calls)  # every model here reads the same vocabulary's ids
     same_vocab = all(r.vocab.tokens == first.vocab.tokens for r, _ in rows.values())
     if not same_vocab:  # a student built its own vocabulary: encode per model instead
-        timed = {}
+        timed: dict[str, Any] = {}
         for label, (r, _) in rows.items():
             timed |= time_modes({label: torch_mode(r.model)}, encode(r, version, args.calls), args.rounds)
     else:
@@ -369,6 +373,7 @@ def main() -> None:
     try:
         for name in args.models:
             version = digits if name.startswith("mnist") else texts
+            assert version is not None  # loaded above for every model asked for
             torch.set_num_threads(os.cpu_count() or 1)  # training uses every core; timing sets its own count
             result, how = train_or_reuse(name, run_config(name, version, args.set), version, run_dir)
             print(f"\n{name}: {how} ({result.config.epochs} epochs)", flush=True)

@@ -213,6 +213,7 @@ def main() -> None:
                 sizes = [
                     j.batch_size
                     for j in jobs.filter(started_at__gte=_utc(since)).order_by("started_at").only("batch_size")
+                    if j.batch_size is not None
                 ]
                 # Each batch once: a batch of n is n jobs carrying batch_size n.
                 batches = _batches(sizes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 from scrapy import signals
 from scrapy.dupefilters import RFPDupeFilter
@@ -167,7 +167,7 @@ class SharedFrontierIdle:
         self.redis.sadd(f"{self.prefix}:idle", self.me)
         self.idle = True
         alive = {k.decode().rsplit(":", 1)[1] for k in self.redis.scan_iter(f"{self.prefix}:alive:*")}
-        idle = {m.decode() for m in self.redis.smembers(f"{self.prefix}:idle")}
+        idle = {m.decode() for m in cast(set[bytes], self.redis.smembers(f"{self.prefix}:idle"))}
         if not alive <= idle:
             raise DontCloseSpider  # another process may still add to the frontier
 

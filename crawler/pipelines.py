@@ -57,6 +57,8 @@ class SizedImagesPipeline(ImagesPipeline):
 class DatabasePipeline:
     """Buffer items and store them ``STORE_BATCH_SIZE`` at a time, one transaction per batch."""
 
+    crawler: Any  # set by from_crawler
+
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
         self.buffer: list[dict[str, Any]] = []

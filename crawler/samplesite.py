@@ -115,8 +115,8 @@ class SampleSiteServer:
 
     def __init__(self, limit: int | None = None, port: int = 0, seed: int = 0, delay: float = 0.0) -> None:
         """Serve ``limit`` posts (a seeded sample); ``delay`` seconds of latency per response."""
-        handler = type("Handler", (_Handler,), {"site": SampleSite(sentiment_corpus(limit, seed)), "delay": delay})
-        self.site = handler.site
+        self.site = SampleSite(sentiment_corpus(limit, seed))
+        handler = type("Handler", (_Handler,), {"site": self.site, "delay": delay})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

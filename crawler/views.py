@@ -36,7 +36,7 @@ FIELDS = [
 
 
 class CrawlJobSerializer(serializers.ModelSerializer):
-    source = serializers.CharField(source="source.name")
+    source = serializers.CharField(source="source.name")  # type: ignore[assignment]  # a field named like DRF's attribute
     rate = serializers.FloatField()
     failures = serializers.SerializerMethodField()
 

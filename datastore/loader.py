@@ -259,10 +259,9 @@ def collate_text(batch: list[tuple[list[int], int]]) -> tuple[Any, Any]:
     return torch.from_numpy(ids), torch.from_numpy(labels)
 
 
-def dataloader(
-    dataset: TextClassificationDataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0
-) -> Any:
-    """A DataLoader with a seeded shuffle and worker processes when asked."""
+def dataloader(dataset: Any, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0) -> Any:
+    """A DataLoader over a text dataset (``TextClassificationDataset``, or ``StreamingTextDataset`` unshuffled)
+    with a seeded shuffle and worker processes when asked. ``Any``: this module imports torch only when used."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -296,8 +295,8 @@ class ImageClassificationDataset:
         from PIL import Image
 
         record = self.records[idx]
-        with Image.open(io.BytesIO(self.images[record["image"]])) as img:
-            img = img.convert("L" if self.channels == 1 else "RGB").resize((self.size, self.size))
+        with Image.open(io.BytesIO(self.images[record["image"]])) as opened:
+            img = opened.convert("L" if self.channels == 1 else "RGB").resize((self.size, self.size))
             pixels = np.asarray(img, dtype=np.float32) / 255.0
         pixels = pixels[None] if self.channels == 1 else pixels.transpose(2, 0, 1)
         return np.ascontiguousarray(pixels), self.label_index[record["label"]]

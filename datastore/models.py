@@ -114,7 +114,7 @@ class Project(models.Model):
     allow_overlapping_spans = models.BooleanField(default=False)
     lock_seconds = models.PositiveIntegerField(default=600, help_text="How long an assignment is held.")
     queue_order = models.CharField(max_length=16, choices=QueueOrder.choices, default=QueueOrder.SEQUENTIAL)
-    members = models.ManyToManyField(
+    members: models.ManyToManyField = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="ProjectMember", blank=True, related_name="projects"
     )
     created_at = models.DateTimeField(auto_now_add=True)

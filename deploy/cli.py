@@ -205,7 +205,7 @@ def package(
             _fail(f"cannot score the export on {dataset.name}:test ({exc}); --no-evaluate packages it without")
     model = stages.package_and_register(export_dir, name, dataset, metrics)
     console.print(f"registered {model} -> {model.archive_path} (sha256 {model.archive_sha256[:16]}…)")
-    if "test" in metrics:
+    if "test" in metrics and dataset is not None:
         console.print(f"test accuracy {metrics['test'].get('accuracy', float('nan')):.4f} on {dataset.name}")
 
 

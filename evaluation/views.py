@@ -8,6 +8,7 @@ project, whatever their role, and is a 404 to everyone else, so its existence do
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -15,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models.functions import Left, Length
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -44,7 +46,7 @@ def evaluation_for(user: Any, evaluation_id: int | str) -> Evaluation:
         .first()
     )
     project = project_for_user(found.dataset_version.project_id, user) if found is not None else None
-    if project is None:
+    if found is None or project is None:
         raise Http404("no such evaluation")
     found.dataset_version.project = project  # carries the role: role_of costs no query
     return found
@@ -55,7 +57,8 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     """Model versions x dataset versions, one link per split; the best of several on one version and split in bold."""
     visible = Evaluation.objects.all()
     if not request.user.is_staff:
-        visible = visible.filter(dataset_version__project__memberships__user=request.user)
+        user = request.user  # signed in (login_required), never AnonymousUser
+        visible = visible.filter(dataset_version__project__memberships__user=user)  # type: ignore[misc]  # as above
     board = records.leaderboard(visible)
     rows, datasets = board["rows"], board["datasets"]
     shown = [ev for row in rows for cell in row["cells"] for ev in cell]
@@ -202,7 +205,7 @@ def case_page(
     project = ev.dataset_version.project
     task = task_of(ev, prediction)
     back = request.GET.urlencode()
-    context = {
+    context: dict[str, Any] = {
         "ev": ev,
         "case": prediction,
         "task": task,
@@ -274,7 +277,7 @@ def compare(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def export(request: HttpRequest, evaluation_id: str, fmt: str) -> HttpResponse:
+def export(request: HttpRequest, evaluation_id: str, fmt: str) -> HttpResponseBase:
     """The evaluation as JSON or CSV, streamed; the case filters apply when given."""
     ev = evaluation_for(request.user, evaluation_id)
     try:
@@ -297,10 +300,11 @@ def plot(request: HttpRequest, evaluation_id: str, kind: str, fmt: str) -> HttpR
     from evaluation import plots  # matplotlib: loaded by the first plot, not by every web process at start
 
     ev = evaluation_for(request.user, evaluation_id)
-    metric, draw = {
+    plotters: dict[str, tuple[str, Callable[..., Any]]] = {
         "reliability": ("calibration", plots.reliability_diagram),
         "confusion": ("confusion_matrix", plots.confusion_matrix_plot),
-    }[kind]
+    }
+    metric, draw = plotters[kind]
     if not ev.metrics.get(metric):
         raise Http404(f"a {ev.task_type} evaluation has no {kind} plot")
     title = f"{ev.model_version} on {ev.dataset_version.name}:{ev.split}"

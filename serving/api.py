@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.core.validators import URLValidator
@@ -56,19 +57,24 @@ class JobSerializer(serializers.ModelSerializer):
     def to_representation(self, job: InferenceJob) -> dict[str, Any]:
         """The declared fields, built directly: on the serving path this runs for every job, and DRF's per-field
         machinery cost more than the rest of the request (tests compare it with the generic output)."""
-        when = _TIME.to_representation
         out = {field: getattr(job, field) for field in self.Meta.fields if field not in _CONVERTED}
         out.update(
             id=str(job.pk),
             model=self.get_model(job),
-            queued_at=when(job.queued_at),
-            started_at=when(job.started_at),
-            finished_at=when(job.finished_at),
+            queued_at=_when(job.queued_at),
+            started_at=_when(job.started_at),
+            finished_at=_when(job.finished_at),
         )
         return {field: out[field] for field in self.Meta.fields}
 
 
 _TIME = serializers.DateTimeField()
+
+
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else _TIME.to_representation(value)
+
+
 _CONVERTED = {"id", "model", "queued_at", "started_at", "finished_at"}
 
 
@@ -93,7 +99,7 @@ class SyncJobIn(JobIn):
 class JobList(APIView):
     @extend_schema(operation_id="jobs_list", responses=JobSerializer(many=True))
     def get(self, request: Request) -> Response:
-        jobs = InferenceJob.objects.filter(submitted_by=request.user).select_related("model_version")
+        jobs = InferenceJob.objects.filter(submitted_by_id=request.user.pk).select_related("model_version")
         jobs = jobs.order_by("-queued_at")[:100]
         return Response(JobSerializer(jobs, many=True).data)
 
@@ -173,7 +179,7 @@ class JobBatch(APIView):
 class JobDetail(APIView):
     @extend_schema(responses=JobSerializer)
     def get(self, request: Request, job_id: str) -> Response:
-        job = InferenceJob.objects.filter(submitted_by=request.user, pk=job_id).select_related("model_version")
+        job = InferenceJob.objects.filter(submitted_by_id=request.user.pk, pk=job_id).select_related("model_version")
         found = job.first()
         if found is None:
             return Response({"detail": "no such job"}, status=status.HTTP_404_NOT_FOUND)

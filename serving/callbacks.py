@@ -64,7 +64,9 @@ class _Refused(OSError):
 
 
 def _checked_connection(
-    address: tuple[str, int], timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT, source_address: Any = None
+    address: tuple[str, int],
+    timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]  # create_connection's own default
+    source_address: Any = None,
 ) -> socket.socket:
     """``socket.create_connection`` for callbacks: resolve the host once, refuse it when any of its addresses is
     not public (unless allowed), and connect to the very address that was checked (no second lookup that DNS
@@ -74,12 +76,12 @@ def _checked_connection(
     if "*" in allowed or host.lower() in allowed:
         return socket.create_connection(address, timeout, source_address)
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if why := _judge(host, [info[4][0] for info in infos]):
+    if why := _judge(host, [str(info[4][0]) for info in infos]):
         raise _Refused(why)
     family, kind, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
-        if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+        if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]  # as above
             sock.settimeout(timeout)
         if source_address:
             sock.bind(source_address)
@@ -109,7 +111,7 @@ class _CheckedHTTPHandler(urllib.request.HTTPHandler):
 
 class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(_CheckedHTTPS, req, context=self._context)
+        return self.do_open(_CheckedHTTPS, req, context=self._context)  # type: ignore[attr-defined]  # set in __init__
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

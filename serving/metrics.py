@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -97,7 +97,7 @@ class QueueCollector(Collector):
         client = redis.Redis.from_url(url, socket_timeout=2)
         try:
             for name in sorted(names):
-                family.add_metric([name], client.llen(name))
+                family.add_metric([name], cast(int, client.llen(name)))
         except redis.RedisError as exc:  # the scrape still answers; the gap shows the broker is down
             log.warning("cannot read queue lengths: %s", exc)
         finally:

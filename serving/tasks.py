@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
     soft_time_limit=50,
     time_limit=60,
 )
-def run_inference(self, job_ids: list[str] | str) -> None:  # type: ignore[no-untyped-def] -- Celery's bound task
+def run_inference(self, job_ids: list[str] | str) -> None:  # type: ignore[no-untyped-def]  # Celery's bound task
     batch = services.claim_batch(job_ids, worker=self.request.hostname or "", pid=os.getpid())
     if batch is None:
         return
@@ -48,7 +48,7 @@ def run_inference(self, job_ids: list[str] | str) -> None:  # type: ignore[no-un
 
 
 @shared_task(bind=True, acks_late=True, max_retries=6, time_limit=60)
-def deliver_callback(self, job_id: str) -> None:  # type: ignore[no-untyped-def] -- Celery's bound task
+def deliver_callback(self, job_id: str) -> None:  # type: ignore[no-untyped-def]  # Celery's bound task
     """POST the finished job to its callback URL; retried with backoff (2, 4, ... 64 s) until it answers 2xx."""
     import json
 

@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -111,7 +111,7 @@ def _report(model: nn.Module, amount: float, pool: list[tuple[str, nn.Module]], 
     layer_sparsity: dict[str, float] = {}
     zeros = total = 0
     for name, module in pool:
-        weight = module.weight.detach()
+        weight = cast(torch.Tensor, module.weight).detach()  # a pruned module's weight is a plain attribute
         layer_zeros = int((weight == 0).sum())
         layer_sparsity[f"{name}.weight"] = layer_zeros / weight.numel()
         zeros, total = zeros + layer_zeros, total + weight.numel()

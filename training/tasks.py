@@ -19,8 +19,8 @@ from training.config import TrainConfig
 IGNORE = -100  # the target of padding tokens: cross_entropy skips it
 
 
-class RecordsDataset:
-    """(inputs, target) per record, built once; a ``torch.utils.data.Dataset`` by protocol."""
+class RecordsDataset(torch.utils.data.Dataset):
+    """(inputs, target) per record, built once."""
 
     def __init__(self, rows: list[tuple[Any, Any]]) -> None:
         self.rows = rows
@@ -91,7 +91,7 @@ class Task:
 
 
 class TextClassification(Task):
-    def _rows(self, records: list[dict[str, Any]], data: LoadedVersion) -> list[tuple[list[int], int]]:
+    def _rows(self, records: list[dict[str, Any]], data: LoadedVersion) -> list[tuple[list[int], Any]]:
         index = {label: i for i, label in enumerate(self.labels)}
         assert self.vocab is not None
         return [(self.vocab.encode(r["text"], self.config.max_len), index[r["label"]]) for r in records]

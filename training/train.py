@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -100,7 +100,7 @@ def model_for(config: TrainConfig, task: Task) -> nn.Module:
         subword_buckets=config.subword_buckets,
     )
     if config.subword_buckets and task.vocab is not None and hasattr(model, "set_subwords"):
-        model.set_subwords(task.vocab.tokens)
+        cast(Any, model).set_subwords(task.vocab.tokens)
     return model
 
 
@@ -125,7 +125,7 @@ def wide_penalty(config: TrainConfig, model: nn.Module, n_train: int) -> torch.T
     wide = getattr(model, "wide", None)
     if not config.wide_l2 or not isinstance(wide, nn.Module):
         return None
-    return config.wide_l2 * sum(p.pow(2).sum() for p in wide.parameters()) / max(n_train, 1)
+    return cast(torch.Tensor, config.wide_l2 * sum(p.pow(2).sum() for p in wide.parameters()) / max(n_train, 1))
 
 
 def make_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -110,9 +111,9 @@ TEMPLATES = [
 ]
 
 
-def database_config(url: str) -> dict:
+def database_config(url: str) -> dict[str, Any]:
     """Turn DATABASE_URL into a Django DATABASES entry with the options each engine needs."""
-    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     engine = config["ENGINE"]
     if engine.endswith("sqlite3"):
         # WAL and IMMEDIATE transactions let the web server, the crawler and the workers share one

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 
 from crawler.extract import canonical_url
@@ -58,7 +58,7 @@ class SiteSpider(ExtractingSpider, scrapy.Spider):
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         yield from self.parse_page(response)
-        if hasattr(response, "text") and not response.body[:2048].count(b"\x00"):
+        if isinstance(response, TextResponse) and not response.body[:2048].count(b"\x00"):
             for link in self.links.extract_links(response):
                 # Follow the canonical URL: one fetch for a page linked with different tracking parameters.
                 yield response.follow(canonical_url(link.url), callback=self.parse, errback=self.on_error)

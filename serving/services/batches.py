@@ -8,10 +8,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
 from datastore.models import InferenceJob, ModelVersion
@@ -66,7 +67,8 @@ def claim_batch(job_ids: list[str] | str, worker: str, pid: int) -> Batch | None
     now = timezone.now()
     with transaction.atomic():
         listed = InferenceJob.objects.select_for_update().filter(pk__in=ids).order_by("queued_at")
-        jobs, tried = [], []
+        jobs: list[InferenceJob] = []
+        tried: list[InferenceJob] = []
         for job in listed:
             held = job.status == InferenceJob.Status.RUNNING and job.lease_until and job.lease_until > now
             if job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED) or (
@@ -80,7 +82,7 @@ def claim_batch(job_ids: list[str] | str, worker: str, pid: int) -> Batch | None
         if not jobs and tried:
             jobs, tried = tried[:1], tried[1:]
         for job in tried:
-            transaction.on_commit(lambda job=job: run_inference_later(job), robust=True)
+            transaction.on_commit(partial(run_inference_later, job), robust=True)
         if not jobs:
             return None
         if len(jobs) > batch_max():  # the sender allowed larger batches than this worker: the rest go back
@@ -92,9 +94,10 @@ def claim_batch(job_ids: list[str] | str, worker: str, pid: int) -> Batch | None
         if fresh and len(jobs) < batch_max() and batch_wait():
             time.sleep(batch_wait())  # dynamic batching: a few milliseconds for more of the same model's jobs
             jobs += _queued_batch_mates(jobs[0], batch_max() - len(jobs), exclude=[j.pk for j in jobs])
+        token = uuid.uuid4()
         claimed = {
             "status": InferenceJob.Status.RUNNING,
-            "claim": uuid.uuid4(),
+            "claim": token,
             "lease_until": now + timedelta(seconds=lease_seconds()),
             "started_at": timezone.now(),
             "worker": worker,
@@ -106,7 +109,7 @@ def claim_batch(job_ids: list[str] | str, worker: str, pid: int) -> Batch | None
         for name, value in claimed.items():
             setattr(j, name, value)
         j.attempts += 1
-    return Batch(jobs, claimed["claim"], worker, pid)
+    return Batch(jobs, token, worker, pid)
 
 
 def _queued_batch_mates(job: InferenceJob, limit: int, exclude: list[Any]) -> list[InferenceJob]:
@@ -192,11 +195,12 @@ def _write_ended(jobs: list[InferenceJob]) -> None:
         return
     meta, conn = InferenceJob._meta, connections[InferenceJob.objects.db]
     quote = conn.ops.quote_name
-    fields = [meta.get_field(name) for name in _ENDED_FIELDS]
+    fields = [cast(Field, meta.get_field(name)) for name in _ENDED_FIELDS]
+    pk = cast(Field, meta.pk)
     sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    sql = f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s"
+    sql = f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(pk.column)} = %s"
     rows = [
-        [f.get_db_prep_save(getattr(job, f.attname), conn) for f in fields] + [meta.pk.get_db_prep_value(job.pk, conn)]
+        [f.get_db_prep_save(getattr(job, f.attname), conn) for f in fields] + [pk.get_db_prep_value(job.pk, conn)]
         for job in jobs
     ]
     with conn.cursor() as cursor:

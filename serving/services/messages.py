@@ -37,7 +37,12 @@ def queue_jobs(jobs: list[InferenceJob], countdown: float = 0) -> None:
     size = batch_max()
     for (queue, _, _), ids in groups.items():
         for start in range(0, len(ids), size):
-            run_inference.apply_async((ids[start : start + size],), queue=queue, countdown=countdown or None)
+            # None, not 0: a countdown of 0 would still make an ETA message, held in the worker until due.
+            run_inference.apply_async(
+                (ids[start : start + size],),
+                queue=queue,
+                countdown=countdown or None,  # type: ignore[arg-type]  # celery-types wants a float; None is Celery's default
+            )
 
 
 def queue_for(model_name: str) -> str:
@@ -86,8 +91,10 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
 
 
 # What a finished job's announcement carries: every field its ending, its claim or a callback may have changed.
-_CARRIED = ("status", "result", "error", "attempts", "worker", "worker_pid", "batch_size", "model_version_id")
-_CARRIED += ("callback_status", "callback_attempts")
+_CARRIED = (
+    *("status", "result", "error", "attempts", "worker", "worker_pid", "batch_size", "model_version_id"),
+    *("callback_status", "callback_attempts"),
+)
 _CARRIED_TIMES = ("started_at", "finished_at")
 
 

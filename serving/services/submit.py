@@ -167,7 +167,7 @@ def submit_batch(
         raise JobError(refusal, field="callback_url")
     model = resolve_for_submit(model_ref)
     clean = [validate_inputs(model, x, None if single else i) for i, x in enumerate(inputs)]
-    keys = [None] * len(clean)
+    keys: list[str | None] = [None] * len(clean)
     if idempotency_key:
         keys = [idempotency_key] if single else [f"{idempotency_key}#{i}" for i in range(len(clean))]
         existing = _same_submit(user, model, model_ref, clean, keys)

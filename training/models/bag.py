@@ -36,6 +36,13 @@ class BagOfEmbeddings(nn.Module):
             learns what a bag-of-n-grams logistic regression cannot.
     """
 
+    # Buffers (register_buffer): typed here, as nn.Module's attribute lookup cannot tell them from submodules.
+    subword_ids: torch.Tensor
+    folded_sum: torch.Tensor
+    folded_max: torch.Tensor
+    folded_count: torch.Tensor
+    folded_wide: torch.Tensor
+
     def __init__(
         self,
         vocab_size: int,
