@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from django.http import HttpResponseBase, StreamingHttpResponse
 
 from datastore.corpora import sentiment_corpus
 from datastore.loader import LoadedVersion
 from datastore.services import sha256_text
 from datastore.splits import SPLITS, split_of
+
+if TYPE_CHECKING:
+    from datastore.models import Assignment, Project
 
 
 def corpus_version(n: int = 1500, name: str = "corpus") -> LoadedVersion:
@@ -37,6 +44,21 @@ def build_model_archive(out_dir: Path, n: int = 600, epochs: int = 2) -> tuple[P
     archive = out_dir / "model.tar.gz"
     sha, manifest = build_archive(out_dir / "export", archive, "sentiment-test", 1, "corpus", {})
     return archive, sha, manifest
+
+
+def claim_task(project: Project, user: Any) -> Assignment:
+    """``next_task`` where the test expects a task: fails the test when the queue hands out none."""
+    from annotation.services import next_task
+
+    assignment = next_task(project, user)
+    assert assignment is not None, f"{user} was handed no task"
+    return assignment
+
+
+def streamed_body(response: HttpResponseBase) -> bytes:
+    """The whole body of a streamed response (a file, an export); fails the test for any other response."""
+    assert isinstance(response, StreamingHttpResponse), f"not a streamed response: {type(response).__name__}"
+    return b"".join(cast(Iterator[bytes], response.streaming_content))  # the test client is WSGI: never async
 
 
 def stored_items(n: int, text: str = "sample text number {i}") -> None:

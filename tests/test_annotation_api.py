@@ -54,13 +54,20 @@ def next_id(name: str, project: Project) -> int | None:
     return None if res.status_code == 204 else res.json()["id"]
 
 
+def next_task_id(name: str, project: Project) -> int:
+    """The id of the task handed to ``name``; fails the test when there is none."""
+    task_id = next_id(name, project)
+    assert task_id is not None, f"{name} was handed no task"
+    return task_id
+
+
 def submit(name: str, task_id: int, value, **extra):
     return client_for(name).post(f"/api/tasks/{task_id}/annotations/", {"value": value, **extra}, format="json")
 
 
 def test_overlap_counts_held_and_finished_annotations() -> None:
     project = make_project(overlap=2)
-    a, b, c = next_id("alice", project), next_id("bob", project), next_id("carol", project)
+    a, b, c = next_task_id("alice", project), next_id("bob", project), next_id("carol", project)
     assert a == b  # two annotators may hold the same task when overlap is 2
     assert c != a  # the third may not
     assert next_id("alice", project) == a  # a held task comes back until it is answered
@@ -87,7 +94,7 @@ def test_every_task_gets_exactly_overlap_annotations_and_nobody_twice() -> None:
 
 def test_label_outside_schema_is_refused_and_nothing_written() -> None:
     project = make_project()
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     res = submit("alice", task_id, "maybe")
     assert res.status_code == 400 and "not in the project's schema" in res.json()["detail"]
     assert Annotation.objects.count() == 0
@@ -96,18 +103,19 @@ def test_label_outside_schema_is_refused_and_nothing_written() -> None:
 
 def test_double_submit_and_unassigned_submit_are_refused() -> None:
     project = make_project()
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     assert submit("alice", task_id, "neg").status_code == 201
     again = submit("alice", task_id, "pos")
     assert again.status_code == 409 and "already annotated" in again.json()["detail"]
     other = Task.objects.exclude(pk=task_id).first()
+    assert other is not None
     assert submit("bob", other.pk, "neg").status_code == 409  # bob was never handed it
     assert Annotation.objects.count() == 1
 
 
 def test_a_stale_submission_after_the_hold_expired_is_refused() -> None:
     project = make_project(overlap=1)
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     Assignment.objects.filter(task_id=task_id).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert next_id("bob", project) == task_id  # the expired hold frees the slot for someone else
     assert submit("bob", task_id, "pos").status_code == 201
@@ -118,7 +126,7 @@ def test_a_stale_submission_after_the_hold_expired_is_refused() -> None:
 
 def test_skip_needs_a_reason_and_the_task_goes_to_someone_else() -> None:
     project = make_project(overlap=1, n=2)
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     alice = client_for("alice")
     assert alice.post(f"/api/tasks/{task_id}/skip/", {"reason": ""}, format="json").status_code == 400
     assert alice.post(f"/api/tasks/{task_id}/skip/", {"reason": "not English"}, format="json").status_code == 200
@@ -129,7 +137,7 @@ def test_skip_needs_a_reason_and_the_task_goes_to_someone_else() -> None:
 
 def test_undo_takes_back_the_last_annotation() -> None:
     project = make_project(overlap=1, n=2)
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     submit("alice", task_id, "neg")
     res = client_for("alice").post(f"/api/projects/{project.pk}/undo/")
     assert res.status_code == 200 and res.json()["task"]["id"] == task_id
@@ -140,7 +148,7 @@ def test_undo_takes_back_the_last_annotation() -> None:
 
 def test_spans_are_checked_against_the_text() -> None:
     project = make_project("spans", labels=("PER", "ORG"), overlap=1, n=1, text="Ada Lovelace met Babbage {i}")
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     outside = submit("alice", task_id, [{"start": 0, "end": 99, "label": "PER"}])
     assert outside.status_code == 400 and "outside the text" in outside.json()["detail"]
     overlapping = submit(
@@ -154,7 +162,7 @@ def test_spans_are_checked_against_the_text() -> None:
 
 def test_multi_label_answers() -> None:
     project = make_project("multi_label", labels=("a", "b", "c"), overlap=1, n=1)
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     assert submit("alice", task_id, ["a", "z"]).status_code == 400
     assert submit("alice", task_id, [{"a": 1}]).status_code == 400
     res = submit("alice", task_id, ["c", "a", "a"])
@@ -165,7 +173,7 @@ def test_review_roles_disagreements_adjudication_and_agreement() -> None:
     project = make_project(overlap=2, n=2)
     for name, labels in (("alice", ["neg", "neg"]), ("bob", ["neg", "pos"])):
         for label in labels:
-            submit(name, next_id(name, project), label)
+            submit(name, next_task_id(name, project), label)
     assert client_for("alice").get(f"/api/projects/{project.pk}/disagreements/").status_code == 403
     rita = client_for("rita")
     disagreements = rita.get(f"/api/projects/{project.pk}/disagreements/").json()
@@ -221,15 +229,21 @@ def test_preannotation_suggests_and_orders_the_queue_by_uncertainty(registered_m
     project.save()
     assert preannotate(project, registered_model) == 6
     tasks = list(Task.objects.filter(project=project))
-    assert all(t.prediction["label"] in project.labels and t.prediction["model"] == "sentiment-test:1" for t in tasks)
+    assert all(
+        t.prediction is not None
+        and t.prediction["label"] in project.labels
+        and t.prediction["model"] == "sentiment-test:1"
+        for t in tasks
+    )
     most_uncertain = max(tasks, key=lambda t: (t.uncertainty, -t.pk))
+    assert most_uncertain.prediction is not None
     res = client_for("alice").post(f"/api/projects/{project.pk}/next/").json()
     assert res["id"] == most_uncertain.pk and res["prediction"]["label"] == most_uncertain.prediction["label"]
 
 
 def test_a_second_adjudication_needs_override() -> None:
     project = make_project(overlap=1, n=1)
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     submit("alice", task_id, "neg")
     rita = client_for("rita")
     assert rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json").status_code == 200
@@ -242,7 +256,7 @@ def test_a_second_adjudication_needs_override() -> None:
 
 def test_malformed_bodies_are_4xx_not_500() -> None:
     project = make_project(overlap=1, n=1)
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     alice = client_for("alice")
     for url in (f"/api/tasks/{task_id}/skip/", f"/api/projects/{project.pk}/questions/"):
         assert alice.post(url, [1, 2], format="json").status_code == 400
@@ -256,7 +270,7 @@ def test_malformed_bodies_are_4xx_not_500() -> None:
 
 def test_span_offsets_must_be_integers_not_booleans() -> None:
     project = make_project("spans", labels=("PER",), overlap=1, n=1, text="Ada met Bob {i}")
-    task_id = next_id("alice", project)
+    task_id = next_task_id("alice", project)
     res = submit("alice", task_id, [{"start": 0, "end": True, "label": "PER"}])
     assert res.status_code == 400 and "integers" in res.json()["detail"]
 
@@ -265,7 +279,7 @@ def test_multi_label_agreement_is_reported_per_label() -> None:
     project = make_project("multi_label", labels=("a", "b"), overlap=2, n=3)
     for name, answers in (("alice", [["a"], ["a", "b"], []]), ("bob", [["a"], ["b"], []])):
         for value in answers:
-            submit(name, next_id(name, project), value)
+            submit(name, next_task_id(name, project), value)
     agreement = client_for("rita").get(f"/api/projects/{project.pk}/agreement/").json()
     assert set(agreement["per_label_alpha"]) == {"a", "b"}
     assert agreement["units"] == 6  # 3 tasks x 2 labels

@@ -34,7 +34,8 @@ def test_parallel_annotators_never_over_assign_or_lose_work(live_env, tmp_path: 
     base = f"http://127.0.0.1:{port}"
 
     def annotate(token: str) -> tuple[list[int], list[str]]:
-        done, errors = [], []
+        done: list[int] = []
+        errors: list[str] = []
         with requests.Session() as http:
             http.headers["Authorization"] = f"Token {token}"
             while True:

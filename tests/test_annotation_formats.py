@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from annotation import formats
 from annotation.services import create_project, set_role
 from datastore.models import Task
+from tests.helpers import streamed_body
 
 LS = json.dumps(
     [
@@ -255,7 +256,7 @@ def test_image_files_become_tasks_all_or_nothing(db, settings, tmp_path) -> None
     worker.force_authenticate(annotator)
     task = worker.post(f"/api/projects/{project.pk}/next/").json()
     image = worker.get(task["item"]["image"])
-    assert image.status_code == 200 and b"".join(image.streaming_content) == red
+    assert image.status_code == 200 and streamed_body(image) == red
 
     text_project = create_project("texts", "text_classification", ["a", "b"], [])
     set_role(text_project, manager, "manager")

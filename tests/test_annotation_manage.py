@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
-from annotation.services import create_project, next_task, set_role, submit
+from annotation.services import create_project, set_role, submit
 from datastore.models import Assignment, Item, Project, ProjectMember, Task
-from tests.helpers import stored_items
+from tests.helpers import claim_task, stored_items
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +146,7 @@ def test_settings_change_and_labels_only_grow_once_something_is_labelled(project
     assert (project.labels, project.guidelines, project.lock_seconds) == (["pos", "neg"], "New rules", 120)
 
     alice = user("alice")
-    submit(next_task(project, alice).task_id, alice, "pos")
+    submit(claim_task(project, alice).task_id, alice, "pos")
     refused = mona.post(url, settings_of(project, labels="pos\nmixed", guidelines="Other rules"))
     assert refused.status_code == 400
     assert "neg would be removed" in refused.content.decode()
@@ -163,7 +163,7 @@ def test_settings_change_and_labels_only_grow_once_something_is_labelled(project
 
 def test_a_new_overlap_re_decides_which_tasks_are_done(project: Project) -> None:
     alice = user("alice")
-    done = next_task(project, alice).task_id
+    done = claim_task(project, alice).task_id
     submit(done, alice, "pos")
     assert Task.objects.get(pk=done).status == "done"
     mona, url = client_for("mona"), f"/manage/{project.pk}/"
@@ -192,7 +192,7 @@ def test_members_are_added_re_roled_and_removed(project: Project) -> None:
     assert ProjectMember.objects.get(pk=dora.pk).role == "annotator"
 
     bob = user("bob")
-    held = next_task(project, bob)
+    held = claim_task(project, bob)
     membership = ProjectMember.objects.get(project=project, user=bob)
     assert mona.post(f"{url}{membership.pk}/", {"action": "remove"}).status_code == 302
     assert not ProjectMember.objects.filter(project=project, user=bob).exists()

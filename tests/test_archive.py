@@ -80,7 +80,7 @@ def test_the_archive_carries_its_text_processing_code(model_archive, tmp_path: P
     import shutil
 
     import datastore.text
-    from datastore.runtime import InputError, load_runtime
+    from datastore.runtime import InputError, TextClassifierRuntime, load_runtime
 
     archive, sha, manifest = model_archive
     assert manifest["preprocessing"]["code"] == "text_processing.py" and "text_processing.py" in manifest["files"]
@@ -89,6 +89,7 @@ def test_the_archive_carries_its_text_processing_code(model_archive, tmp_path: P
     assert (dest / "text_processing.py").read_bytes() == Path(datastore.text.__file__).read_bytes()
     texts = ["A great flight, thanks!", "lost my bag #again"]
     runtime = load_runtime(dest)
+    assert isinstance(runtime, TextClassifierRuntime)
     assert runtime.text is not datastore.text and runtime.text.__name__.startswith("fsml_archive_text_")
     before = [p.as_dict() for p in runtime.predict(texts)]
 
@@ -102,7 +103,8 @@ def test_the_archive_carries_its_text_processing_code(model_archive, tmp_path: P
     info = json.loads((old / "manifest.json").read_text())
     del info["preprocessing"]["code"]
     (old / "manifest.json").write_text(json.dumps(info))
-    assert load_runtime(old).text is datastore.text
+    old_runtime = load_runtime(old)
+    assert isinstance(old_runtime, TextClassifierRuntime) and old_runtime.text is datastore.text
     # Code changed in the unpacked cache after its checks is refused before it runs; code that does not load
     # (here in an export folder, which lists no checksums) is a clear error, not a half-loaded model.
     (dest / "text_processing.py").write_text("raise RuntimeError('boom')\n")

@@ -50,9 +50,16 @@ def assert_answers_match(jobs: list[InferenceJob], model: Any) -> None:
     for job in jobs:
         assert job.status == InferenceJob.Status.SUCCEEDED, job.error
         alone = runtime.predict([job.inputs["text"]])[0]
+        assert job.result is not None
         assert job.result["label"] == alone.label
         got = [job.result["scores"][k] for k in sorted(alone.scores)]
         np.testing.assert_allclose(got, [alone.scores[k] for k in sorted(alone.scores)], atol=2e-5)
+
+
+def batch_size(job: InferenceJob) -> int:
+    """The size of the batch that ran ``job``; fails the test for a job that no batch ran."""
+    assert job.batch_size is not None, f"job {job.pk} ran in no batch"
+    return job.batch_size
 
 
 def test_batch_submits_are_batched_and_shared_by_two_workers_on_the_models_queue(
@@ -78,7 +85,7 @@ def test_batch_submits_are_batched_and_shared_by_two_workers_on_the_models_queue
             worker.stop()
     assert InferenceJob.objects.count() == len(TEXTS), "the retried submit made no second set"
     assert_answers_match(jobs, registered_model)
-    sizes = [j.batch_size for j in jobs]
+    sizes = [batch_size(j) for j in jobs]
     assert max(sizes) > 1 and max(sizes) <= 8, sizes
     assert {j.worker.split("-")[0] for j in jobs} == {"w1", "w2"}, "both workers on the one queue served jobs"
     assert all(j.attempts == 1 for j in jobs)
@@ -123,7 +130,7 @@ def test_a_poison_input_fails_its_own_job_and_not_its_batch(live_env, clean_brok
     by_id = {j.pk: j for j in done}
     assert by_id[poison.pk].status == InferenceJob.Status.FAILED and "empty text" in by_id[poison.pk].error
     assert_answers_match([by_id[j.pk] for j in jobs], registered_model)
-    assert max(j.batch_size for j in done) > 1, "the poison job was batched with the others"
+    assert max(batch_size(j) for j in done) > 1, "the poison job was batched with the others"
     assert later[0].status == InferenceJob.Status.SUCCEEDED
 
 
@@ -154,6 +161,7 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_none_ends_twice(
                     os.killpg(doomed.pid, signal.SIGCONT)
     finally:
         os.killpg(doomed.pid, signal.SIGKILL)  # no warm shutdown: the batch in hand is simply gone
+        assert doomed.proc is not None  # started (doomed.pid checks the same)
         doomed.proc.wait(10)
     assert held, "the worker was killed while holding a batch"
     assert len({j.claim for j in held}) == 1, "one batch in flight"
@@ -356,10 +364,12 @@ def test_claims_leases_and_requeues_step_by_step(live_env, clean_broker, registe
     # A worker that died holding a job: after its lease, requeue_lapsed queues it again; out of attempts, it fails.
     more, _ = services.submit_batch(user, MODEL, [{"text": "late again"}])
     held = services.claim_batch(str(more[0].pk), "w3@host", 1)
+    assert held is not None
     services.release_batch(held, "StoreError: bucket unreachable", 0)
     assert InferenceJob.objects.get(pk=more[0].pk).status == "queued"
     for attempt in (2, 3):
-        assert services.claim_batch(str(more[0].pk), "w3@host", 1).jobs[0].attempts == attempt
+        claimed = services.claim_batch(str(more[0].pk), "w3@host", 1)
+        assert claimed is not None and claimed.jobs[0].attempts == attempt
         later = timezone.now() + timedelta(seconds=services.lease_seconds() + 1)
         assert services.requeue_lapsed(later) == 1
     job = InferenceJob.objects.get(pk=more[0].pk)

@@ -19,7 +19,7 @@ from datastore.loader import DatasetCorrupted, DatasetError, DatasetNotFound, li
 from datastore.models import DatasetVersion, Item, Task
 from datastore.snapshot import SnapshotError, snapshot_project
 from datastore.versions import describe, diff
-from tests.helpers import stored_items
+from tests.helpers import claim_task, stored_items
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def test_snapshot_is_deterministic_and_loadable_without_the_database(labelled_pr
 def test_a_new_label_changes_the_hash_and_keeps_splits(labelled_project, repo) -> None:
     first = snapshot_project(labelled_project, "v1", repo)
     user = get_user_model().objects.get(username="annotator")
-    task = next_task(labelled_project, user)
+    task = claim_task(labelled_project, user)
     submit(task.task_id, user, "positive")
     second = snapshot_project(labelled_project, "v2", repo)
     assert second.dvc_md5 != first.dvc_md5
@@ -97,6 +97,7 @@ def test_an_adjudicated_label_wins_over_the_majority(labelled_project, repo) -> 
     reviewer = get_user_model().objects.create(username="rita")
     set_role(labelled_project, reviewer, "reviewer")
     task = Task.objects.filter(project=labelled_project, status="done").order_by("id").first()
+    assert task is not None
     original = task.annotations.get().value
     decided = next(label for label in LABELS if label != original)
     adjudicate(task.pk, reviewer, decided)
@@ -114,6 +115,7 @@ def relabel_one(project) -> Task:
     reviewer = get_user_model().objects.get_or_create(username="rita")[0]
     set_role(project, reviewer, "reviewer")
     task = Task.objects.filter(project=project, status="done").order_by("id").first()
+    assert task is not None
     original = task.annotations.get().value
     adjudicate(task.pk, reviewer, next(label for label in LABELS if label != original))
     task.refresh_from_db()
@@ -137,7 +139,7 @@ def test_show_warns_about_imbalance_and_leakage(repo) -> None:
     stored_items(40, "some words {i}")
     project = create_project("skewed", "text_classification", LABELS, Item.objects.order_by("id"), members=[user])
     for i in range(40):
-        submit(next_task(project, user).task_id, user, "negative" if i else "positive")
+        submit(claim_task(project, user).task_id, user, "negative" if i else "positive")
     version = load(snapshot_project(project, "skewed-v1", repo).name, repo=str(repo.root))
     info = describe(version)
     assert any("imbalance" in w and "neutral" in w for w in info["warnings"])
@@ -156,6 +158,7 @@ def test_show_warns_about_imbalance_and_leakage(repo) -> None:
 def test_split_stays_with_the_item_when_its_text_changes(labelled_project, repo) -> None:
     snapshot_project(labelled_project, "v1", repo)
     item = Item.objects.order_by("id").first()
+    assert item is not None
     item.text, item.content_hash = "a re-crawled page with new text", "f" * 64
     item.save()
     snapshot_project(labelled_project, "v2", repo)
@@ -245,7 +248,7 @@ def test_image_versions_carry_their_images_and_decode(repo, tmp_path) -> None:
     items = images(tmp_path, colours)
     project = create_project("colours", "image_classification", ["warm", "cool"], items, members=[user])
     for i in range(12):
-        submit(next_task(project, user).task_id, user, "warm" if i % 2 else "cool")
+        submit(claim_task(project, user).task_id, user, "warm" if i % 2 else "cool")
     snapshot_project(project, "colours-v1", repo)
     loaded = load("colours-v1", repo=str(repo.root))
     records = [r for rows in loaded.splits.values() for r in rows]

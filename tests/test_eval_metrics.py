@@ -253,16 +253,16 @@ def test_multilabel_by_hand():
             "y_pred: has labels not in the label list: zebra",
         ),
         (lambda: classification_metrics(["x"], ["a"], ["a"]), "y_true: has labels not in the label list: x"),
-        (lambda: classification_metrics([["a"]], ["a"], ["a"]), r"y_true\[0\]: is a list, not a label"),
+        (lambda: classification_metrics([["a"]], ["a"], ["a"]), r"y_true\[0\]: is a list, not a label"),  # type: ignore[list-item]  # deliberately invalid input
         (lambda: classification_metrics(["a"], ["a"], ["a", "a"]), "labels: repeats a"),
         (lambda: classification_metrics(["a"], ["a"], []), "labels: must be a non-empty list"),
         (lambda: calibration([0.5, float("nan")], [True, False]), "confidences: has 1 NaN .* index 1"),
         (lambda: calibration([0.5, 1.5], [True, False]), r"must lie in \[0, 1\]"),
         (lambda: calibration([], []), "confidences: is empty"),
         (lambda: calibration([0.5], [True, False]), "correct: has 2 values for 1 confidences"),
-        (lambda: calibration([0.5], ["yes"]), "correct: must be a list of booleans"),
+        (lambda: calibration([0.5], ["yes"]), "correct: must be a list of booleans"),  # type: ignore[list-item]  # deliberately invalid input
         (lambda: calibration([0.5], [True], bins=0), "bins: must be a positive integer"),
-        (lambda: calibration(["high"], [True]), "confidences: must be a list of numbers"),
+        (lambda: calibration(["high"], [True]), "confidences: must be a list of numbers"),  # type: ignore[list-item]  # deliberately invalid input
         (lambda: top_k_accuracy(np.ones(4), [0], 1), r"must be a non-empty \(N, C\) array, not of shape \(4,\)"),
         (lambda: top_k_accuracy(FOUR, [0, 1], 1), "y_true: has 2 items for 4 rows"),
         (lambda: top_k_accuracy(FOUR, [0, 1, 2, 4], 1), r"y_true\[3\]: 4 is neither a label nor a column index"),
@@ -271,7 +271,7 @@ def test_multilabel_by_hand():
         (lambda: top_k_accuracy(FOUR, ["a"] * 4, 1, labels=["a", "b"]), "probabilities: has 4 columns for 2 labels"),
         (lambda: top_k_accuracy(FOUR, ["a"] * 4, 1), r"'a' is not a label \(give labels=\)"),
         (lambda: top_k_accuracy([[0.1, np.nan]], [0], 1), r"probabilities: .* index \(0, 1\)"),
-        (lambda: multilabel_metrics(["news"], [["news"]], ["news"]), r"y_true\[0\]: must be a list of labels, not str"),
+        (lambda: multilabel_metrics(["news"], [["news"]], ["news"]), r"y_true\[0\]: must be a list of labels, not str"),  # type: ignore[list-item]  # deliberately invalid input
         (
             lambda: multilabel_metrics([["news"]], [["nope"]], ["news"]),
             r"y_pred\[0\]: has labels not in the label list",
@@ -293,7 +293,7 @@ def test_multilabel_by_hand():
             "'X' is not in the label",
         ),
         (lambda: span_metrics([[{"start": 0, "label": "PER"}]], [[]], ["PER"], ["abc"]), "start, end and label"),
-        (lambda: span_metrics([[]], [[]], ["PER"], [None]), r"texts\[0\]: must be a string"),
+        (lambda: span_metrics([[]], [[]], ["PER"], [None]), r"texts\[0\]: must be a string"),  # type: ignore[list-item]  # deliberately invalid input
         (lambda: metrics_for("regression", [1], [1], ["a"]), "unknown task type 'regression'"),
         (lambda: metrics_for("spans", [[]], [[]], ["PER"]), "texts: span metrics need each item's text"),
         (lambda: metrics_for("multi_label", [["a"]], [["a"]], ["a"], confidences=[0.5]), "only single-label tasks"),

@@ -62,6 +62,7 @@ def test_matrix_cell_to_case_to_send_back_and_compare(browser: Any, server: str,
         expect(page.get_by_test_id("messages")).to_contain_text("sent back to the annotation queue")
         expect(page.get_by_test_id("relabel-waiting")).to_contain_text("Waiting for re-labelling since")
         sent = RelabelRequest.objects.select_related("prediction").get()
+        assert sent.prediction is not None
         assert sent.reason == "the model's label fits the text better" and sent.prediction.evaluation_id == first.pk
         assert Task.objects.get(pk=sent.task_id).status == "open"
         snapshot(page, "evaluation-case")

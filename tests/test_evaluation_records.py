@@ -64,7 +64,9 @@ def test_an_evaluation_keeps_every_prediction_and_its_metrics(tmp_path: Path) ->
     sure = cases(ev.second, CaseFilter.from_query({"min_confidence": "0.6", "order": "-confidence"}))
     values = [p.confidence for p in sure]
     assert values == sorted(values, reverse=True) and all(v >= 0.6 for v in values)
-    word = ev.second.predictions.first().text.split()[0]
+    some_case = ev.second.predictions.first()
+    assert some_case is not None
+    word = some_case.text.split()[0]
     found = cases(ev.second, CaseFilter.from_query({"q": word}))
     assert found.count() >= 1 and all(word.lower() in p.text.lower() for p in found)
     for params, message in (

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from evaluation.metrics import metrics_for
 from evaluation.records import PAGE_SIZE, CaseFilter, cases, compare, run_evaluation, short_label
 from tests.browser_support import images
 from tests.eval_helpers import LABELS, evaluated_project
+from tests.helpers import streamed_body
 
 pytestmark = pytest.mark.django_db
 WORDS = ["the", "film", "was", "wonderful", "dull", "slow", "story", "opens", "on", "friday", "great", "awful", "plot"]
@@ -94,7 +96,9 @@ def test_leaderboard_matrix_filters_compare_exports_and_plots(tmp_path: Path) ->
         response, tree = page(manager, f"/evaluations/{first.pk}/?order=record&page={number}")
         seen += [p.record_id for p in response.context["page"]]
     assert seen == sorted(first.predictions.values_list("record_id", flat=True))
-    word = first.predictions.order_by("record_id").first().text.split()[0]
+    first_case = first.predictions.order_by("record_id").first()
+    assert first_case is not None
+    word = first_case.text.split()[0]
     response, _ = page(manager, f"/evaluations/{first.pk}/?q={word}")
     assert response.context["page"].paginator.count == cases(first, CaseFilter(q=word)).count() >= 1
     for query, message in (
@@ -130,13 +134,13 @@ def test_leaderboard_matrix_filters_compare_exports_and_plots(tmp_path: Path) ->
     response = manager.get(f"/evaluations/{first.pk}/export.json")
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     assert response["Content-Disposition"].startswith('attachment; filename="evaluation-')
-    document = json.loads(b"".join(response.streaming_content))
+    document = json.loads(streamed_body(response))
     assert len(document["predictions"]) == first.n and document["metrics"]["accuracy"] == first.score
     response = manager.get(f"/evaluations/{first.pk}/export.csv")
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed_body(response).decode())))
     assert len(rows) == first.n and {r["record_id"] for r in rows} == {r["record_id"] for r in document["predictions"]}
-    wrong = b"".join(manager.get(f"/evaluations/{first.pk}/export.csv?outcome=wrong").streaming_content).decode()
+    wrong = streamed_body(manager.get(f"/evaluations/{first.pk}/export.csv?outcome=wrong")).decode()
     assert len(list(csv.DictReader(io.StringIO(wrong)))) == first.predictions.filter(correct=False).count()
     for kind in ("reliability", "confusion"):
         png = manager.get(f"/evaluations/{first.pk}/plots/{kind}.png")
@@ -150,6 +154,7 @@ def test_who_may_see_and_send_back(tmp_path: Path) -> None:
     ev = evaluated_project(tmp_path)
     second = ev.second
     case = second.predictions.filter(correct=False).order_by("record_id").first()
+    assert case is not None
     task = Task.objects.get(project=ev.project, item=case.item)
     case_url = f"/evaluations/{second.pk}/cases/{case.pk}/"
     send_url = f"{case_url}send-back/"
@@ -181,7 +186,9 @@ def test_who_may_see_and_send_back(tmp_path: Path) -> None:
     assert texts(tree, '//table[@id="case-scores"]/tbody/tr/th')[0] == case.predicted_label
     assert tree.xpath('//a[@id="back-to-evaluation"]/@href') == [f"/evaluations/{second.pk}/?outcome=wrong#cases"]
     assert not tree.xpath('//form[@id="send-back-form"]')
-    _, tree = page(annotator, f"/evaluations/{second.pk}/cases/{ev.first.predictions.first().pk}/", 404)
+    first_run_case = ev.first.predictions.first()
+    assert first_run_case is not None
+    _, tree = page(annotator, f"/evaluations/{second.pk}/cases/{first_run_case.pk}/", 404)
     response = annotator.post(send_url, {"reason": "looks mislabelled"})
     assert response.status_code == 403 and b"needs the role manager or reviewer" in response.content
 
@@ -208,13 +215,16 @@ def test_who_may_see_and_send_back(tmp_path: Path) -> None:
     assert response.status_code == 409 and b"already sent back" in response.content
 
     other = second.predictions.exclude(pk=case.pk).first()  # a record whose item left the project
+    assert other is not None
     Prediction.objects.filter(pk=other.pk).update(item=None)
     response = reviewer.post(f"/evaluations/{second.pk}/cases/{other.pk}/send-back/", {"reason": "x"})
     assert response.status_code == 400 and b"no item in the project" in response.content
     assert RelabelRequest.objects.count() == 1
 
 
-def stored_evaluation(task: str, labels: list[str], cases: list[dict[str, Any]], items: list[Any] = ()) -> Evaluation:
+def stored_evaluation(
+    task: str, labels: list[str], cases: list[dict[str, Any]], items: Sequence[Any] = ()
+) -> Evaluation:
     """An evaluation stored as ``run_evaluation`` stores one, without a model run: ``cases`` are dicts with
     ``text``, ``label``, ``predicted``, ``confidence`` and ``scores``; ``items`` (optional) become the project's
     tasks, the i-th case's item the i-th item."""

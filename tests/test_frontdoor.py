@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -99,8 +100,11 @@ def test_one_listener_wakes_waiters_even_for_a_job_that_ended_before_they_waited
     for malformed in (b"[not json", b'[1, {"x": 2}, {"id": 7}]'):
         services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, malformed)
     awaited = listener.expect(["e", "f"])
-    big = {"id": "f", "status": "succeeded", "result": {"text": "x" * frontdoor.MAX_CARRIED_STATE}}
-    small = [{"id": "e", "status": "succeeded", "result": {"label": "positive"}}, {"id": "g", "status": "failed"}]
+    big: dict[str, Any] = {"id": "f", "status": "succeeded", "result": {"text": "x" * frontdoor.MAX_CARRIED_STATE}}
+    small: list[dict[str, Any]] = [
+        {"id": "e", "status": "succeeded", "result": {"label": "positive"}},
+        {"id": "g", "status": "failed"},
+    ]
     services.broker_redis().publish(frontdoor.FINISHED_CHANNEL, frontdoor.announcement([*small, big]))
     assert awaited.wait(5) and listener.healthy and listener.generation == generation, "bad messages are skipped"
     assert listener.ended("f") is None, "too large to carry: read back instead"
@@ -111,8 +115,13 @@ def test_one_listener_wakes_waiters_even_for_a_job_that_ended_before_they_waited
 def test_a_waiter_reads_the_database_while_the_listener_is_down() -> None:
     listener = frontdoor.FinishedListener(lambda: redis.Redis(port=1))  # never started: no subscription
     asked: list[int] = []
+
+    def ask() -> bool:
+        asked.append(1)
+        return len(asked) >= 2
+
     began = time.monotonic()
-    frontdoor.wait_until(threading.Event(), listener, 5.0, lambda: asked.append(1) or len(asked) >= 2, 0)
+    frontdoor.wait_until(threading.Event(), listener, 5.0, ask, 0)
     assert len(asked) == 2 and time.monotonic() - began < 4.5, "asked once a second, and stopped when it ended"
 
 
@@ -123,8 +132,13 @@ def test_a_waiter_reads_the_database_when_the_listener_subscribed_again_after_it
     event = listener.expect(["job"])
     listener.generation += 1  # the subscription was renewed since: the job's announcement may have been lost
     asked: list[int] = []
+
+    def ask() -> bool:
+        asked.append(1)
+        return True
+
     began = time.monotonic()
-    frontdoor.wait_until(event, listener, 5.0, lambda: asked.append(1) or True, generation)
+    frontdoor.wait_until(event, listener, 5.0, ask, generation)
     assert asked == [1] and time.monotonic() - began < 2, "read the database instead of waiting out the timeout"
 
 

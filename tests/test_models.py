@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from torch import nn
 
 from training.export import export_onnx, save_program
 from training.models import MODELS, build_model, example_input, input_spec
+from training.models.bag import BagOfEmbeddings
 
 # Same FP32 tolerances as training/export.py; every model meets them (observed max diff is ~5e-7).
 RTOL, ATOL = 1e-3, 1e-5
@@ -56,6 +58,11 @@ def make(task: str, name: str, **hparams: float) -> nn.Module:
     if variant == "subwords":
         model.set_subwords(["<pad>", "<unk>", *(f"word{i}" for i in range(2, VOCAB))])  # type: ignore[operator]
     return model
+
+
+def hparams_of(model: nn.Module) -> dict[str, Any]:
+    """``model.hparams``, a plain dict attribute that nn.Module's stub types as ``Tensor | Module``."""
+    return cast(dict[str, Any], model.hparams)
 
 
 def padded_ids(batch: int, seq: int, seed: int = 0) -> torch.Tensor:
@@ -164,7 +171,7 @@ def test_convolutions_accept_sequences_shorter_than_the_kernel(name: str, kernel
 def test_hparams_rebuild_the_model(case: tuple[str, str]) -> None:
     task, name = case
     model = make(task, name, layers=3, channels=8).eval()
-    rebuilt = type(model)(**model.hparams).eval()
+    rebuilt = type(model)(**hparams_of(model)).eval()
     rebuilt.load_state_dict(model.state_dict())
     inputs = inputs_for(task, 2, 6)
     with torch.no_grad():
@@ -213,6 +220,7 @@ def test_bigrams_make_word_order_count() -> None:
     with torch.no_grad():
         torch.testing.assert_close(plain(ids)[0], plain(ids)[1])
         assert not torch.allclose(bigrams(ids)[0], bigrams(ids)[1])
+    assert isinstance(bigrams, BagOfEmbeddings)
     rows = bigrams.bigram_ids(ids)
     assert rows[:, 2:].eq(0).all(), "a bigram with padding in it is padding"
     assert rows[:, :2].ge(VOCAB).all() and rows.lt(VOCAB + 64).all()
@@ -227,7 +235,8 @@ def test_subwords_tie_related_tokens_and_travel_with_the_weights() -> None:
     assert len(char_ngrams("extraordinarily")) > SUBWORDS_PER_TOKEN  # long words keep their shortest n-grams
     tokens = ["<pad>", "<unk>", "love", "loved", "table", *(f"w{i}" for i in range(5, VOCAB))]
     model = build_model("text_classification", "bag_of_embeddings", NUM_OUTPUTS, VOCAB, subword_buckets=4096)
-    model.set_subwords(tokens)  # type: ignore[operator]
+    assert isinstance(model, BagOfEmbeddings)
+    model.set_subwords(tokens)
     table = model.subword_ids
     assert table[:2].eq(0).all()
     love, loved, other = (set(table[i].tolist()) - {0} for i in (2, 3, 4))

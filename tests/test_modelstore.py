@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from datastore import services
 from datastore.archive import ArchiveError
 from datastore.models import InferenceJob
-from datastore.modelstore import FolderStore, StoreError, model_store
+from datastore.modelstore import FolderStore, S3Store, StoreError, model_store
 from datastore.runtime import load_runtime
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -93,6 +93,7 @@ def test_an_s3_store_serves_workers_and_refuses_a_replaced_object(
 
     # Versions are immutable: the store refuses a second archive under the same key.
     store = model_store(settings.MODEL_STORE, s3_endpoint)
+    assert isinstance(store, S3Store)
     with pytest.raises(StoreError, match="already exists"):
         store.put(model_archive[0], "s3model/s3model-1.tar.gz")
     # Two writers that both found no object: the second one's write is refused by the server, not applied.

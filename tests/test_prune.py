@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnxruntime as ort
@@ -32,7 +33,7 @@ def test_reaches_requested_sparsity_and_reports_sizes(text_model: nn.Module):
     assert report.permanent
     assert set(report.layer_sparsity) == {"hidden.weight", "out.weight"}  # embeddings are not pooled by default
     assert report.overall_sparsity == pytest.approx(0.8, abs=1 / 1000)
-    assert (text_model.embed.weight[1:] != 0).all()  # untouched (row 0 is the padding row)
+    assert (cast(nn.Embedding, text_model.embed).weight[1:] != 0).all()  # untouched (row 0 is the padding row)
     assert report.parameters == sum(p.numel() for p in text_model.parameters())
     assert report.nonzero == sum(int(p.count_nonzero()) for p in text_model.parameters())
     # Zeros do not shrink dense storage, only the compressed file.

@@ -18,7 +18,8 @@ from tests.conftest import child_pids
 
 
 class GenericJobSerializer(JobSerializer):
-    to_representation = JobSerializer.__mro__[1].to_representation  # ModelSerializer's, field by field
+    # ModelSerializer's, field by field, in place of JobSerializer's hand-built one (which names its argument job)
+    to_representation = JobSerializer.__mro__[1].to_representation  # type: ignore[attr-defined]  # __mro__: plain types
 
 
 def wait_done(ids: list[str], timeout: float = 60) -> list[InferenceJob]:
@@ -45,11 +46,13 @@ def test_jobs_are_served_by_the_worker_process_not_eagerly(celery_worker, regist
     workers = child_pids(celery_worker.pid)
     for job in jobs:
         assert job.status == "succeeded", job.error
+        assert job.result is not None
         assert job.result["label"] in ("negative", "neutral", "positive")
         # Eager execution would run the job in this process: the pid and the worker name catch it.
         assert job.worker_pid != os.getpid()
         assert job.worker_pid in workers  # a prefork child of the worker we started
         assert job.worker.startswith("test-")
+        assert job.started_at is not None and job.finished_at is not None
         assert job.started_at >= job.queued_at and job.finished_at >= job.started_at
     detail = service_client.get(f"/api/jobs/{ids[0]}/").json()
     assert detail["status"] == "succeeded" and detail["model"] == "sentiment-test:1"

@@ -10,6 +10,7 @@ import pytest
 
 from training.tensorrt import (
     EngineBuildError,
+    Shape,
     TensorRTRuntime,
     TensorRTUnavailable,
     build_engine,
@@ -17,7 +18,7 @@ from training.tensorrt import (
 )
 
 AVAILABLE, REASON = tensorrt_available()
-SHAPES = {"input_ids": ((1, 1), (32, 16), (64, 64))}
+SHAPES: dict[str, tuple[Shape, Shape, Shape]] = {"input_ids": ((1, 1), (32, 16), (64, 64))}
 
 
 def test_unavailable_is_reported_never_pretended(tmp_path: Path):

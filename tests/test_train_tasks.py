@@ -9,11 +9,13 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 import torch
 from django.contrib.auth import get_user_model
+from torch import nn
 
 from annotation.services import create_project, import_records, set_role
 from datastore.corpora import mnist_digits, sentiment_corpus
@@ -27,6 +29,7 @@ from evaluation.evaluate import evaluate, headline
 from tests.helpers import corpus_version
 from training.config import ConfigError, TrainConfig, load_config
 from training.export import export
+from training.models.bag import BagOfEmbeddings
 from training.tasks import prepare
 from training.train import TrainingError, load_checkpoint, make_optimiser, model_for, train, wide_penalty
 
@@ -126,11 +129,12 @@ def test_each_task_type_trains_from_a_dataset_version_and_exports(task_type: str
     records = data.splits["test"][:32]
     raw = [data.images[r["image"]] if task_type == "image_classification" else r["text"] for r in records]
     runtime = load_runtime(run / "export")
+    assert result.task is not None
     with torch.no_grad():
         expected = result.model(result.task.batch(records, data)[0]).numpy()
-    got = runtime.logits(raw)
+    got: np.ndarray | list[np.ndarray] = runtime.logits(raw)
     if task_type == "spans":  # the model also scores padding positions; compare real tokens only
-        lengths = [len(tokenize_with_offsets(t)[: config.max_len]) for t in raw]
+        lengths = [len(tokenize_with_offsets(cast(str, t))[: config.max_len]) for t in raw]  # spans: texts
         expected = [row[:n] for row, n in zip(expected, lengths, strict=True)]
         got = [row[:n] for row, n in zip(got, lengths, strict=True)]
     for a, b in zip(got, expected, strict=True):
@@ -150,6 +154,19 @@ def test_each_task_type_trains_from_a_dataset_version_and_exports(task_type: str
     assert scored["metrics"]["task"] == task_type and 0 <= macro_f1 <= 1
     assert len(scored["predictions"]) == len(data.splits["test"]) and score > floor - 0.1, scored["metrics"]
     assert any(c["correct"] for c in scored["predictions"])
+
+
+def bag_of(model: nn.Module) -> BagOfEmbeddings:
+    """The bag of embeddings small_config trains, typed: nn.Module's stub types buffers as ``Tensor | Module``."""
+    assert isinstance(model, BagOfEmbeddings)
+    return model
+
+
+def wide_of(model: nn.Module) -> nn.Embedding:
+    """The wide term of a bag built with ``wide=True``."""
+    wide = bag_of(model).wide
+    assert wide is not None
+    return wide
 
 
 def small_config(**values) -> TrainConfig:
@@ -178,11 +195,12 @@ def test_subword_model_trains_reloads_exports_and_serves_the_same_logits(tmp_pat
     data = corpus_version(400)
     config = small_config(epochs=2, min_freq=1, ngram_buckets=512, subword_buckets=1024, wide=True)
     result = train(config, data, out_dir=tmp_path / "run")
-    assert result.model.subword_ids[2:].ne(0).any(dim=1).all(), "every real token has n-grams"
+    assert bag_of(result.model).subword_ids[2:].ne(0).any(dim=1).all(), "every real token has n-grams"
     reloaded = load_checkpoint(tmp_path / "run" / "checkpoint")
-    assert torch.equal(reloaded.model.subword_ids, result.model.subword_ids)
+    assert torch.equal(bag_of(reloaded.model).subword_ids, bag_of(result.model).subword_ids)
     export(reloaded, tmp_path / "export", data)  # raises ParityError past the stated tolerance
     texts = [r["text"] for r in data.splits["test"][:16]]
+    assert result.task is not None
     with torch.no_grad():
         expected = result.model.eval()(result.task.batch(data.splits["test"][:16], data)[0]).numpy()
     np.testing.assert_allclose(load_runtime(tmp_path / "export").logits(texts), expected, rtol=1e-3, atol=1e-4)
@@ -195,14 +213,14 @@ def test_wide_term_trains_apart_as_logistic_regression(tmp_path: Path) -> None:
     config = small_config(epochs=2, ngram_buckets=512, wide=True, wide_lr=0.02, wide_l2=0.5, weight_decay=0.05)
     model = model_for(config, prepare(config, data))
     deep, wide = make_optimiser(config, model).param_groups
-    assert [p.shape for p in wide["params"]] == [model.wide.weight.shape]
+    assert [p.shape for p in wide["params"]] == [wide_of(model).weight.shape]
     assert (wide["lr"], wide["weight_decay"], deep["lr"], deep["weight_decay"]) == (0.02, 0.0, config.lr, 0.05)
-    assert sum(p.numel() for p in deep["params"]) + model.wide.weight.numel() == sum(
+    assert sum(p.numel() for p in deep["params"]) + wide_of(model).weight.numel() == sum(
         p.numel() for p in model.parameters()
     )
     with torch.no_grad():
-        model.wide.weight.fill_(2.0)
-    expected = 0.5 * 4.0 * model.wide.weight.numel() / 100
+        wide_of(model).weight.fill_(2.0)
+    expected = 0.5 * 4.0 * wide_of(model).weight.numel() / 100
     penalty = wide_penalty(config, model, 100)
     assert penalty is not None and float(penalty.detach()) == pytest.approx(expected)
     plain = small_config(ngram_buckets=512, wide=True)
@@ -210,7 +228,7 @@ def test_wide_term_trains_apart_as_logistic_regression(tmp_path: Path) -> None:
 
     result = train(config, data, out_dir=tmp_path / "run")
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    assert result.model.wide.weight.abs().sum() > 0  # type: ignore[union-attr]
+    assert wide_of(result.model).weight.abs().sum() > 0
     export(load_checkpoint(tmp_path / "run" / "checkpoint"), tmp_path / "export", data, int8=False)
 
 

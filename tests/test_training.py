@@ -52,6 +52,7 @@ def test_short_training_beats_majority_and_export_matches_pytorch(tmp_path: Path
     # The INT8 copy is scored on the same records; it stays within a few points here (the benchmark
     # measures it on the whole test split).
     assert report.int8_file and report.size_int8 < report.size_fp32 / 2
+    assert report.score_int8 is not None and report.score_fp32 is not None and report.int8_agreement is not None
     assert abs(report.score_int8 - report.score_fp32) < 0.05 and report.int8_agreement > 0.9
 
     scored = evaluate(tmp_path / "export", data=data, split="test")
@@ -61,6 +62,7 @@ def test_short_training_beats_majority_and_export_matches_pytorch(tmp_path: Path
     # The runtime's predictions are PyTorch's predictions.
     runtime = load_runtime(tmp_path / "export")
     texts = [r["text"] for r in data.splits["test"][:50]]
+    assert result.vocab is not None  # a text model
     with torch.no_grad():
         expected = result.model(torch.from_numpy(result.vocab.encode_batch(texts, 64))).argmax(-1).numpy()
     got = np.array([runtime.labels.index(p.label) for p in runtime.predict(texts)])
@@ -72,6 +74,7 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path: Path) -> None:
     result = train(TrainConfig(dataset="corpus", epochs=1), data)
     save_checkpoint(result, tmp_path / "ckpt")
     again = load_checkpoint(tmp_path / "ckpt")
+    assert result.vocab is not None  # a text model
     ids = torch.from_numpy(result.vocab.encode_batch(["what a great flight", "awful"], 64))
     assert torch.equal(result.model(ids), again.model(ids))
     assert again.config.labels == ["negative", "neutral", "positive"]
