@@ -109,17 +109,31 @@ class JobList(APIView):
         parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
-        body = JobIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key")
-        job, created = services.submit_job(
-            request.user,
-            body.validated_data["model"],
-            body.validated_data["inputs"],
-            key,
-            body.validated_data.get("callback_url", ""),
-        )
-        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+        jobs, created, _ = _submit(request, JobIn)
+        return Response(JobSerializer(jobs[0]).data, status=_submit_status(created))
+
+
+def _submit(
+    request: Request, shape: type[serializers.Serializer], batch: bool = False
+) -> tuple[list[InferenceJob], bool, dict[str, Any]]:
+    """Check the request's body against ``shape`` and submit its job (its jobs, with ``batch``): (jobs, whether
+    they were created now rather than found by their idempotency key, the checked body)."""
+    body = shape(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    jobs, created = services.submit_batch(
+        request.user,
+        data["model"],
+        data["inputs"] if batch else [data["inputs"]],
+        request.headers.get("Idempotency-Key"),
+        single=not batch,
+        callback_url=data.get("callback_url", ""),
+    )
+    return jobs, created, data
+
+
+def _submit_status(created: bool) -> int:
+    return status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
 
 
 class JobSync(APIView):
@@ -128,16 +142,8 @@ class JobSync(APIView):
 
     @extend_schema(request=SyncJobIn, responses={200: JobSerializer, 202: JobSerializer}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request: Request) -> Response:
-        body = SyncJobIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        job, _ = services.submit_job(
-            request.user,
-            body.validated_data["model"],
-            body.validated_data["inputs"],
-            request.headers.get("Idempotency-Key"),
-            body.validated_data.get("callback_url", ""),
-        )
-        job = services.wait_for_job(job, body.validated_data["timeout"])
+        jobs, _, data = _submit(request, SyncJobIn)
+        job = services.wait_for_job(jobs[0], data["timeout"])
         ended = job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
         return Response(JobSerializer(job).data, status=status.HTTP_200_OK if ended else status.HTTP_202_ACCEPTED)
 
@@ -161,19 +167,8 @@ class JobBatch(APIView):
         parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
-        body = JobBatchIn(data=request.data)
-        body.is_valid(raise_exception=True)
-        jobs, created = services.submit_batch(
-            request.user,
-            body.validated_data["model"],
-            body.validated_data["inputs"],
-            request.headers.get("Idempotency-Key"),
-            callback_url=body.validated_data.get("callback_url", ""),
-        )
-        return Response(
-            {"jobs": JobSerializer(jobs, many=True).data},
-            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
-        )
+        jobs, created, _ = _submit(request, JobBatchIn, batch=True)
+        return Response({"jobs": JobSerializer(jobs, many=True).data}, status=_submit_status(created))
 
 
 class JobDetail(APIView):

@@ -92,8 +92,16 @@ def announce_finished(jobs: list[InferenceJob]) -> None:
 
 # What a finished job's announcement carries: every field its ending, its claim or a callback may have changed.
 _CARRIED = (
-    *("status", "result", "error", "attempts", "worker", "worker_pid", "batch_size", "model_version_id"),
-    *("callback_status", "callback_attempts"),
+    "status",
+    "result",
+    "error",
+    "attempts",
+    "worker",
+    "worker_pid",
+    "batch_size",
+    "model_version_id",
+    "callback_status",
+    "callback_attempts",
 )
 _CARRIED_TIMES = ("started_at", "finished_at")
 
