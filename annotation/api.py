@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation import formats, projects, review, services
+from annotation import formats, services
 from datastore.models import Assignment, Item, Project, Question, Task
-from datastore.registry import resolve
+from datastore.services.registry import resolve
 
 
 def visible_projects(user: Any) -> QuerySet[Project]:
@@ -183,20 +183,20 @@ class ReviewerReport(APIView):
     @extend_schema(responses=JSON)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
+        services.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
         return Response(type(self).report(project))
 
 
 class Disagreements(ReviewerReport):
-    report = staticmethod(review.disagreements)
+    report = staticmethod(services.disagreements)
 
 
 class Agreement(ReviewerReport):
-    report = staticmethod(review.project_agreement)
+    report = staticmethod(services.project_agreement)
 
 
 class Dashboard(ReviewerReport):
-    report = staticmethod(review.dashboard)
+    report = staticmethod(services.dashboard)
 
 
 class Adjudicate(APIView):
@@ -205,7 +205,7 @@ class Adjudicate(APIView):
         task = task_for(request.user, task_id)
         body = AdjudicateIn(data=request.data)
         body.is_valid(raise_exception=True)
-        task = review.adjudicate(task.pk, request.user, body.validated_data["value"], body.validated_data["override"])
+        task = services.adjudicate(task.pk, request.user, body.validated_data["value"], body.validated_data["override"])
         return Response({"task": task.pk, "final_value": task.final_value})
 
 
@@ -223,7 +223,7 @@ class Questions(APIView):
         project = project_for(request.user, project_id)
         body = QuestionIn(data=request.data)
         body.is_valid(raise_exception=True)
-        question = review.ask(project, request.user, body.validated_data["text"], body.validated_data.get("task"))
+        question = services.ask(project, request.user, body.validated_data["text"], body.validated_data.get("task"))
         return Response({"id": question.pk, "text": question.text}, status=201)
 
 
@@ -235,7 +235,7 @@ class AnswerQuestion(APIView):
         )
         body = AnswerIn(data=request.data)
         body.is_valid(raise_exception=True)
-        question = review.answer(question, request.user, body.validated_data["answer"])
+        question = services.answer(question, request.user, body.validated_data["answer"])
         return Response({"id": question.pk, "answer": question.answer})
 
 
@@ -247,7 +247,7 @@ class Preannotate(APIView):
     @extend_schema(request=PreannotateIn, responses=JSON)
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        review.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
+        services.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
         body = PreannotateIn(data=request.data)
         body.is_valid(raise_exception=True)
         model = resolve(body.validated_data["model"])  # RegistryError: config.api.exception_handler
@@ -268,7 +268,7 @@ class ImportTasks(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        review.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
+        services.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
         if request.query_params.get("format") == "images":
             return self.images(request, project)
         upload = request.FILES.get("file")
@@ -276,7 +276,7 @@ class ImportTasks(APIView):
             return Response({"detail": "send the file as multipart field 'file'"}, status=400)
         if upload.size > MAX_IMPORT_BYTES:
             return Response({"detail": f"the file is larger than {MAX_IMPORT_BYTES} bytes"}, status=413)
-        records, created = projects.import_file(
+        records, created = services.import_file(
             project, request.user, request.query_params.get("format", ""), upload.read()
         )
         return Response({"records": records, "tasks_created": created}, status=201)
@@ -298,10 +298,10 @@ class ExportTasks(APIView):
     )
     def get(self, request: Request, project_id: int) -> HttpResponse | Response:
         project = project_for(request.user, project_id)
-        review.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
+        services.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
         fmt = request.query_params.get("format", "")
         try:
-            payload, content_type = formats.export(fmt, project.task_type, review.export_rows(project))
+            payload, content_type = formats.export(fmt, project.task_type, services.export_rows(project))
         except formats.ImportFormatError as exc:
             return Response({"detail": str(exc)}, status=400)
         extension = formats.EXTENSIONS[fmt]

@@ -1,4 +1,4 @@
-"""Forms of the manager pages. They check the shape of the input; the rules live in annotation.projects."""
+"""Forms of the manager pages. They check the shape of the input; the rules live in annotation.services."""
 
 from __future__ import annotations
 

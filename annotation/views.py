@@ -2,7 +2,7 @@
 manager's server-rendered pages (create a project, settings, members, import, export).
 
 The app itself is built from ``annotation/frontend`` into ``annotation/static/annotation/app``. Manager pages
-show only to the project's managers and staff; every write goes through annotation.projects or services.
+show only to the project's managers and staff; every write goes through annotation.services.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation import formats, projects, services
+from annotation import formats, services
 from annotation.api import project_for, visible_projects
 from annotation.forms import AddMemberForm, ImportForm, NewProjectForm, RoleForm, SettingsForm
 from annotation.services import AnnotationError, Role, role_of
@@ -28,7 +28,7 @@ from datastore.models import Project, ProjectMember
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     rows = [(project, role_of(project, request.user)) for project in visible_projects(request.user)]
-    can_create = projects.can_create_projects(request.user)
+    can_create = services.can_create_projects(request.user)
     return render(request, "annotation/home.html", {"rows": rows, "can_create": can_create})
 
 
@@ -47,12 +47,12 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def new_project(request: HttpRequest) -> HttpResponse:
-    if not projects.can_create_projects(request.user):
+    if not services.can_create_projects(request.user):
         raise PermissionDenied("only staff or users allowed to add projects can create one")
     form = NewProjectForm(request.POST) if request.method == "POST" else NewProjectForm()
     if form.is_valid():
         try:
-            project = projects.start_project(request.user, **form.cleaned_data)
+            project = services.start_project(request.user, **form.cleaned_data)
         except AnnotationError as exc:
             form.add_error(None, exc.reason)
         else:
@@ -114,7 +114,7 @@ def manage_project(request: HttpRequest, project_id: int) -> HttpResponse:
         return manage_page(request, project)
 
     def save(data: dict[str, Any]) -> str:
-        projects.update_settings(project, request.user, **data)
+        services.update_settings(project, request.user, **data)
         return "Settings saved."
 
     # A copy: validating a model form writes the input into its instance, and the page shows the project.
@@ -128,7 +128,7 @@ def add_member(request: HttpRequest, project_id: int) -> HttpResponse:
     project = managed_project(request, project_id)
 
     def add(data: dict[str, Any]) -> str:
-        projects.add_member(project, request.user, data["user"], data["role"])
+        services.add_member(project, request.user, data["user"], data["role"])
         return f"{data['user'].username} is now {data['role']}."
 
     return post_form(request, project, "member_form", AddMemberForm(request.POST), add)
@@ -143,10 +143,10 @@ def member(request: HttpRequest, project_id: int, member_id: int) -> HttpRespons
     form = RoleForm(request.POST)
     try:
         if request.POST.get("action") == "remove":
-            projects.remove_member(project, request.user, someone)
+            services.remove_member(project, request.user, someone)
             done = f"{someone.user.username} was removed from the project."
         elif form.is_valid():
-            projects.change_role(project, request.user, someone, form.cleaned_data["role"])
+            services.change_role(project, request.user, someone, form.cleaned_data["role"])
             done = f"{someone.user.username} is now {form.cleaned_data['role']}."
         else:
             return manage_page(request, project, error=f"{someone.user.username}: choose one of the roles")
@@ -168,7 +168,7 @@ def import_tasks(request: HttpRequest, project_id: int) -> HttpResponse:
             return (
                 f"Imported {len(files)} image(s): {services.import_images(project, request.user, files)} new task(s)."
             )
-        records, created = projects.import_file(project, request.user, data["format"], data["file"][0].read())
+        records, created = services.import_file(project, request.user, data["format"], data["file"][0].read())
         return f"Imported {records} record(s): {created} new task(s)."
 
     return post_form(request, project, "import_form", ImportForm(request.POST, request.FILES), load)

@@ -13,7 +13,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Annotation, job and registry errors carry their HTTP status and reason; the rest is DRF's to handle."""
     from annotation.services import AnnotationError
-    from datastore.registry import RegistryError
+    from datastore.services.registry import RegistryError
     from serving.services import JobError
 
     if isinstance(exc, AnnotationError):

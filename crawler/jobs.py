@@ -50,15 +50,14 @@ class LiveStats:
         self.loop.start(self.interval, now=False)
 
     def write(self) -> None:
-        from datastore.models import CrawlJob
+        from datastore import services
 
         if getattr(self.spider, "job_id", None) is None:
             return
         stats = self.crawler.stats
         try:
-            CrawlJob.objects.filter(pk=self.spider.job_id).update(
-                pages_crawled=stats.get_value("response_received_count", 0),
-                errors=stats.get_value("log_count/ERROR", 0),
+            services.write_live_counts(
+                self.spider.job_id, stats.get_value("response_received_count", 0), stats.get_value("log_count/ERROR", 0)
             )
         except Exception as exc:  # live stats are best effort; the final write happens at close
             log.warning("could not write live crawl stats: %s", exc)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import timezone
 
 from crawler.errors import CrawlError
 from datastore import services
@@ -71,7 +70,7 @@ def start_crawl(
         job = CrawlJob.objects.filter(pk=resume).select_related("source").first()
         if job is None:
             raise CrawlError(resume, "no such crawl job to resume")
-        CrawlJob.objects.filter(pk=job.pk).update(status=CrawlJob.Status.RUNNING, finished_at=None)
+        services.reopen_crawl_job(job.pk)
         _drop_unclean_queue(job_dir(job.pk))
     else:
         source = services.get_or_create_source(source_name, start_url, licence_note)
@@ -135,20 +134,18 @@ def wait_crawl(
         keys = list(client.scan_iter(f"fsml:crawl:{job.pk}:*"))
         if keys:
             client.delete(*keys)
-        CrawlJob.objects.filter(pk=job.pk, status=CrawlJob.Status.RUNNING).update(
-            status=CrawlJob.Status.FINISHED, finished_at=timezone.now()
-        )
+        services.close_crawl_job(job.pk, CrawlJob.Status.FINISHED, only_from=CrawlJob.Status.RUNNING)
     job.refresh_from_db()
     if on_progress:
         on_progress(job.items_stored)
     codes = [p.returncode for p in procs]
     if any(codes) and job.status == CrawlJob.Status.FINISHED:
-        CrawlJob.objects.filter(pk=job.pk).update(status=CrawlJob.Status.FAILED)
+        services.close_crawl_job(job.pk, CrawlJob.Status.FAILED)
         job.status = CrawlJob.Status.FAILED
     if any(codes) or job.status != CrawlJob.Status.FINISHED:
         tail = "\n".join(log_file(job.pk).read_text(errors="replace").strip().splitlines()[-8:])
         if job.status == CrawlJob.Status.RUNNING:
-            CrawlJob.objects.filter(pk=job.pk).update(status=CrawlJob.Status.FAILED)
+            services.close_crawl_job(job.pk, CrawlJob.Status.FAILED)
         raise CrawlError(job.pk, f"scrapy exited with {codes}, job {job.status}; log {log_file(job.pk)}:\n{tail}")
     return job
 

@@ -60,7 +60,7 @@ class DatasetVersionAdmin(admin.ModelAdmin):
 
 def _moves(modeladmin: admin.ModelAdmin, request: Any, calls: list[tuple[str, Any]]) -> None:
     """Run registry moves, one message each: what moved, or why it did not."""
-    from datastore.registry import RegistryError
+    from datastore.services.registry import RegistryError
 
     for label, call in calls:
         try:
@@ -76,7 +76,7 @@ def _moves(modeladmin: admin.ModelAdmin, request: Any, calls: list[tuple[str, An
 def _promote_action(stage: str) -> Any:
     @admin.action(description=f"Promote to {stage}", permissions=["change"])
     def promote(modeladmin: admin.ModelAdmin, request: Any, queryset: Any) -> None:
-        from datastore import registry
+        from datastore.services import registry
 
         calls = [
             (str(v), lambda v=v: registry.promote(v.name, v.version, stage, request.user, via="admin"))
@@ -107,7 +107,7 @@ class ModelAliasAdmin(admin.ModelAdmin):
 
     @admin.action(description="Roll back to the version named before", permissions=["change"])
     def roll_back(self, request: Any, queryset: Any) -> None:
-        from datastore import registry
+        from datastore.services import registry
 
         calls = [(str(a), lambda a=a: registry.rollback(a.name, a.alias, request.user, via="admin")) for a in queryset]
         _moves(self, request, calls)

@@ -256,7 +256,7 @@ class ModelVersion(models.Model):
 class ModelAlias(models.Model):
     """A movable name for one version of a model: a stage (``staging``, ``production``) or any alias.
 
-    Versions never change; aliases move (``datastore.registry.promote`` / ``rollback``), and every move is
+    Versions never change; aliases move (``datastore.services.registry.promote`` / ``rollback``), and every move is
     kept as an ``AliasMove``. Jobs that name ``NAME@ALIAS`` are served by the version the alias points to
     when a worker takes the job.
     """

@@ -23,7 +23,7 @@ model_app = typer.Typer(help="Model versions and their aliases (stages: staging,
 def model_list() -> None:
     """Every model: its versions, latest, and aliases."""
     start_django()
-    from datastore.registry import models_summary
+    from datastore.services.registry import models_summary
 
     rows = models_summary()
     if not rows:
@@ -37,7 +37,7 @@ def model_list() -> None:
 def model_show(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
     """A model's versions (dataset, test metrics, aliases) and the moves of its aliases, newest first."""
     start_django()
-    from datastore.registry import RegistryError, model_detail
+    from datastore.services.registry import RegistryError, model_detail
 
     try:
         detail = model_detail(name)
@@ -79,7 +79,7 @@ def _move(action: str, name: str, stage: str, reason: str, username: str, versio
     start_django()
     from django.contrib.auth import get_user_model
 
-    from datastore import registry
+    from datastore.services import registry
 
     mover = None
     if username:

@@ -74,9 +74,9 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
     from annotation.services import create_project
     from crawler.run import crawl
     from crawler.samplesite import SampleSiteServer
-    from datastore import registry
     from datastore.corpora import SENTIMENT_LABELS
     from datastore.models import Item
+    from datastore.services import registry
     from datastore.snapshot import snapshot_project
     from deploy import stages
     from deploy.client import ApiClient

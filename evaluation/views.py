@@ -2,7 +2,7 @@
 annotator saw it with the send-back form, two model versions compared, exports and plots.
 
 Server-rendered. Reads go through ``evaluation.records``, the one write (sending a case back for re-labelling)
-through ``annotation.relabel``. An evaluation shows to staff and to the members of its dataset version's
+through ``annotation.services.send_back``. An evaluation shows to staff and to the members of its dataset version's
 project, whatever their role, and is a 404 to everyone else, so its existence does not leak.
 """
 
@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from annotation import relabel
+from annotation import services as annotation_services
 from annotation.services import AnnotationError, Role, project_for_user, role_of
 from datastore.models import Evaluation, Prediction, Task
 from evaluation import records
@@ -209,11 +209,11 @@ def case_page(
         "ev": ev,
         "case": prediction,
         "task": task,
-        "waiting": relabel.pending(task) if task is not None else None,
+        "waiting": annotation_services.pending(task) if task is not None else None,
         "can_send_back": role_of(project, request.user) in SEND_BACK_ROLES,
         "error": error,
         "reason": request.POST.get("reason", ""),
-        "max_reason": relabel.MAX_REASON,
+        "max_reason": annotation_services.MAX_REASON,
         "back": reverse("evaluation", args=[ev.pk]) + (f"?{back}" if back else "") + "#cases",
         "query": f"?{back}" if back else "",
         "scores": sorted_scores(prediction.scores),
@@ -244,7 +244,7 @@ def send_back(request: HttpRequest, evaluation_id: int, prediction_id: int) -> H
         why = "this record has no item in the project's tasks any more, so there is no task to send back"
         return case_page(request, ev, prediction, error=why, status=400)
     try:
-        relabel.send_back(task.pk, request.user, request.POST.get("reason", ""), prediction)
+        annotation_services.send_back(task.pk, request.user, request.POST.get("reason", ""), prediction)
     except AnnotationError as exc:
         return case_page(request, ev, prediction, error=exc.reason, status=exc.status)
     messages.success(request, f"Record {prediction.record_id} was sent back to the annotation queue for re-labelling.")

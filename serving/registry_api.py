@@ -8,8 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datastore import registry
 from datastore.models import AliasMove
+from datastore.services import registry
 
 
 class RollbackIn(serializers.Serializer):

@@ -90,8 +90,7 @@ def test_unknown_version_is_a_clear_error(repo) -> None:
 
 
 def test_an_adjudicated_label_wins_over_the_majority(labelled_project, repo) -> None:
-    from annotation.review import adjudicate
-    from annotation.services import set_role
+    from annotation.services import adjudicate, set_role
     from datastore.models import Task
 
     reviewer = get_user_model().objects.create(username="rita")
@@ -109,8 +108,7 @@ def test_an_adjudicated_label_wins_over_the_majority(labelled_project, repo) -> 
 
 def relabel_one(project) -> Task:
     """A reviewer overrides the label of the first finished task; returns that task."""
-    from annotation.review import adjudicate
-    from annotation.services import set_role
+    from annotation.services import adjudicate, set_role
 
     reviewer = get_user_model().objects.get_or_create(username="rita")[0]
     set_role(project, reviewer, "reviewer")

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotation.relabel import send_back
-from annotation.services import AnnotationError, next_task, set_role, submit
+from annotation.services import AnnotationError, next_task, send_back, set_role, submit
 from datastore.loader import load
 from datastore.models import Evaluation, Prediction, RelabelRequest, Task
 from datastore.snapshot import snapshot_project
@@ -166,7 +165,7 @@ def test_the_cli_evaluates_a_registered_version_and_stores_it(
     for args, message in (
         ((str(ev.strong), "v1:dev"), "unknown split 'dev'"),
         ((str(ev.strong), "v9"), "no dataset version named 'v9'"),
-        (("sentiment:9", "v1"), "sentiment"),
+        (("sentiment:9", "v1"), "unknown model 'sentiment:9'"),
         ((str(ev.strong), "v1", "--export", str(tmp_path / "x.xlsx")), "export to .json or .csv"),
     ):
         bad = run("evaluate", *args)

@@ -10,11 +10,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from datastore import registry, services
+from datastore import services
 from datastore.models import AliasMove, InferenceJob, ModelAlias
-from datastore.registry import RegistryError
-from datastore.registry import resolve as resolve_model
 from datastore.runtime import load_runtime
+from datastore.services import registry
+from datastore.services.registry import RegistryError
+from datastore.services.registry import resolve as resolve_model
 
 NAME = "reg"
 
@@ -98,11 +99,20 @@ def test_the_api_and_the_admin_move_aliases_for_staff_only(model_archive, second
     assert moved.status_code == 200 and moved.json() | {"at": ""} == {
         "name": NAME, "alias": "production", "action": "promote", "from": None, "to": 1, "by": "ops (api)", "at": "",
     }  # fmt: skip
-    assert api.post(f"/api/models/{NAME}/aliases/production/", {}, format="json").status_code == 400
-    assert api.post(f"/api/models/{NAME}/aliases/production/", {"version": 7}, format="json").status_code == 404
-    assert api.post(f"/api/models/{NAME}/aliases/production/rollback/", {}, format="json").status_code == 409
+    for body, status, answer in (
+        ({}, 400, {"version": ["This field is required."]}),
+        ({"version": 7}, 404, {"detail": "unknown model version reg:7"}),
+        ({"version": 1}, 409, {"detail": "reg@production already names version 1"}),
+    ):
+        refused = api.post(f"/api/models/{NAME}/aliases/production/", body, format="json")
+        assert (refused.status_code, refused.json()) == (status, answer), body
+    refused = api.post(f"/api/models/{NAME}/aliases/production/rollback/", {}, format="json")
+    assert refused.status_code == 409
+    assert refused.json() == {"detail": "reg@production names version 1, and it named nothing before that"}
+    assert AliasMove.objects.count() == 1, "refusals moved nothing"
     assert api.get(f"/api/models/{NAME}/").json()["moves"][0]["by"] == "ops (api)"
-    assert api.get("/api/models/nope/").status_code == 404
+    unknown = api.get("/api/models/nope/")
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "unknown model 'nope'"}
 
     # The admin: promote a version with an action, roll the alias back with another; both are logged.
     from django.test import Client

@@ -12,16 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.agreement import agreement
-from annotation.services import AnnotationError, Role, role_of
+from annotation.services.access import AnnotationError, Role, require_role
 from annotation.validation import InvalidLabel, clean_value
 from datastore.models import Annotation, Assignment, Project, Question, Task
-
-
-def require_role(project: Project, user: Any, *roles: str) -> str:
-    role = role_of(project, user)
-    if role not in roles:
-        raise AnnotationError(f"this needs the role {' or '.join(roles)} in project {project.name!r}", 403)
-    return role  # type: ignore[return-value]
 
 
 def disagreements(project: Project) -> list[dict[str, Any]]:

@@ -1,25 +1,22 @@
-"""Every write to the data store's models of record goes through here."""
+"""Items of record: sources, crawled pages stored in bulk, imported texts and images."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F
 from django.utils import timezone
 
 from datastore.db import retry_deadlocks
-from datastore.models import CrawlJob, DatasetVersion, Item, ModelVersion, Source
+from datastore.models import CrawlJob, Item, Source
 
 MAX_URL = 2000
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # dataset and model names: safe as folder names
 
 
 def sha256_text(text: str) -> str:
@@ -29,35 +26,6 @@ def sha256_text(text: str) -> str:
 def get_or_create_source(name: str, base_url: str, licence_note: str = "") -> Source:
     source, _ = Source.objects.get_or_create(name=name, defaults={"base_url": base_url, "licence_note": licence_note})
     return source
-
-
-def start_crawl_job(source: Source, spider: str, start_urls: list[str]) -> CrawlJob:
-    return CrawlJob.objects.create(source=source, spider=spider, start_urls=start_urls)
-
-
-def add_process_stats(job_id: int, failed: bool, stats: dict[str, Any]) -> None:
-    """Add one process's counts to a job shared by several crawler processes (distributed crawl)."""
-    with transaction.atomic():
-        job = CrawlJob.objects.select_for_update().get(pk=job_id)
-        job.pages_crawled += int(stats.get("response_received_count", 0))
-        job.errors += int(stats.get("log_count/ERROR", 0))
-        summary = {k: v for k, v in stats.items() if isinstance(v, int | float | str)}
-        job.stats = {**job.stats, "processes": [*job.stats.get("processes", []), summary]}
-        for reason, urls in stats.get("failures", {}).items():
-            job.stats.setdefault("failures", {}).setdefault(reason, []).extend(urls[:20])
-        if failed:
-            job.status = CrawlJob.Status.FAILED
-        job.save(update_fields=["pages_crawled", "errors", "stats", "status"])
-
-
-def finish_crawl_job(job_id: int, failed: bool, stats: dict[str, Any]) -> None:
-    CrawlJob.objects.filter(pk=job_id).update(
-        status=CrawlJob.Status.FAILED if failed else CrawlJob.Status.FINISHED,
-        finished_at=timezone.now(),
-        pages_crawled=int(stats.get("response_received_count", 0)),
-        errors=int(stats.get("log_count/ERROR", 0)),
-        stats={k: v for k, v in stats.items() if isinstance(v, int | float | str | dict)},
-    )
 
 
 class ItemError(ValueError):
@@ -261,69 +229,3 @@ def import_images(source_name: str, files: list[tuple[str, bytes]], store: Path)
         )
     Item.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return _items_by_content(source, [r.content_hash for r in rows])
-
-
-def record_dataset_version(**fields: Any) -> DatasetVersion:
-    return DatasetVersion.objects.create(**fields)
-
-
-def register_model_version(
-    name: str,
-    task_type: str,
-    archive_path: str,
-    archive_sha256: str,
-    manifest: dict[str, Any],
-    dataset_version: DatasetVersion | None,
-    version: int | None = None,
-) -> ModelVersion:
-    """Record a packaged model as version ``version`` (default: the next one) of ``name``.
-
-    Versions are immutable: the unique constraint on (name, version) refuses a second row.
-    """
-    return ModelVersion.objects.create(
-        name=name,
-        version=version or next_model_version(name),
-        task_type=task_type,
-        archive_path=archive_path,
-        archive_sha256=archive_sha256,
-        manifest=manifest,
-        dataset_version=dataset_version,
-        metrics=manifest.get("metrics", {}),
-    )
-
-
-def next_model_version(name: str) -> int:
-    latest = ModelVersion.objects.filter(name=name).aggregate(v=Max("version"))["v"]
-    return (latest or 0) + 1
-
-
-def record_model_metrics(model_version: ModelVersion, split: str, metrics: dict[str, Any]) -> None:
-    model_version.metrics = {**model_version.metrics, split: metrics}
-    model_version.save(update_fields=["metrics"])
-
-
-def unpacked_model(model: ModelVersion) -> Path:
-    """The model version's archive, fetched from the model store (a folder or an S3 bucket), checksums verified,
-    unpacked into the model cache; returns the folder.
-
-    Raises:
-        datastore.archive.ArchiveError: the archive is tampered with or malformed.
-        datastore.modelstore.StoreError: the store does not have it or cannot be reached.
-    """
-    from django.conf import settings
-
-    from datastore.archive import is_unpacked, unpack
-    from datastore.modelstore import store_for_location
-
-    dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
-    if is_unpacked(dest, model.archive_sha256):
-        return dest
-    store = store_for_location(model.archive_path, settings.MODEL_STORE_ENDPOINT)
-    download = dest.with_name(f".{model.version}-{uuid.uuid4().hex}.tar.gz")  # one per call: fetches may race
-    local = store.fetch(model.archive_path, download)
-    try:
-        unpack(local, dest, expected_sha256=model.archive_sha256)
-    finally:
-        if local == download:
-            download.unlink(missing_ok=True)
-    return dest

@@ -11,94 +11,19 @@ never join other tables: a join would lock the project row too and serialise eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
-from annotation.validation import InvalidLabel, clean_value, distinct_names
+from annotation.services.access import AnnotationError, project_for_user
+from annotation.validation import InvalidLabel, clean_value
 from datastore.db import retry_deadlocks
-from datastore.models import Annotation, Assignment, Item, Project, ProjectMember, Task
+from datastore.models import Annotation, Assignment, Item, Project, Task
 
-Role = ProjectMember.Role
 MAX_SKIP_REASON = 500
-
-
-class AnnotationError(Exception):
-    """A request that cannot be accepted; ``status`` is the HTTP status it maps to."""
-
-    def __init__(
-        self, reason: str, status: int = 400, task_id: int | None = None, errors: list[Any] | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.reason, self.status, self.task_id, self.errors = reason, status, task_id, errors or []
-
-
-def create_project(
-    name: str,
-    task_type: str,
-    labels: list[str],
-    items: Iterable[Item] | QuerySet[Item],
-    overlap: int = 1,
-    guidelines: str = "",
-    members: Iterable[Any] = (),
-    **options: Any,
-) -> Project:
-    """Create a project, one task per item, and make ``members`` its annotators, in one transaction."""
-    if task_type not in Project.TaskType.values:
-        raise AnnotationError(f"unknown task type {task_type!r}; choose one of {Project.TaskType.values}")
-    if not distinct_names(labels):
-        raise AnnotationError("labels must be a non-empty list of distinct names")
-    if overlap < 1:
-        raise AnnotationError("overlap must be at least 1")
-    with transaction.atomic():
-        project = Project.objects.create(
-            name=name, task_type=task_type, labels=list(labels), overlap=overlap, guidelines=guidelines, **options
-        )
-        for user in members:
-            set_role(project, user, Role.ANNOTATOR)
-        Task.objects.bulk_create((Task(project=project, item=item) for item in items), batch_size=1000)
-    return project
-
-
-def set_role(project: Project, user: Any, role: str) -> ProjectMember:
-    if role not in Role.values:
-        raise AnnotationError(f"unknown role {role!r}; choose one of {Role.values}")
-    member, _ = ProjectMember.objects.update_or_create(project=project, user=user, defaults={"role": role})
-    return member
-
-
-def role_of(project: Project, user: Any) -> str | None:
-    """The user's role in the project; staff act as managers everywhere."""
-    if user.is_staff:
-        return Role.MANAGER
-    cached = getattr(project, "_role_for", None)
-    if cached is not None and cached[0] == user.pk:
-        return cached[1]
-    if getattr(project, "member_user", None) == user.pk:  # annotated by annotation.api.visible_projects
-        return cast(str, project.member_role)  # type: ignore[attr-defined]  # the annotation named above
-    return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-
-
-def project_for_user(project_id: int, user: Any) -> Project | None:
-    """The project and the user's role in one query, or None when the user is not allowed to see it.
-
-    The role is kept on the instance, so ``role_of(project, user)`` costs no second query (staff need none:
-    they manage every project). A plain join: it runs on every next-task and submit request, and a
-    subquery annotation costs more to build than to run.
-    """
-    if user.is_staff:
-        return Project.objects.filter(pk=project_id).first()
-    member = ProjectMember.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()
-    if member is None:
-        return None
-    project = member.project
-    project._role_for = (user.pk, member.role)  # type: ignore[attr-defined]
-    return project
 
 
 def _candidates(project: Project, user: Any, now: Any, rejected: list[int], lock: str) -> Task | None:
@@ -266,119 +191,3 @@ def undo(project: Project, user: Any) -> Assignment:
         assignment.expires_at = timezone.now() + timedelta(seconds=project.lock_seconds)
         assignment.save(update_fields=["status", "expires_at"])
     return assignment
-
-
-MAX_IMPORT_RECORDS = 100_000
-
-
-def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -> int:
-    """Add imported texts as tasks, with their labels as final (gold) labels and predictions as suggestions.
-
-    Every record is checked first; one bad record refuses the whole import and nothing is written.
-    Returns the number of new tasks.
-    """
-    from datastore import services as datastore_services
-
-    if role_of(project, user) != Role.MANAGER:
-        raise AnnotationError("only a manager of the project can import", 403)
-    if len(records) > MAX_IMPORT_RECORDS:
-        raise AnnotationError(f"at most {MAX_IMPORT_RECORDS} records per import", 413)
-    problems = []
-    for n, record in enumerate(records, start=1):
-        for key in ("value", "prediction"):
-            if record.get(key) is not None:
-                try:
-                    record[key] = clean_value(
-                        project.task_type, project.labels, record[key], record["text"], project.allow_overlapping_spans
-                    )
-                except InvalidLabel as exc:
-                    problems.append(f"record {n} {key}: {exc.reason}")
-        if not record["text"].strip():
-            problems.append(f"record {n}: empty text")
-    if problems:
-        raise AnnotationError(f"{len(problems)} problem(s), nothing imported: " + "; ".join(problems[:20]))
-    with transaction.atomic():
-        items = datastore_services.import_texts(f"import:{project.name}", [r["text"] for r in records])
-        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
-        tasks, seen = [], set(existing)
-        now = timezone.now()
-        for item, record in zip(items, records, strict=True):
-            if item.pk in seen:
-                continue
-            seen.add(item.pk)
-            tasks.append(
-                Task(
-                    project=project,
-                    item=item,
-                    prediction=record.get("prediction"),
-                    # A gold label finishes the task: it is not queued, and snapshots take it.
-                    status=Task.Status.DONE if record.get("value") is not None else Task.Status.OPEN,
-                    final_value=record.get("value"),
-                    adjudicated_by=user if record.get("value") is not None else None,
-                    adjudicated_at=now if record.get("value") is not None else None,
-                )
-            )
-        Task.objects.bulk_create(tasks, batch_size=1000)
-    return len(tasks)
-
-
-MAX_IMAGE_FILES = 100  # Django refuses more files per request (DATA_UPLOAD_MAX_NUMBER_FILES)
-
-
-def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -> int:
-    """Add uploaded image files (name, bytes) as tasks of an image project; returns the number of new tasks.
-
-    Every file is decoded first; one unreadable or unsupported file refuses them all and nothing is written.
-    """
-    from django.conf import settings
-
-    from datastore import services as datastore_services
-
-    if role_of(project, user) != Role.MANAGER:
-        raise AnnotationError("only a manager of the project can import", 403)
-    if project.task_type != Project.TaskType.IMAGE_CLASSIFICATION:
-        raise AnnotationError(f"images are imported into image_classification projects, not {project.task_type}")
-    if not files or len(files) > MAX_IMAGE_FILES:
-        raise AnnotationError(f"send 1 to {MAX_IMAGE_FILES} image files as multipart fields 'file'")
-    store = Path(settings.FSML_HOME) / "files" / "uploads"
-    with transaction.atomic():
-        try:
-            items = datastore_services.import_images(f"import:{project.name}", files, store)
-        except datastore_services.ItemError as exc:
-            raise AnnotationError(f"{exc.url}: {exc.reason}; nothing imported") from None
-        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
-        fresh = {item.pk: item for item in items if item.pk not in existing}
-        Task.objects.bulk_create((Task(project=project, item=item) for item in fresh.values()), batch_size=1000)
-    return len(fresh)
-
-
-def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
-    """Store a model version's prediction on every open task as a suggestion, with its uncertainty
-    (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
-    from datastore.archive import ArchiveError
-    from datastore.modelstore import StoreError
-    from datastore.runtime import InputError, load_runtime
-    from datastore.services import unpacked_model
-
-    if model.task_type != project.task_type:
-        raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")
-    if set(model.manifest.get("labels", [])) != set(project.labels):
-        raise AnnotationError(f"model {model} predicts {model.manifest.get('labels')}, not {project.labels}")
-    try:
-        runtime = load_runtime(unpacked_model(model))
-    except (ArchiveError, InputError, StoreError) as exc:
-        raise AnnotationError(f"model {model} cannot be loaded: {exc}") from None
-    tasks = list(Task.objects.filter(project=project, status=Task.Status.OPEN).select_related("item").order_by("id"))
-    predictions = []
-    for start in range(0, len(tasks), batch_size):
-        chunk = tasks[start : start + batch_size]
-        try:
-            predictions += runtime.predict([t.item.text for t in chunk])
-        except InputError as exc:
-            raise AnnotationError(f"task {chunk[exc.index or 0].pk}: {exc.reason}; nothing was written") from None
-    for task, prediction in zip(tasks, predictions, strict=True):
-        task.prediction = {**prediction.as_dict(), "model": str(model)}
-        task.uncertainty = round(1.0 - prediction.confidence, 6)
-    with transaction.atomic():  # every suggestion of this model, or none
-        Task.objects.bulk_update(tasks, ["prediction", "uncertainty"], batch_size=1000)
-    return len(tasks)

@@ -11,8 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from annotation.review import require_role
-from annotation.services import AnnotationError, Role, project_for_user
+from annotation.services.access import AnnotationError, Role, project_for_user, require_role
 from datastore.db import retry_deadlocks
 from datastore.models import Assignment, Prediction, RelabelRequest, Task
 

@@ -1,31 +1,58 @@
-"""A manager's writes on a project: start one, change its settings, add, re-role and remove members.
+"""A project's life: create one, change its settings, add, re-role and remove members.
 
-They build on ``annotation.services`` (``create_project``, ``set_role``) and, like it, check who may write
-before writing, so the manager pages stay thin and a script gets the same rules. Every refusal is an
-``AnnotationError`` whose reason is shown to the user as it is.
+Each write checks who may make it before writing, so the manager pages stay thin and a script gets the same
+rules. Every refusal is an ``AnnotationError`` whose reason is shown to the user as it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from annotation import formats
-from annotation.review import require_role
-from annotation.services import AnnotationError, Role, create_project, import_records, set_role
+from annotation.services.access import AnnotationError, Role, can_create_projects, require_role
 from annotation.validation import distinct_names
-from datastore.models import Annotation, Assignment, Project, ProjectMember, Task
+from datastore.models import Annotation, Assignment, Item, Project, ProjectMember, Task
 
 # What a manager may change after creation. The task type is fixed: every stored label depends on it.
 SETTINGS = ("name", "labels", "guidelines", "overlap", "allow_overlapping_spans", "lock_seconds", "queue_order")
 
 
-def can_create_projects(user: Any) -> bool:
-    """Staff, and users granted the ``datastore.add_project`` permission (in the admin), start projects."""
-    return bool(user.is_active and (user.is_staff or user.has_perm("datastore.add_project")))
+def create_project(
+    name: str,
+    task_type: str,
+    labels: list[str],
+    items: Iterable[Item] | QuerySet[Item],
+    overlap: int = 1,
+    guidelines: str = "",
+    members: Iterable[Any] = (),
+    **options: Any,
+) -> Project:
+    """Create a project, one task per item, and make ``members`` its annotators, in one transaction."""
+    if task_type not in Project.TaskType.values:
+        raise AnnotationError(f"unknown task type {task_type!r}; choose one of {Project.TaskType.values}")
+    if not distinct_names(labels):
+        raise AnnotationError("labels must be a non-empty list of distinct names")
+    if overlap < 1:
+        raise AnnotationError("overlap must be at least 1")
+    with transaction.atomic():
+        project = Project.objects.create(
+            name=name, task_type=task_type, labels=list(labels), overlap=overlap, guidelines=guidelines, **options
+        )
+        for user in members:
+            set_role(project, user, Role.ANNOTATOR)
+        Task.objects.bulk_create((Task(project=project, item=item) for item in items), batch_size=1000)
+    return project
+
+
+def set_role(project: Project, user: Any, role: str) -> ProjectMember:
+    if role not in Role.values:
+        raise AnnotationError(f"unknown role {role!r}; choose one of {Role.values}")
+    member, _ = ProjectMember.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return member
 
 
 def start_project(creator: Any, name: str, task_type: str, labels: list[str], **settings: Any) -> Project:
@@ -131,16 +158,3 @@ def _keep_a_manager(project: Project, member: ProjectMember, new_role: str | Non
         raise AnnotationError(
             f"{member.user.username} is the project's only manager; make someone else a manager first", 409
         )
-
-
-def import_file(project: Project, user: Any, fmt: str, payload: bytes) -> tuple[int, int]:
-    """Parse an import file and add its records as tasks, all or nothing, as the import API does.
-
-    Returns (records read, new tasks). A malformed file is an AnnotationError with the parser's reasons.
-    """
-    require_role(project, user, Role.MANAGER)  # before any work on the file
-    try:
-        records = formats.parse(fmt, payload, project.task_type)
-    except formats.ImportFormatError as exc:
-        raise AnnotationError(str(exc), errors=exc.errors[: formats.MAX_ERRORS]) from None
-    return len(records), import_records(project, user, records)

@@ -1,0 +1,142 @@
+"""Adding tasks to a project: records and files from an import, uploaded images, and a model's suggestions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from annotation import formats
+from annotation.services.access import AnnotationError, Role, require_role, role_of
+from annotation.validation import InvalidLabel, clean_value
+from datastore.models import Project, Task
+
+MAX_IMPORT_RECORDS = 100_000
+
+
+def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -> int:
+    """Add imported texts as tasks, with their labels as final (gold) labels and predictions as suggestions.
+
+    Every record is checked first; one bad record refuses the whole import and nothing is written.
+    Returns the number of new tasks.
+    """
+    from datastore import services as datastore_services
+
+    if role_of(project, user) != Role.MANAGER:
+        raise AnnotationError("only a manager of the project can import", 403)
+    if len(records) > MAX_IMPORT_RECORDS:
+        raise AnnotationError(f"at most {MAX_IMPORT_RECORDS} records per import", 413)
+    problems = []
+    for n, record in enumerate(records, start=1):
+        for key in ("value", "prediction"):
+            if record.get(key) is not None:
+                try:
+                    record[key] = clean_value(
+                        project.task_type, project.labels, record[key], record["text"], project.allow_overlapping_spans
+                    )
+                except InvalidLabel as exc:
+                    problems.append(f"record {n} {key}: {exc.reason}")
+        if not record["text"].strip():
+            problems.append(f"record {n}: empty text")
+    if problems:
+        raise AnnotationError(f"{len(problems)} problem(s), nothing imported: " + "; ".join(problems[:20]))
+    with transaction.atomic():
+        items = datastore_services.import_texts(f"import:{project.name}", [r["text"] for r in records])
+        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
+        tasks, seen = [], set(existing)
+        now = timezone.now()
+        for item, record in zip(items, records, strict=True):
+            if item.pk in seen:
+                continue
+            seen.add(item.pk)
+            tasks.append(
+                Task(
+                    project=project,
+                    item=item,
+                    prediction=record.get("prediction"),
+                    # A gold label finishes the task: it is not queued, and snapshots take it.
+                    status=Task.Status.DONE if record.get("value") is not None else Task.Status.OPEN,
+                    final_value=record.get("value"),
+                    adjudicated_by=user if record.get("value") is not None else None,
+                    adjudicated_at=now if record.get("value") is not None else None,
+                )
+            )
+        Task.objects.bulk_create(tasks, batch_size=1000)
+    return len(tasks)
+
+
+MAX_IMAGE_FILES = 100  # Django refuses more files per request (DATA_UPLOAD_MAX_NUMBER_FILES)
+
+
+def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -> int:
+    """Add uploaded image files (name, bytes) as tasks of an image project; returns the number of new tasks.
+
+    Every file is decoded first; one unreadable or unsupported file refuses them all and nothing is written.
+    """
+    from django.conf import settings
+
+    from datastore import services as datastore_services
+
+    if role_of(project, user) != Role.MANAGER:
+        raise AnnotationError("only a manager of the project can import", 403)
+    if project.task_type != Project.TaskType.IMAGE_CLASSIFICATION:
+        raise AnnotationError(f"images are imported into image_classification projects, not {project.task_type}")
+    if not files or len(files) > MAX_IMAGE_FILES:
+        raise AnnotationError(f"send 1 to {MAX_IMAGE_FILES} image files as multipart fields 'file'")
+    store = Path(settings.FSML_HOME) / "files" / "uploads"
+    with transaction.atomic():
+        try:
+            items = datastore_services.import_images(f"import:{project.name}", files, store)
+        except datastore_services.ItemError as exc:
+            raise AnnotationError(f"{exc.url}: {exc.reason}; nothing imported") from None
+        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
+        fresh = {item.pk: item for item in items if item.pk not in existing}
+        Task.objects.bulk_create((Task(project=project, item=item) for item in fresh.values()), batch_size=1000)
+    return len(fresh)
+
+
+def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
+    """Store a model version's prediction on every open task as a suggestion, with its uncertainty
+    (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
+    from datastore.archive import ArchiveError
+    from datastore.modelstore import StoreError
+    from datastore.runtime import InputError, load_runtime
+    from datastore.services import unpacked_model
+
+    if model.task_type != project.task_type:
+        raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")
+    if set(model.manifest.get("labels", [])) != set(project.labels):
+        raise AnnotationError(f"model {model} predicts {model.manifest.get('labels')}, not {project.labels}")
+    try:
+        runtime = load_runtime(unpacked_model(model))
+    except (ArchiveError, InputError, StoreError) as exc:
+        raise AnnotationError(f"model {model} cannot be loaded: {exc}") from None
+    tasks = list(Task.objects.filter(project=project, status=Task.Status.OPEN).select_related("item").order_by("id"))
+    predictions = []
+    for start in range(0, len(tasks), batch_size):
+        chunk = tasks[start : start + batch_size]
+        try:
+            predictions += runtime.predict([t.item.text for t in chunk])
+        except InputError as exc:
+            raise AnnotationError(f"task {chunk[exc.index or 0].pk}: {exc.reason}; nothing was written") from None
+    for task, prediction in zip(tasks, predictions, strict=True):
+        task.prediction = {**prediction.as_dict(), "model": str(model)}
+        task.uncertainty = round(1.0 - prediction.confidence, 6)
+    with transaction.atomic():  # every suggestion of this model, or none
+        Task.objects.bulk_update(tasks, ["prediction", "uncertainty"], batch_size=1000)
+    return len(tasks)
+
+
+def import_file(project: Project, user: Any, fmt: str, payload: bytes) -> tuple[int, int]:
+    """Parse an import file and add its records as tasks, all or nothing, as the import API does.
+
+    Returns (records read, new tasks). A malformed file is an AnnotationError with the parser's reasons.
+    """
+    require_role(project, user, Role.MANAGER)  # before any work on the file
+    try:
+        records = formats.parse(fmt, payload, project.task_type)
+    except formats.ImportFormatError as exc:
+        raise AnnotationError(str(exc), errors=exc.errors[: formats.MAX_ERRORS]) from None
+    return len(records), import_records(project, user, records)
