@@ -10,8 +10,10 @@ import requests
 
 
 class ApiError(Exception):
+    """The server answered 4xx or 5xx (``status``), or did not answer at all (``status`` 0)."""
+
     def __init__(self, status: int, detail: Any) -> None:
-        super().__init__(f"HTTP {status}: {detail}")
+        super().__init__(f"HTTP {status}: {detail}" if status else str(detail))
         self.status, self.detail = status, detail
 
 
@@ -25,7 +27,10 @@ class ApiClient:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        res = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        try:
+            res = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:  # refused, unreachable, timed out, a malformed URL
+            raise ApiError(0, f"no answer from {self.base_url}: {type(exc).__name__}: {exc}") from None
         if res.status_code >= 400:
             try:
                 detail = res.json()

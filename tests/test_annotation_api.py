@@ -109,7 +109,8 @@ def test_double_submit_and_unassigned_submit_are_refused() -> None:
     assert again.status_code == 409 and "already annotated" in again.json()["detail"]
     other = Task.objects.exclude(pk=task_id).first()
     assert other is not None
-    assert submit("bob", other.pk, "neg").status_code == 409  # bob was never handed it
+    unassigned = submit("bob", other.pk, "neg")  # bob was never handed it
+    assert unassigned.status_code == 409 and "was not handed to you" in unassigned.json()["detail"]
     assert Annotation.objects.count() == 1
 
 
@@ -128,7 +129,9 @@ def test_skip_needs_a_reason_and_the_task_goes_to_someone_else() -> None:
     project = make_project(overlap=1, n=2)
     task_id = next_task_id("alice", project)
     alice = client_for("alice")
-    assert alice.post(f"/api/tasks/{task_id}/skip/", {"reason": ""}, format="json").status_code == 400
+    blank = alice.post(f"/api/tasks/{task_id}/skip/", {"reason": ""}, format="json")
+    assert blank.status_code == 400 and blank.json() == {"reason": ["This field may not be blank."]}
+    assert Assignment.objects.get(task_id=task_id, annotator=user("alice")).status == "active"
     assert alice.post(f"/api/tasks/{task_id}/skip/", {"reason": "not English"}, format="json").status_code == 200
     assert Assignment.objects.get(task_id=task_id, annotator=user("alice")).skip_reason == "not English"
     assert next_id("alice", project) != task_id
@@ -143,7 +146,23 @@ def test_undo_takes_back_the_last_annotation() -> None:
     assert res.status_code == 200 and res.json()["task"]["id"] == task_id
     assert Annotation.objects.count() == 0 and Task.objects.get(pk=task_id).status == "open"
     assert submit("alice", task_id, "pos").status_code == 201  # held again, answered again
-    assert client_for("bob").post(f"/api/projects/{project.pk}/undo/").status_code == 409  # nothing to undo
+    nothing = client_for("bob").post(f"/api/projects/{project.pk}/undo/")
+    assert nothing.status_code == 409 and nothing.json()["detail"] == "nothing to undo"
+
+
+def test_an_adjudicated_task_cannot_be_undone() -> None:
+    project = make_project(overlap=1, n=1)
+    task_id = next_task_id("alice", project)
+    assert submit("alice", task_id, "neg").status_code == 201
+    rita = client_for("rita")
+    assert rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json").status_code == 200
+    res = client_for("alice").post(f"/api/projects/{project.pk}/undo/")
+    assert res.status_code == 409
+    assert res.json() == {"detail": "the task was adjudicated; its annotations are final", "task": task_id}
+    task = Task.objects.get(pk=task_id)
+    assert (task.final_value, task.status, task.annotation_count) == ("pos", "done", 1)
+    assert list(Annotation.objects.values_list("value", flat=True)) == ["neg"], "the annotation was kept"
+    assert Assignment.objects.get(task_id=task_id, annotator=user("alice")).status == "submitted"
 
 
 def test_spans_are_checked_against_the_text() -> None:
@@ -163,8 +182,13 @@ def test_spans_are_checked_against_the_text() -> None:
 def test_multi_label_answers() -> None:
     project = make_project("multi_label", labels=("a", "b", "c"), overlap=1, n=1)
     task_id = next_task_id("alice", project)
-    assert submit("alice", task_id, ["a", "z"]).status_code == 400
-    assert submit("alice", task_id, [{"a": 1}]).status_code == 400
+    unknown = submit("alice", task_id, ["a", "z"])
+    assert unknown.status_code == 400
+    assert unknown.json()["detail"] == "labels ['z'] are not in the project's schema ['a', 'b', 'c']"
+    not_names = submit("alice", task_id, [{"a": 1}])
+    assert not_names.status_code == 400
+    assert not_names.json()["detail"] == "a multi-label answer is a list of label names"
+    assert Annotation.objects.count() == 0
     res = submit("alice", task_id, ["c", "a", "a"])
     assert res.status_code == 201 and res.json()["value"] == ["a", "c"]
 
@@ -174,16 +198,19 @@ def test_review_roles_disagreements_adjudication_and_agreement() -> None:
     for name, labels in (("alice", ["neg", "neg"]), ("bob", ["neg", "pos"])):
         for label in labels:
             submit(name, next_task_id(name, project), label)
-    assert client_for("alice").get(f"/api/projects/{project.pk}/disagreements/").status_code == 403
+    denied = client_for("alice").get(f"/api/projects/{project.pk}/disagreements/")
+    assert denied.status_code == 403 and "needs the role reviewer or manager" in denied.json()["detail"]
     rita = client_for("rita")
     disagreements = rita.get(f"/api/projects/{project.pk}/disagreements/").json()
     assert len(disagreements) == 1
     task_id = disagreements[0]["task"]
-    assert (
-        client_for("alice").post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json").status_code
-        == 403
-    )
-    assert rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "nope"}, format="json").status_code == 400
+    by_annotator = client_for("alice").post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json")
+    assert by_annotator.status_code == 403
+    assert by_annotator.json()["detail"] == "this needs the role reviewer or manager in project 'p-text_classification'"
+    outside = rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "nope"}, format="json")
+    assert outside.status_code == 400
+    assert outside.json()["detail"] == "label 'nope' is not in the project's schema ['neg', 'pos']"
+    assert Task.objects.get(pk=task_id).final_value is None, "refusals set no final label"
     assert rita.post(f"/api/tasks/{task_id}/adjudicate/", {"value": "pos"}, format="json").status_code == 200
     assert Task.objects.get(pk=task_id).final_value == "pos"
     assert rita.get(f"/api/projects/{project.pk}/disagreements/").json() == []
@@ -259,13 +286,17 @@ def test_malformed_bodies_are_4xx_not_500() -> None:
     task_id = next_task_id("alice", project)
     alice = client_for("alice")
     for url in (f"/api/tasks/{task_id}/skip/", f"/api/projects/{project.pk}/questions/"):
-        assert alice.post(url, [1, 2], format="json").status_code == 400
-    assert (
-        alice.post(f"/api/projects/{project.pk}/questions/", {"text": "?", "task": "abc"}, format="json").status_code
-        == 400
-    )
-    assert submit("alice", task_id, "neg", lead_time=-1).status_code == 400
+        listed = alice.post(url, [1, 2], format="json")
+        assert listed.status_code == 400, url
+        assert listed.json() == {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}, url
+    bad_task = alice.post(f"/api/projects/{project.pk}/questions/", {"text": "?", "task": "abc"}, format="json")
+    assert bad_task.status_code == 400 and bad_task.json() == {"task": ["A valid integer is required."]}
+    negative = submit("alice", task_id, "neg", lead_time=-1)
+    assert negative.status_code == 400
+    assert negative.json() == {"lead_time": ["Ensure this value is greater than or equal to 0.0."]}
     assert Annotation.objects.count() == 0
+    assert not project.questions.exists()
+    assert Assignment.objects.get(task_id=task_id, annotator=user("alice")).status == "active", "not skipped"
 
 
 def test_span_offsets_must_be_integers_not_booleans() -> None:

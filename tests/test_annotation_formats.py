@@ -131,6 +131,8 @@ def test_oversized_import_is_refused(setup) -> None:
     project, manager, _ = setup
     res = upload(manager, project, "csv", b"text\n" + b"x" * (20 * 1024 * 1024 + 1))
     assert res.status_code == 413
+    assert res.json() == {"detail": f"the file is larger than {20 * 1024 * 1024} bytes"}
+    assert Task.objects.filter(project=project).count() == 0
 
 
 def test_export_then_import_keeps_the_labels(setup) -> None:

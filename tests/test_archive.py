@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -40,8 +43,11 @@ def test_a_flipped_byte_is_refused(tmp_path: Path) -> None:
     archive.write_bytes(bytes(data))
     with pytest.raises(ArchiveError, match="checksum does not match"):
         unpack(archive, tmp_path / "out", expected_sha256=sha)
-    with pytest.raises(ArchiveError):  # without the registry's checksum the per-file sums still catch it
+    # Without the registry's checksum the archive's own checks still catch it: this byte (the packing is
+    # reproducible, so always the same one) lands in a tar header, which then no longer lists every file.
+    with pytest.raises(ArchiveError, match="files do not match the manifest"):
         unpack(archive, tmp_path / "out2")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
 
 
 def test_a_swapped_member_is_refused(tmp_path: Path) -> None:
@@ -55,11 +61,94 @@ def test_a_swapped_member_is_refused(tmp_path: Path) -> None:
             if member.name == "model.onnx":
                 payload = b"not the model"
                 member.size = len(payload)
-            import io
-
             new.addfile(member, io.BytesIO(payload))
     with pytest.raises(ArchiveError, match="checksum mismatch for model.onnx"):
         unpack(rebuilt, tmp_path / "out")
+
+
+def _member(
+    name: str, payload: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = ""
+) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, len(payload) if kind == tarfile.REGTYPE else 0
+    return info, payload
+
+
+def _crafted(path: Path, members: list[tuple[tarfile.TarInfo, bytes]], files: dict[str, bytes] | None = None) -> Path:
+    """A tar.gz with these members and, unless ``files`` is None, a manifest listing ``files`` with their
+    correct SHA-256s (so only the check under test can refuse it)."""
+    if files is not None:
+        listed = {name: hashlib.sha256(payload).hexdigest() for name, payload in files.items()}
+        members = [_member("manifest.json", json.dumps({"name": "m", "files": listed}).encode()), *members]
+    with tarfile.open(path, "w:gz") as tar:
+        for info, payload in members:
+            tar.addfile(info, io.BytesIO(payload) if info.isfile() else None)
+    return path
+
+
+def _refused_cleanly(archive: Path, area: Path, reason: str) -> None:
+    """Unpacking is refused for ``reason``, and nothing is left in or next to the destination."""
+    with pytest.raises(ArchiveError, match=reason):
+        unpack(archive, area / "out")
+    assert list(area.iterdir()) == [], "no destination, no staging folder, nothing written beside them"
+
+
+MODEL = b"weights" * 10
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../escaped", "sub/../../escaped", ".hidden"],
+)
+def test_a_member_named_outside_the_destination_or_hidden_is_refused(tmp_path: Path, name: str) -> None:
+    area = tmp_path / "area"
+    area.mkdir()
+    payload = b"evil payload"
+    archive = _crafted(
+        tmp_path / "evil.tar.gz",
+        [_member("model.onnx", MODEL), _member(name, payload)],
+        {"model.onnx": MODEL, name: payload},
+    )
+    _refused_cleanly(archive, area, f"unsafe member '{re.escape(name)}'")
+    assert not (tmp_path / "escaped").exists() and not (area / "escaped").exists()
+
+
+def test_an_absolute_member_name_is_refused(tmp_path: Path) -> None:
+    area, target = tmp_path / "area", tmp_path / "absolute-target"
+    area.mkdir()
+    payload = b"evil payload"
+    archive = _crafted(tmp_path / "evil.tar.gz", [_member(str(target), payload)], {str(target): payload})
+    _refused_cleanly(archive, area, f"unsafe member '{re.escape(str(target))}'")
+    assert not target.exists()
+
+
+def test_a_symlink_member_is_refused(tmp_path: Path) -> None:
+    area, secret = tmp_path / "area", tmp_path / "secret.txt"
+    area.mkdir()
+    secret.write_bytes(b"secret")
+    link = _member("model.onnx", kind=tarfile.SYMTYPE, link=str(secret))
+    # Listed with the digest of what it points at: only the member-type check can tell.
+    archive = _crafted(tmp_path / "evil.tar.gz", [link], {"model.onnx": b"secret"})
+    _refused_cleanly(archive, area, "unsafe member 'model.onnx'")
+    assert secret.read_bytes() == b"secret"
+
+
+def test_an_archive_without_a_manifest_is_refused(tmp_path: Path) -> None:
+    area = tmp_path / "area"
+    area.mkdir()
+    archive = _crafted(tmp_path / "bare.tar.gz", [_member("model.onnx", MODEL)], files=None)
+    _refused_cleanly(archive, area, "no manifest.json")
+
+
+@pytest.mark.parametrize("extra", ["extra.bin", "../extra.bin"])
+def test_a_file_the_manifest_does_not_list_is_refused(tmp_path: Path, extra: str) -> None:
+    area = tmp_path / "area"
+    area.mkdir()
+    archive = _crafted(
+        tmp_path / "extra.tar.gz", [_member("model.onnx", MODEL), _member(extra, b"unlisted")], {"model.onnx": MODEL}
+    )
+    _refused_cleanly(archive, area, "files do not match the manifest")
+    assert not (tmp_path / "extra.bin").exists()
 
 
 def test_missing_and_empty_inputs_give_clear_errors(tmp_path: Path) -> None:
@@ -76,7 +165,6 @@ def test_missing_and_empty_inputs_give_clear_errors(tmp_path: Path) -> None:
 def test_the_archive_carries_its_text_processing_code(model_archive, tmp_path: Path, monkeypatch) -> None:
     """The tokeniser and span decoding travel inside the archive, checksummed with the weights: a later change
     to the installed tokeniser does not change what an archived model is fed."""
-    import re
     import shutil
 
     import datastore.text

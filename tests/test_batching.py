@@ -1,6 +1,6 @@
 """Micro-batching workers on the real Redis broker and MariaDB: batch submits, a model's own queue consumed by
-two workers, a poison input in a batch, a worker SIGKILLed mid-batch, and a Redis restart with persistence on.
-Every job must end exactly once."""
+two workers, a poison input in a batch, a worker SIGKILLed mid-batch, a Redis restart with persistence on, and
+submits while Redis is down. Every job must end exactly once."""
 
 from __future__ import annotations
 
@@ -264,6 +264,53 @@ def test_queued_jobs_survive_a_redis_restart_with_persistence_on(
         worker.stop()
     assert_answers_match(done, registered_model)
     assert {j.worker.split("-")[0] for j in done} == {"after"}
+
+
+def test_a_submit_while_the_broker_is_down_is_refused_and_its_jobs_fail(
+    live_env, registered_model, private_redis, tmp_path
+) -> None:
+    """A web process whose Redis broker is stopped answers 503 to a submit, and the jobs it stored end failed
+    with the reason instead of waiting forever in "queued"."""
+    import requests
+
+    from deploy.processes import wait_http, web_command
+    from serving.accounts import service_token
+
+    url, _ = private_redis
+    broker = redis_lib.Redis.from_url(url)
+    headers = {"Authorization": f"Token {service_token('backend')[0].key}"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with Service(
+        "web", web_command("127.0.0.1", port, workers=1), tmp_path / "web.log", env={"CELERY_BROKER_URL": url}
+    ) as web:
+        wait_http(web, f"{base}/readyz")
+        up = requests.post(
+            f"{base}/api/jobs/", json={"model": MODEL, "inputs": {"text": "sent"}}, headers=headers, timeout=60
+        )
+        assert up.status_code == 202, up.content
+        assert broker.llen("inference") == 1, "the web process queues on this test's own Redis"
+        broker.shutdown(nosave=True)  # the broker stops, for real
+        with pytest.raises(redis_lib.ConnectionError):
+            broker.ping()
+        one = requests.post(
+            f"{base}/api/jobs/", json={"model": MODEL, "inputs": {"text": "lost"}}, headers=headers, timeout=60
+        )
+        many = requests.post(
+            f"{base}/api/jobs/batch/",
+            json={"model": MODEL, "inputs": [{"text": "lost 1"}, {"text": "lost 2"}]},
+            headers=headers,
+            timeout=60,
+        )
+    unavailable = {"detail": "the job queue is unavailable; retry later", "field": None}
+    assert (one.status_code, one.json()) == (503, unavailable), one.content
+    assert (many.status_code, many.json()) == (503, unavailable), many.content
+    assert InferenceJob.objects.get(pk=up.json()["id"]).status == InferenceJob.Status.QUEUED
+    failed = list(InferenceJob.objects.exclude(pk=up.json()["id"]))
+    assert sorted(j.inputs["text"] for j in failed) == ["lost", "lost 1", "lost 2"], "the refused jobs were stored"
+    for job in failed:
+        assert job.status == InferenceJob.Status.FAILED and job.finished_at is not None, (job.status, job.error)
+        assert job.error.startswith("could not queue the job: "), job.error
 
 
 def test_prometheus_metrics_of_the_web_and_of_a_worker(

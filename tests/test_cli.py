@@ -70,3 +70,43 @@ def test_package_puts_the_archive_in_the_store_and_registers_the_next_version(
     assert bad_name.returncode == 2 and "model names must match" in " ".join(bad_name.stdout.split())
     assert "Traceback" not in missing.stderr + bad_name.stderr
     assert ModelVersion.objects.filter(name="cli-model").count() == 2, "refusals registered nothing"
+
+
+def test_submit_without_a_token_is_refused_before_any_request(monkeypatch) -> None:
+    monkeypatch.delenv("FSML_TOKEN", raising=False)
+    # Port 9 (discard) answers nothing: a request made despite the missing token would end otherwise.
+    proc = run("submit", "sentiment", "a text", "--url", "http://127.0.0.1:9/")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: an API token is needed (--token or FSML_TOKEN)" in " ".join(proc.stdout.split())
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_submit_to_a_server_that_does_not_answer_says_so(monkeypatch) -> None:
+    monkeypatch.delenv("FSML_TOKEN", raising=False)
+    proc = run("submit", "sentiment", "a text", "--url", "http://127.0.0.1:9/", "--token", "t0ken")
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: no answer from http://127.0.0.1:9: ConnectionError" in said, said
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_resuming_an_unknown_crawl_job_is_refused(live_env) -> None:
+    proc = run("crawl", "site", "http://127.0.0.1:9/", "--resume", "999")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "crawl job 999: no such crawl job to resume" in " ".join(proc.stdout.split())
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not CrawlJob.objects.exists(), "no job was started instead"
+
+
+def test_web_refuses_to_serve_beyond_this_machine_with_debug_on(live_env, monkeypatch) -> None:
+    from deploy.processes import free_port
+
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    monkeypatch.setenv("DEBUG", "1")
+    # A timeout rather than a hang should the refusal go: gunicorn would serve until killed.
+    proc = run("web", "--host", "0.0.0.0", "--port", str(free_port()), timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = " ".join(proc.stdout.split())
+    assert "error: refusing to serve on 0.0.0.0 with DEBUG on" in message
+    assert "DJANGO_SETTINGS_MODULE=config.settings.production" in message
+    assert "Traceback" not in proc.stdout + proc.stderr

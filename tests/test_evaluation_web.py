@@ -128,7 +128,10 @@ def test_leaderboard_matrix_filters_compare_exports_and_plots(tmp_path: Path) ->
     val = run_evaluation(ev.strong, ev.dataset, "val", ev.repo)
     _, tree = page(manager, f"/evaluations/compare/?a={first.pk}&b={val.pk}", 400)
     assert "one dataset version and split" in texts(tree, '//*[@data-testid="compare-error"]')[0]
-    page(manager, f"/evaluations/compare/?a={first.pk}", 400)
+    _, tree = page(manager, f"/evaluations/compare/?a={first.pk}", 400)
+    assert texts(tree, '//*[@data-testid="compare-error"]') == [
+        f"choose two evaluations to compare: a and b must be evaluation ids, not '{first.pk}' and ''"
+    ]
 
     # Exports (all cases, or the filtered ones) and plots
     response = manager.get(f"/evaluations/{first.pk}/export.json")

@@ -114,15 +114,20 @@ def test_one_listener_wakes_waiters_even_for_a_job_that_ended_before_they_waited
 
 def test_a_waiter_reads_the_database_while_the_listener_is_down() -> None:
     listener = frontdoor.FinishedListener(lambda: redis.Redis(port=1))  # never started: no subscription
-    asked: list[int] = []
+    asked: list[float] = []
 
     def ask() -> bool:
-        asked.append(1)
+        asked.append(time.monotonic())
         return len(asked) >= 2
 
     began = time.monotonic()
     frontdoor.wait_until(threading.Event(), listener, 5.0, ask, 0)
-    assert len(asked) == 2 and time.monotonic() - began < 4.5, "asked once a second, and stopped when it ended"
+    took = time.monotonic() - began
+    assert not listener.healthy and len(asked) == 2, "asked until it ended, then stopped"
+    # Each read follows a one-second wait for the event: not at once, not in a busy loop, not the whole timeout.
+    gaps = [asked[0] - began, asked[1] - asked[0]]
+    assert all(0.95 <= gap < 1.9 for gap in gaps), gaps
+    assert 1.95 <= took < 4.5, "asked once a second, and stopped when it ended"
 
 
 def test_a_waiter_reads_the_database_when_the_listener_subscribed_again_after_it_registered(live_env) -> None:
@@ -157,8 +162,10 @@ def test_a_submit_inside_a_transaction_is_stored_in_it_and_queued_when_it_commit
     assert broker.llen("inference") == 1, "queued, in one message, once committed"
     with transaction.atomic():
         services.submit_job(user, registered_model.name, {"text": "c"}, "key-1")
-        with pytest.raises(services.JobError, match="already used"):
+        reused = "Idempotency-Key was already used for a different request"
+        with pytest.raises(services.JobError, match=reused) as taken:
             services.submit_job(user, registered_model.name, {"text": "other"}, "key-1")
+        assert (taken.value.status, taken.value.field) == (422, "Idempotency-Key")
         assert InferenceJob.objects.count() == 3, "the caller's transaction survives a taken key"
 
 

@@ -56,7 +56,13 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_an_s3_store_serves_workers_and_refuses_a_replaced_object(
-    live_env: dict[str, str], s3_endpoint: str, model_archive: Any, settings: Any, tmp_path: Path, monkeypatch: Any
+    live_env: dict[str, str],
+    clean_broker: None,  # the worker started here must not take messages an earlier test left in the queue
+    s3_endpoint: str,
+    model_archive: Any,
+    settings: Any,
+    tmp_path: Path,
+    monkeypatch: Any,
 ) -> None:
     import boto3
 

@@ -57,6 +57,11 @@ def test_masks_keep_zeros_through_fine_tuning_then_export(text_model: nn.Module,
     assert not report.permanent
     assert report.dense_bytes > report.dense_bytes_before  # weight_orig and weight_mask are both saved
     pruned = zeros_of(text_model)
+    # The zeros the forward pass sees are the fraction asked for: without them the checks below hold vacuously.
+    zeros, total = sum(int(z.sum()) for z in pruned.values()), sum(z.numel() for z in pruned.values())
+    assert set(pruned) == {"hidden", "out"} and zeros / total == pytest.approx(0.6, abs=1 / 1000)
+    assert report.overall_sparsity == pytest.approx(0.6, abs=1 / 1000)
+    assert all(z.any() for z in pruned.values()), "global pruning leaves no pooled layer untouched here"
 
     x, y = text_data(512, seed=7)
     opt = torch.optim.SGD(text_model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -66,6 +67,34 @@ def test_idempotency_key_returns_the_first_job(celery_worker, registered_model, 
     assert first.json()["id"] == again.json()["id"]
     assert InferenceJob.objects.count() == 1
     wait_done([first.json()["id"]])
+
+
+def test_idempotency_keys_are_checked_for_length_and_reuse(live_env, clean_broker, registered_model, service_client):
+    """Through the HTTP API: at most 100 characters for a single submit, 94 for a batch (its jobs carry
+    ``KEY#i``), and a key used again for another request is refused, not mistaken for a retry. No worker runs."""
+
+    def post(path: str, inputs: object, key: str) -> tuple[int, dict]:
+        res = service_client.post(
+            path, {"model": "sentiment-test", "inputs": inputs}, format="json", HTTP_IDEMPOTENCY_KEY=key
+        )
+        return res.status_code, res.json()
+
+    one, batch = {"text": "great"}, [{"text": "great"}, {"text": "awful"}]
+    too_long = {"detail": "Idempotency-Key must be 1 to {} characters", "field": "Idempotency-Key"}
+    assert post("/api/jobs/", one, "k" * 101) == (400, too_long | {"detail": too_long["detail"].format(100)})
+    assert post("/api/jobs/batch/", batch, "b" * 95) == (400, too_long | {"detail": too_long["detail"].format(94)})
+    assert InferenceJob.objects.count() == 0, "nothing was stored for a refused key"
+    status, single = post("/api/jobs/", one, "k" * 100)
+    assert status == 202 and single["idempotency_key"] == "k" * 100, single
+    status, body = post("/api/jobs/batch/", batch, "b" * 94)
+    assert status == 202 and [j["idempotency_key"] for j in body["jobs"]] == ["b" * 94 + "#0", "b" * 94 + "#1"]
+
+    reused = (422, {"detail": "Idempotency-Key was already used for a different request", "field": "Idempotency-Key"})
+    assert post("/api/jobs/", {"text": "not great"}, "k" * 100) == reused
+    assert post("/api/jobs/batch/", [{"text": "great"}, {"text": "fine"}], "b" * 94) == reused
+    assert post("/api/jobs/batch/", [*batch, {"text": "one more"}], "b" * 94) == reused, "a longer batch is another"
+    assert post("/api/jobs/", one, "k" * 100) == (200, single), "the same request again is a retry"
+    assert InferenceJob.objects.count() == 3
 
 
 @pytest.mark.parametrize(
@@ -136,33 +165,72 @@ def test_the_sync_endpoint_waits_for_the_result_or_answers_202(celery_worker, re
         assert bad.status_code == 400 and needle in str(bad.json())
 
 
+def database_connections_of(pids: set[int]) -> dict[int, set[int]]:
+    """The connections to the test database that processes ``pids`` hold: {pid: PROCESSLIST ids}. A connection
+    is matched to its process by its client port (read from /proc), so other clients of the server, this test
+    process included, never count."""
+    server_port = int(connection.settings_dict["PORT"] or 3306)
+    owner = {}  # socket inode -> pid
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # the process is gone
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owner[target[len("socket:[") : -1]] = pid
+    port_owner = {}  # local port of a socket connected to the database server's port -> pid
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if inode in owner and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                port_owner[int(local.rsplit(":", 1)[1], 16)] = owner[inode]
+    held: dict[int, set[int]] = {pid: set() for pid in pids}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE DB = DATABASE()")
+        for conn_id, host in cursor.fetchall():
+            port = int(host.rsplit(":", 1)[1]) if ":" in host else None
+            if port in port_owner:
+                held[port_owner[port]].add(int(conn_id))
+    return held
+
+
 def test_a_worker_keeps_its_database_connection_across_tasks_and_replaces_a_lost_one(
     celery_worker, registered_model, service_client
 ) -> None:
-    if connection.vendor != "mysql":
-        pytest.skip("counts connections on the MariaDB server")
+    if connection.vendor != "mysql" or connection.settings_dict["HOST"] in ("", "localhost"):
+        pytest.skip("finds the worker's connections by their TCP ports on the MariaDB server")
 
-    def served(text: str) -> None:
+    def served(text: str) -> int:
+        """The pid of the pool process that served a job with ``text``."""
         res = service_client.post(
             "/api/jobs/sync/", {"model": "sentiment-test", "inputs": {"text": text}, "timeout": 30}, format="json"
         )
         assert res.status_code == 200 and res.json()["status"] == "succeeded", res.content
+        return int(res.json()["worker_pid"])
 
-    def server_connections() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
-            return int(cursor.fetchone()[1])
-
-    served("warm up")
-    before = server_connections()
+    pool = served("warm up")
+    before = database_connections_of({pool})[pool]
+    assert len(before) == 1, f"the pool process holds one connection between tasks: {before}"
     for i in range(6):
-        served(f"text {i}")
-    assert server_connections() - before < 3, "no new connection per task (Celery's default closes them all)"
-    with connection.cursor() as cursor:  # the server drops every other connection to the test database
-        cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()")
-        for (other,) in cursor.fetchall():
-            cursor.execute(f"KILL {int(other)}")
-    served("after the connections were lost")
+        assert served(f"text {i}") == pool
+    after = database_connections_of({pool})[pool]
+    assert after == before, "the same connection served every task (Celery's default closes it after each)"
+
+    worker = {celery_worker.pid, *child_pids(celery_worker.pid)}
+    lost = set().union(*database_connections_of(worker).values())
+    assert after <= lost, "the pool process's connection is among those killed"
+    with connection.cursor() as cursor:  # the server drops the worker's connections (and only those)
+        for conn_id in lost:
+            cursor.execute(f"KILL {int(conn_id)}")
+    assert served("after the connections were lost") == pool, "the same pool process served it"
+    replaced = database_connections_of({pool})[pool]
+    assert replaced and not replaced & lost, f"a new connection replaced the killed one: {replaced}, {lost}"
 
 
 def test_the_sync_endpoint_gives_back_the_job_when_its_time_is_up(registered_model, service_client) -> None:
