@@ -70,6 +70,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 BACKENDS = ("onnxruntime", "onnxruntime-int8", "torch", "tensorrt")
+FILE_KEYS = {"onnxruntime": "fp32", "onnxruntime-int8": "int8", "torch": "torch", "tensorrt": "tensorrt"}
+# What ``auto`` tries, in order, when a worker loads a model: the fastest the machine and the archive allow.
+SERVING_ORDER = ("tensorrt", "onnxruntime", "torch")
 
 
 class OnnxBackend:
@@ -130,10 +133,15 @@ class TensorRTBackend:
         return self.runtime(**{self.input_name: inputs})[self.output_name].float().cpu().numpy()
 
 
+def model_files(manifest: dict[str, Any]) -> dict[str, str]:
+    """The archive's model files by kind (fp32, int8, torch, tensorrt); older archives name one ONNX file."""
+    return dict(manifest.get("model_files", {"fp32": manifest["model_file"]}))
+
+
 def make_backend(model_dir: Path, manifest: dict[str, Any], backend: str = "onnxruntime", **options: Any) -> Any:
     """The backend that runs the archive's model; a clear error when the archive lacks its file."""
-    files = manifest.get("model_files", {"fp32": manifest["model_file"]})
-    key = {"onnxruntime": "fp32", "onnxruntime-int8": "int8", "torch": "torch", "tensorrt": "tensorrt"}.get(backend)
+    files = model_files(manifest)
+    key = FILE_KEYS.get(backend)
     if key is None:
         raise InputError(None, f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if key not in files:
@@ -153,6 +161,8 @@ class ModelRuntime:
         self.labels: list[str] = list(self.manifest["labels"])
         self.preprocessing: dict[str, Any] = self.manifest["preprocessing"]
         self.backend = make_backend(model_dir, self.manifest, backend, **options)
+        self.backend_name = backend
+        self.passed_over: list[str] = []  # why ``load_serving_runtime`` did not take the backends before this one
 
     def validate(self, inputs: list[Any]) -> list[Any]:
         if not isinstance(inputs, list) or not inputs:
@@ -308,3 +318,59 @@ def load_runtime(model_dir: Path, backend: str = "onnxruntime", **options: Any) 
     if task not in RUNTIMES:
         raise InputError(None, f"no runtime for task type {task!r}")
     return RUNTIMES[task](model_dir, backend, **options)
+
+
+def check_serving_backend(name: str) -> str:
+    """A serving backend's name (``FSML_SERVING_BACKEND``), checked: ``auto``, or one of ``BACKENDS``.
+
+    Raises:
+        InputError: any other name.
+    """
+    if name != "auto" and name not in BACKENDS:
+        raise InputError(None, f"unknown serving backend {name!r}; choose auto or one of {', '.join(BACKENDS)}")
+    return name
+
+
+def serving_options(backend: str) -> dict[str, Any]:
+    """How a worker runs ``backend``: the PyTorch program on the GPU in FP16 when torch sees one, else on CPU."""
+    if backend != "torch":
+        return {}
+    import torch
+
+    return {"device": "cuda", "fp16": True} if torch.cuda.is_available() else {}
+
+
+def load_serving_runtime(model_dir: Path, backend: str = "auto") -> ModelRuntime:
+    """The runtime a worker serves an unpacked archive with.
+
+    ``auto`` takes the first of ``SERVING_ORDER`` that loads: the TensorRT plan when the archive has one and
+    TensorRT and a GPU are here, else ONNX Runtime, else the PyTorch program. Why it passed over the others is
+    kept in the runtime's ``passed_over``. A named backend is loaded as asked, or raises.
+
+    Raises:
+        InputError: an unknown backend; a named backend that cannot load; with ``auto``, no backend that can
+            (each one's reason is in the message).
+    """
+    if check_serving_backend(backend) != "auto":
+        return load_runtime(model_dir, backend, **serving_options(backend))
+    files = model_files(read_manifest(model_dir))
+    passed_over: list[str] = []
+    for name in SERVING_ORDER:
+        if FILE_KEYS[name] not in files:
+            passed_over.append(f"{name}: the archive has no {FILE_KEYS[name]} model")
+            continue
+        if name == "tensorrt":
+            from datastore.tensorrt_runtime import tensorrt_available
+
+            ok, reason = tensorrt_available()
+            if not ok:
+                passed_over.append(f"tensorrt: {reason}")
+                continue
+        try:
+            runtime = load_runtime(model_dir, name, **serving_options(name))
+        except Exception as exc:  # a missing package, a file the library refuses, a plan for another GPU: next one
+            passed_over.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        runtime.passed_over = passed_over
+        return runtime
+    raise InputError(None, "no backend can load this model: " + "; ".join(passed_over))

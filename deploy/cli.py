@@ -286,9 +286,14 @@ def worker(
     ] = "inference,callbacks",
 ) -> None:
     """Run a Celery worker (the same command docker compose runs). With FSML_WORKER_METRICS_PORT set, its
-    processes' Prometheus metrics are served there (/metrics)."""
+    processes' Prometheus metrics are served there (/metrics); FSML_SERVING_BACKEND picks the model runtime."""
+    from datastore.runtime import InputError, check_serving_backend
     from deploy.processes import worker_command
 
+    try:  # a typo would otherwise fail every job, one batch at a time
+        check_serving_backend(os.environ.get("FSML_SERVING_BACKEND") or "auto")
+    except InputError as exc:
+        _fail(f"FSML_SERVING_BACKEND: {exc.reason}")
     if os.environ.get("FSML_WORKER_METRICS_PORT") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile
 

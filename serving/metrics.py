@@ -28,6 +28,11 @@ JOB_LATENCY = Histogram(
 BATCH_SIZE = Histogram(
     "fsml_batch_size", "Jobs per batch a worker ran.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
+RUNTIME_LOADS = Counter(
+    "fsml_runtime_loads_total",
+    "Model versions a worker process loaded, by the backend that runs them.",
+    ["model", "backend"],
+)
 BATCH_SECONDS = Histogram(
     "fsml_batch_seconds",
     "Time a worker spent running one batch through its model.",

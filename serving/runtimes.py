@@ -2,18 +2,23 @@
 
 A promotion makes jobs name another version; its runtime is loaded next to the old one, which stays for the
 jobs still being served by it. The ``FSML_RUNTIMES_KEPT`` most recently used runtimes stay loaded (default 3).
+``FSML_SERVING_BACKEND`` picks the runtime (``auto``: TensorRT, ONNX Runtime, PyTorch, the first that loads;
+``datastore.runtime.load_serving_runtime``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
 from typing import Any
 
 from datastore.models import ModelVersion
-from datastore.runtime import load_runtime
+from datastore.runtime import ModelRuntime, load_serving_runtime
 from datastore.services import unpacked_model
+
+log = logging.getLogger(__name__)
 
 _cache: OrderedDict[int, Any] = OrderedDict()
 _lock = threading.Lock()
@@ -25,8 +30,19 @@ def get_runtime(model_version: ModelVersion) -> Any:
     with _lock:
         runtime = _cache.get(model_version.pk)
         if runtime is None:
-            runtime = _cache[model_version.pk] = load_runtime(unpacked_model(model_version))
+            runtime = _cache[model_version.pk] = _load(model_version)
         _cache.move_to_end(model_version.pk)
         while len(_cache) > kept:
             _cache.popitem(last=False)
         return runtime
+
+
+def _load(model_version: ModelVersion) -> ModelRuntime:
+    from serving.metrics import RUNTIME_LOADS
+
+    runtime = load_serving_runtime(unpacked_model(model_version), os.environ.get("FSML_SERVING_BACKEND") or "auto")
+    for reason in runtime.passed_over:
+        log.warning("%s: passed over %s", model_version, reason)
+    log.info("%s loaded on %s", model_version, runtime.backend_name)
+    RUNTIME_LOADS.labels(model_version.name, runtime.backend_name).inc()
+    return runtime

@@ -100,3 +100,29 @@ def test_evaluation_scores_image_models_and_refuses_what_it_cannot_score(tmp_pat
     manifest.write_text(manifest.read_text().replace('"task": "image_classification"', '"task": "spans"'))
     with pytest.raises(EvaluationError, match="is a image_classification version; the model is a spans model"):
         evaluate(tmp_path / "image", data=data, split="test")
+
+
+def test_a_worker_takes_the_first_backend_that_loads(export_dir, tmp_path: Path) -> None:
+    """``auto``: no plan here, so ONNX Runtime; an ONNX file the library refuses passes the model to the PyTorch
+    program, with the reason kept; a named backend is used as asked or refused with its reason."""
+    import shutil
+
+    from datastore.runtime import load_serving_runtime
+
+    out, texts = export_dir
+    runtime = load_serving_runtime(out)
+    assert runtime.backend_name == "onnxruntime"
+    assert runtime.passed_over[0].startswith("tensorrt: ")  # no plan in this archive, or no TensorRT here
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx file")
+    fallback = load_serving_runtime(broken)
+    assert fallback.backend_name == "torch"
+    assert any(r.startswith("onnxruntime: ") for r in fallback.passed_over), fallback.passed_over
+    assert np.allclose(fallback.logits(texts), runtime.logits(texts), rtol=1e-3, atol=1e-5)
+    assert load_serving_runtime(out, "onnxruntime-int8").backend_name == "onnxruntime-int8"
+    with pytest.raises(InputError, match="unknown serving backend 'tflite'"):
+        load_serving_runtime(out, "tflite")
+    (broken / "model.pt2").write_bytes(b"not a program either")
+    with pytest.raises(InputError, match="no backend can load this model: tensorrt: .*; onnxruntime: .*; torch: "):
+        load_serving_runtime(broken)
