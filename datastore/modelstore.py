@@ -40,6 +40,10 @@ class ModelStore(Protocol):
         """A local file holding the archive at ``location`` (``dest`` when it had to be downloaded)."""
         ...
 
+    def discard(self, location: str) -> None:
+        """Remove an archive this process has just put, whose version was then not recorded."""
+        ...
+
 
 class FolderStore:
     """Archives under a folder, written atomically and never replaced."""
@@ -68,6 +72,9 @@ class FolderStore:
         if not path.is_file():
             raise StoreError(location, "file not found")
         return path
+
+    def discard(self, location: str) -> None:
+        Path(location).unlink(missing_ok=True)
 
 
 class S3Store:
@@ -120,6 +127,14 @@ class S3Store:
             raise StoreError(location, f"download failed: {exc}") from exc
         staged.replace(dest)  # atomic: another process never reads half a download
         return dest
+
+    def discard(self, location: str) -> None:
+        try:
+            self.fs.rm_file(location[len(S3_PREFIX) :])
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise StoreError(location, f"delete failed: {exc}") from exc
 
 
 def model_store(url: str | Path, endpoint: str = "") -> ModelStore:

@@ -230,8 +230,11 @@ def evaluate(
     from datastore.archive import ArchiveError
     from datastore.loader import DatasetError
     from datastore.modelstore import StoreError
+    from datastore.runtime import BACKENDS, InputError
     from evaluation.evaluate import EvaluationError, headline
 
+    if backend not in BACKENDS:
+        _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if export is not None and export.suffix.lower() not in (".json", ".csv"):
         _fail(f"export to .json or .csv, not {export.name!r}")
     target = target or dataset
@@ -269,7 +272,7 @@ def evaluate(
                 from evaluation.records import write_export
 
                 write_export(stored, export)
-    except (ArchiveError, DatasetError, EvaluationError, LookupError, StoreError) as exc:
+    except (ArchiveError, DatasetError, EvaluationError, InputError, LookupError, StoreError) as exc:
         _fail(str(exc) if isinstance(exc, StoreError) else getattr(exc, "reason", None) or str(exc))
     if metrics is not None:
         write_json(metrics, report["metrics"])

@@ -43,7 +43,11 @@ def package_and_register(
         sha, manifest = build_archive(export_dir, built, name, version, dataset.name if dataset else "", metrics)
         location = store.put(built, f"{name}/{built.name}")  # StoreError when that version's archive exists
     task = manifest.get("task", "text_classification")
-    return services.register_model_version(name, task, location, sha, manifest, dataset, version=version)
+    try:
+        return services.register_model_version(name, task, location, sha, manifest, dataset, version=version)
+    except BaseException:  # refused or interrupted: a stored archive without its row would block this version
+        store.discard(location)
+        raise
 
 
 def evaluate_model(ref: str, target: str = "", backend: str = "onnxruntime", user: Any = None) -> Evaluation:

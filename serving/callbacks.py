@@ -25,6 +25,20 @@ TIMEOUT = 10  # seconds a callback receiver has to answer
 REFUSED = "refused: "  # a callback this deployment may not call: not retried
 
 
+def normalised(url: str) -> str:
+    """The callback URL as it goes on the wire: non-ASCII characters of its path and query percent-encoded
+    (``iri_to_uri``), so its delivery never fails on encoding.
+
+    Raises:
+        ValueError: a host name with non-ASCII characters (it is to be given in its ``xn--`` IDNA form).
+    """
+    from django.utils.encoding import iri_to_uri
+
+    if not (urlsplit(url).hostname or "").isascii():
+        raise ValueError("callback_url: give an internationalised host name in its xn-- (IDNA) form")
+    return iri_to_uri(url)
+
+
 def refusal(url: str) -> str:
     """Why a callback URL is refused at submit, or "": its host is a literal non-public address or ``localhost``
     and not allowed (``FSML_CALLBACK_ALLOWED_HOSTS``). Names are judged again, resolved, when a worker connects
@@ -161,3 +175,5 @@ def post(job: InferenceJob, body: bytes) -> str:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return str(reason) if isinstance(reason, _Refused) else f"unreachable: {reason}"
+    except (http.client.HTTPException, ValueError) as exc:  # a malformed answer or URL: recorded, retried
+        return f"failed: {type(exc).__name__}: {exc}"

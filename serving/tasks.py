@@ -16,6 +16,7 @@ from functools import partial
 
 from celery import shared_task
 from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutting_down
+from django.conf import settings
 
 from serving import callbacks, services, workerhealth
 
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
     reject_on_worker_lost=True,
     max_retries=3,
     default_retry_delay=2,
-    soft_time_limit=50,
-    time_limit=60,
+    soft_time_limit=settings.INFERENCE_TASK_TIME_LIMIT - 10,
+    time_limit=settings.INFERENCE_TASK_TIME_LIMIT,
 )
 def run_inference(self, job_ids: list[str] | str) -> None:  # type: ignore[no-untyped-def]  # Celery's bound task
     batch = services.claim_batch(job_ids, worker=self.request.hostname or "", pid=os.getpid())

@@ -294,7 +294,10 @@ def test_a_submit_while_the_broker_is_down_is_refused_and_its_jobs_fail(
         with pytest.raises(redis_lib.ConnectionError):
             broker.ping()
         one = requests.post(
-            f"{base}/api/jobs/", json={"model": MODEL, "inputs": {"text": "lost"}}, headers=headers, timeout=60
+            f"{base}/api/jobs/",
+            json={"model": MODEL, "inputs": {"text": "lost"}},
+            headers={**headers, "Idempotency-Key": "retry-me"},
+            timeout=60,
         )
         many = requests.post(
             f"{base}/api/jobs/batch/",
@@ -311,6 +314,7 @@ def test_a_submit_while_the_broker_is_down_is_refused_and_its_jobs_fail(
     for job in failed:
         assert job.status == InferenceJob.Status.FAILED and job.finished_at is not None, (job.status, job.error)
         assert job.error.startswith("could not queue the job: "), job.error
+        assert job.idempotency_key is None, "the key is free again: a retry stores the job anew"
 
 
 def test_prometheus_metrics_of_the_web_and_of_a_worker(

@@ -90,6 +90,13 @@ def test_submit_to_a_server_that_does_not_answer_says_so(monkeypatch) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def test_evaluate_with_an_unknown_backend_is_refused(tmp_path) -> None:
+    proc = run("evaluate", str(tmp_path), "corpus-v1:test", "--backend", "tflite")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: unknown backend 'tflite'; choose one of onnxruntime" in " ".join(proc.stdout.split())
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 def test_resuming_an_unknown_crawl_job_is_refused(live_env) -> None:
     proc = run("crawl", "site", "http://127.0.0.1:9/", "--resume", "999")
     assert proc.returncode == 2, proc.stdout + proc.stderr

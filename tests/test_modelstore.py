@@ -21,6 +21,28 @@ from datastore.runtime import load_runtime
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def test_an_archive_whose_version_was_not_recorded_is_removed(db, model_archive, settings, tmp_path, monkeypatch):
+    """Registration refused after the archive was stored: the archive goes, so the version can be packaged again
+    (it would otherwise be refused for good as "already exists")."""
+    from django.db import DatabaseError
+
+    from deploy import stages
+
+    settings.MODEL_STORE = str(tmp_path / "store")
+    export_dir = model_archive[0].parent / "export"
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("the database went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "register_model_version", refused)
+        with pytest.raises(DatabaseError, match="went away"):
+            stages.package_and_register(export_dir, "flaky", None, {})
+    assert not list((tmp_path / "store").rglob("*.tar.gz")), "the unrecorded archive is gone"
+    model = stages.package_and_register(export_dir, "flaky", None, {})
+    assert model.version == 1 and Path(model.archive_path).is_file()
+
+
 def test_a_folder_store_writes_once_and_says_what_is_missing(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(b"first")

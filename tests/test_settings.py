@@ -37,6 +37,14 @@ def test_local_settings_refuse_debug_off_without_secret_key() -> None:
     assert _import_settings("config.settings.local").returncode == 0  # DEBUG on: a development key
 
 
+def test_production_refuses_debug_and_a_lease_the_task_can_outlast() -> None:
+    debug = _import_settings("config.settings.production", SECRET_KEY="x" * 50, DEBUG="1")
+    assert debug.returncode != 0 and "DEBUG must be off with config.settings.production" in debug.stderr
+    short = _import_settings("config.settings.production", SECRET_KEY="x" * 50, FSML_JOB_LEASE_SECONDS="60")
+    assert short.returncode != 0
+    assert "FSML_JOB_LEASE_SECONDS must be over the inference task's time limit (60 s)" in short.stderr
+
+
 def test_production_starts_with_a_secret_key() -> None:
     proc = _import_settings("config.settings.production", SECRET_KEY="x" * 50)
     assert proc.returncode == 0, proc.stderr

@@ -218,6 +218,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A batch's hard time limit (serving.tasks); a claim's lease (FSML_JOB_LEASE_SECONDS) must outlast it, or the
+# jobs of a live worker are put back and run twice.
+INFERENCE_TASK_TIME_LIMIT = 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 LOGGING = {

@@ -184,12 +184,13 @@ def check_image(name: str, data: bytes) -> str:
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            kind = img.format or ""
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise ItemError(name, "image", f"{img.width}x{img.height} is over {MAX_IMAGE_PIXELS:,} pixels")
-            img.load()  # decodes every byte: a truncated or corrupt file fails here
+            kind, width, height = img.format or "", img.width, img.height
+            if width * height <= MAX_IMAGE_PIXELS:  # decoded only when small enough to hold
+                img.load()  # decodes every byte: a truncated or corrupt file fails here
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ItemError(name, "image", f"not a readable image: {exc}") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ItemError(name, "image", f"{width}x{height} is over {MAX_IMAGE_PIXELS:,} pixels")
     if kind not in IMAGE_FORMATS:
         raise ItemError(name, "image", f"{kind or 'unknown'} images are not accepted; use {', '.join(IMAGE_FORMATS)}")
     return IMAGE_FORMATS[kind]

@@ -59,7 +59,7 @@ def resolve(ref: str) -> ModelVersion:
     name, _, version = ref.partition(":")
     versions = ModelVersion.objects.filter(name=name)
     if version:
-        if not version.isdigit():
+        if not (version.isascii() and version.isdigit()):  # "²".isdigit() is True, and int("²") fails
             raise RegistryError(f"model version {version!r} is not a number")
         versions = versions.filter(version=int(version))
     model = versions.order_by("-version").first()

@@ -164,15 +164,41 @@ def resend_callbacks() -> int:
     Every worker's requeue loop calls this; returns how many were sent."""
     from serving.tasks import deliver_callback
 
-    sent = 0
-    for job_id in InferenceJob.objects.filter(callback_status__startswith=NOT_QUEUED).values_list("pk", flat=True)[
-        :500
-    ]:
-        deliver_callback.apply_async((str(job_id),), queue=CALLBACK_QUEUE)
-        sent += InferenceJob.objects.filter(pk=job_id, callback_status__startswith=NOT_QUEUED).update(
-            callback_status="queued again"
+    with transaction.atomic():
+        # Locked rows are skipped: two workers' loops never send the same callback. A broker error rolls the
+        # marks back, so what was not sent is tried next round (a message sent before the error may go twice:
+        # receivers dedupe by X-Fsml-Job, and deliver_callback skips a job already delivered).
+        pending = (
+            InferenceJob.objects.select_for_update(skip_locked=True)
+            .filter(callback_status__startswith=NOT_QUEUED)
+            .values_list("pk", flat=True)
         )
-    return sent
+        ids = list(pending[:500])
+        for job_id in ids:
+            deliver_callback.apply_async((str(job_id),), queue=CALLBACK_QUEUE)
+        return InferenceJob.objects.filter(pk__in=ids).update(callback_status="queued again")
+
+
+def fail_unqueued(jobs: list[InferenceJob], error: str) -> list[InferenceJob]:
+    """End the jobs of a submit whose messages could not all be sent, where no worker took them yet: they must not
+    wait in "queued" forever, and the caller is told to retry. Their idempotency keys are freed, so the retry
+    stores them again instead of finding these failed rows. A job a worker already claimed (its message went out
+    before the broker failed) runs on. Returns the jobs ended here."""
+    now = timezone.now()
+    with transaction.atomic():
+        untaken = list(
+            InferenceJob.objects.select_for_update()
+            .select_related("model_version")
+            .filter(pk__in=[job.pk for job in jobs], status=InferenceJob.Status.QUEUED)
+        )
+        for job in untaken:
+            job.status, job.error, job.finished_at, job.lease_until = InferenceJob.Status.FAILED, error, now, None
+            job.idempotency_key = None
+        InferenceJob.objects.bulk_update(
+            untaken, ["status", "error", "finished_at", "lease_until", "idempotency_key"], batch_size=500
+        )
+        transaction.on_commit(lambda: announce_finished(untaken), robust=True)
+    return untaken
 
 
 def finish_job(job: InferenceJob, result: dict[str, Any] | None = None, error: str = "") -> InferenceJob:

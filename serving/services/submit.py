@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 import os
 import time
@@ -23,7 +22,7 @@ from serving import callbacks, frontdoor
 from serving.services.messages import (
     apply_ended_state,
     broker_redis,
-    finish_job,
+    fail_unqueued,
     queue_jobs,
     requeue_queued_seconds,
     uses_redis,
@@ -117,13 +116,14 @@ def validate_inputs(model: ModelVersion, inputs: Any, index: int | None = None) 
 
 
 def _check_image(data: bytes, where: str) -> None:
-    from PIL import Image, UnidentifiedImageError
+    """Decode the whole image now, as an import does (``datastore.services.check_image``: a known format, at most
+    ``MAX_IMAGE_PIXELS``), so a broken or oversized file is a 400 here, not a failed job or a worker out of memory."""
+    from datastore.services import ItemError, check_image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise JobError(f"{where}: not a readable image ({exc})", field=where) from None
+        check_image(where, data)
+    except ItemError as exc:
+        raise JobError(f"{where}: {exc.reason}", field=where) from None
 
 
 def job_input(job: InferenceJob) -> Any:
@@ -163,8 +163,13 @@ def submit_batch(
         raise JobError("inputs: expected a non-empty list", field="inputs")
     if len(inputs) > MAX_BATCH_SUBMIT:
         raise JobError(f"inputs: at most {MAX_BATCH_SUBMIT} per request, got {len(inputs)}", 413, "inputs")
-    if callback_url and (refusal := callbacks.refusal(callback_url)):
-        raise JobError(refusal, field="callback_url")
+    if callback_url:
+        try:
+            callback_url = callbacks.normalised(callback_url)
+        except ValueError as exc:
+            raise JobError(str(exc), field="callback_url") from None
+        if refusal := callbacks.refusal(callback_url):
+            raise JobError(refusal, field="callback_url")
     model = resolve_for_submit(model_ref)
     clean = [validate_inputs(model, x, None if single else i) for i, x in enumerate(inputs)]
     keys: list[str | None] = [None] * len(clean)
@@ -242,8 +247,7 @@ def _queue_or_fail(jobs: list[InferenceJob]) -> str:
         queue_jobs(jobs)
     except Exception as exc:  # broker unreachable
         log.error("could not queue %d jobs: %s", len(jobs), exc)
-        for job in jobs:
-            finish_job(job, error=f"could not queue the job: {exc}")
+        fail_unqueued(jobs, f"could not queue the job: {exc}")
         return str(exc)
     return ""
 
