@@ -70,7 +70,9 @@ class LiveStats:
 class SkipStoredPages:
     """Downloader middleware for resumed jobs: item pages this job already stored are not fetched again.
 
-    Listing pages are fetched again to find the links that a killed run had not followed yet.
+    Listing pages are fetched again to find the links that a killed run had not followed yet. Without an
+    ``extract`` pattern a site crawl cannot tell the two apart, so it fetches every page again (see
+    ``ExtractingSpider.skip_if_stored``).
     """
 
     def __init__(self) -> None:
@@ -91,7 +93,7 @@ class SkipStoredPages:
             log.info("resuming job %s: %d pages already stored", spider.job_id, len(self.stored))
 
     def process_request(self, request: Request, spider: Any) -> None:
-        if not self.stored or not spider.is_item_page(request.url):
+        if not self.stored or not spider.skip_if_stored(request.url):
             return None
         from crawler.extract import canonical_url
         from datastore.services import sha256_text

@@ -153,7 +153,8 @@ def wait_crawl(
 def _drop_unclean_queue(path: Path) -> None:
     """After a SIGKILL the on-disk request queue has no index (Scrapy writes it at a clean stop); drop it.
 
-    Nothing is lost: a resumed job re-crawls listing pages and skips item pages it already stored.
+    Nothing is lost: a resumed job re-crawls listing pages and skips item pages it already stored (with no
+    ``extract`` pattern to tell them apart, a site crawl re-crawls every page).
     """
     if path.is_dir() and not (path / "spider.state").exists():
         shutil.rmtree(path / "requests.queue", ignore_errors=True)

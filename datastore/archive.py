@@ -94,7 +94,8 @@ def unpack(archive: Path, dest: Path, expected_sha256: str | None = None) -> Man
     """Extract an archive into ``dest`` after verifying the archive and every file's checksum.
 
     Files are written to a temporary folder that is renamed into place, so a process loading ``dest``
-    never sees half an archive; when ``dest`` already holds this archive's files it is reused.
+    never sees half an archive; when ``dest`` already holds this archive's files (before or after
+    extracting) it is reused, never replaced under a process that may be reading it.
     """
     if expected_sha256 and is_unpacked(dest, expected_sha256):
         return Manifest(json.loads((dest / MANIFEST).read_text(encoding="utf-8")))
@@ -103,7 +104,11 @@ def unpack(archive: Path, dest: Path, expected_sha256: str | None = None) -> Man
     try:
         manifest = _extract(archive, staging, expected_sha256)
         # _extract checked the archive against expected_sha256 already: hash it again only without one.
-        (staging / ".archive-sha256").write_text(expected_sha256 or sha256_file(archive))
+        sha256 = expected_sha256 or sha256_file(archive)
+        if is_unpacked(dest, sha256):
+            # Another process unpacked the same archive meanwhile and may be loading it: keep its copy.
+            return manifest
+        (staging / ".archive-sha256").write_text(sha256)
         if dest.exists():
             shutil.rmtree(dest, ignore_errors=True)
         try:

@@ -158,8 +158,12 @@ def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: An
     """Export, ``dvc add``, commit, tag and push a dataset version, then record it.
 
     Raises:
-        SnapshotError: the name is taken, or the project has no finished labels. Nothing is recorded.
+        SnapshotError: the name is not a valid version name, is taken, or the project has no finished
+            labels. Nothing is recorded.
     """
+    # The name becomes a folder that is deleted and rewritten, and a git tag: check it before either.
+    if not services.NAME_RE.fullmatch(name):
+        raise SnapshotError(name, f"dataset version names must match {services.NAME_RE.pattern}")
     if (
         DatasetVersion.objects.filter(name=name).exists()
         or (repo.root / ".git").exists()

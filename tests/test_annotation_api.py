@@ -150,6 +150,23 @@ def test_undo_takes_back_the_last_annotation() -> None:
     assert nothing.status_code == 409 and nothing.json()["detail"] == "nothing to undo"
 
 
+def test_undo_leaves_a_task_done_when_the_other_labels_meet_a_lowered_overlap() -> None:
+    from annotation.services import update_settings
+
+    project = make_project(overlap=2, n=1)
+    task_id = next_task_id("alice", project)
+    assert next_task_id("bob", project) == task_id
+    assert submit("alice", task_id, "neg").status_code == 201
+    assert submit("bob", task_id, "pos").status_code == 201
+    update_settings(project, user("mona"), overlap=1)  # two labels for one wanted: still done
+    assert client_for("alice").post(f"/api/projects/{project.pk}/undo/").status_code == 200
+    task = Task.objects.get(pk=task_id)
+    assert (task.annotation_count, task.status) == (1, "done")  # bob's label is enough: not stranded open
+    assert next_id("carol", project) is None
+    assert submit("alice", task_id, "pos").status_code == 201  # alice still holds it and may answer again
+    assert Task.objects.get(pk=task_id).annotation_count == 2
+
+
 def test_an_adjudicated_task_cannot_be_undone() -> None:
     project = make_project(overlap=1, n=1)
     task_id = next_task_id("alice", project)

@@ -203,3 +203,19 @@ def test_the_archive_carries_its_text_processing_code(model_archive, tmp_path: P
     (dest / "manifest.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="processing code 'text_processing.py' does not load: boom"):
         load_runtime(dest)
+
+
+def test_unpacking_an_archive_already_in_place_keeps_the_copy_being_read(tmp_path: Path) -> None:
+    # Two processes unpacking one archive: the one that finishes second must not replace the first's copy
+    # under a reader. Without the expected SHA-256 the early check is skipped, as in the race.
+    src = _model_dir(tmp_path)
+    sha, _ = pack(src, tmp_path / "a.tar.gz", {"name": "m", "version": 1})
+    dest = tmp_path / "out"
+    unpack(tmp_path / "a.tar.gz", dest, expected_sha256=sha)
+    before = {p.name: p.stat().st_ino for p in [dest, *dest.iterdir()]}
+    with (dest / "model.onnx").open("rb") as reading:
+        loaded = unpack(tmp_path / "a.tar.gz", dest)
+        assert loaded["name"] == "m"
+        assert {p.name: p.stat().st_ino for p in [dest, *dest.iterdir()]} == before
+        assert reading.read() == (src / "model.onnx").read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out-")] == []  # staging removed

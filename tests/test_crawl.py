@@ -126,6 +126,27 @@ def test_a_sigkilled_crawl_resumes_without_losing_or_duplicating(live_env: dict[
     assert resumed.stats.get("fsml/resume/already_stored", 0) >= stored_before - 5  # not fetched again
 
 
+def test_a_resumed_crawl_without_extract_still_follows_links_of_stored_pages(live_env: dict[str, str]) -> None:
+    # Without ``extract`` every page is an item page, listing pages included. A resumed job must still
+    # fetch the pages it stored (the start URL first) to reach the pages it had not stored yet.
+    with SampleSiteServer(limit=60, seed=13) as site:
+        job = crawl("site", site.url, "sample")
+        stored = Item.objects.filter(crawl_job=job)
+        assert stored.filter(canonical_url=site.url).exists()  # the start page is an item too
+        total = stored.count()
+        # As if the run had been killed before storing these posts: its listing pages are stored.
+        posts = stored.filter(canonical_url__contains="/post/").order_by("id")
+        lost = list(posts.values_list("canonical_url", flat=True)[:20])
+        Item.objects.filter(crawl_job=job, canonical_url__in=lost).delete()
+        resumed = crawl("site", site.url, "sample", resume=job.pk)
+    assert resumed.pk == job.pk and resumed.status == CrawlJob.Status.FINISHED
+    items = Item.objects.filter(source=job.source)
+    assert set(lost) <= set(items.values_list("canonical_url", flat=True))
+    assert items.count() == total  # the stored pages fetched again added no duplicate
+    assert resumed.items_stored == total + len(lost)  # the lost posts were stored a second time
+    assert resumed.items_unchanged == total - len(lost)  # every other page was fetched again, unchanged
+
+
 def test_distributed_crawl_shares_one_frontier_between_two_processes(live_env: dict[str, str]) -> None:
     # Slow enough (about 10 s for one process) that the second process finds work: an idle process looks
     # at the shared frontier again on Scrapy's 5 s engine heartbeat.

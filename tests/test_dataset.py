@@ -306,3 +306,16 @@ def test_an_s3_compatible_remote_round_trips(labelled_project, tmp_path, monkeyp
         assert sum(len(rows) for rows in loaded.splits.values()) == sum(version.counts.values()) == 50
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name", ["../.git", "a/b", ".hidden", "", "v1 final", "x" * 101])
+def test_a_version_name_that_is_not_a_plain_folder_name_is_refused_before_any_file_is_touched(
+    labelled_project, repo, name: str
+) -> None:
+    snapshot_project(labelled_project, "v1", repo)
+    git_files = sorted(p.relative_to(repo.root) for p in (repo.root / ".git").rglob("*"))
+    with pytest.raises(SnapshotError, match="dataset version names must match"):
+        snapshot_project(labelled_project, name, repo)
+    assert sorted(p.relative_to(repo.root) for p in (repo.root / ".git").rglob("*")) == git_files
+    assert list(DatasetVersion.objects.values_list("name", flat=True)) == ["v1"]
+    assert load("v1", repo=str(repo.root)).name == "v1"  # the data repository still works

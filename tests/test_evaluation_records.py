@@ -35,7 +35,7 @@ def test_an_evaluation_keeps_every_prediction_and_its_metrics(tmp_path: Path) ->
     ev = evaluated_project(tmp_path)
     first = ev.first
     test_split = load("v1", repo=str(ev.repo.root)).splits["test"]
-    assert first.n == len(test_split) == first.predictions.count() > 50
+    assert first.n == len(test_split) == first.predictions.count() > 30  # ~20% of 300: the hash split varies with ids
     predictions = list(first.predictions.all())
     assert {p.record_id for p in predictions} == {r["id"] for r in test_split}
     assert all(p.item_id is not None and p.text for p in predictions), "each case links to its item"
@@ -171,3 +171,19 @@ def test_the_cli_evaluates_a_registered_version_and_stores_it(
         bad = run("evaluate", *args)
         assert bad.returncode == 2 and message in bad.stdout, bad.stdout + bad.stderr
         assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_metrics_of_two_splits_recorded_from_stale_rows_are_both_kept() -> None:
+    from datastore import services
+    from datastore.models import ModelVersion
+
+    model = services.register_model_version(
+        "m", "text_classification", "/nowhere.tar.gz", "0" * 64, {"metrics": {"val": {"accuracy": 0.5}}}, None
+    )
+    # Two evaluations loaded the row before either recorded anything.
+    first, second = ModelVersion.objects.get(pk=model.pk), ModelVersion.objects.get(pk=model.pk)
+    services.record_model_metrics(first, "val", {"accuracy": 0.7})
+    services.record_model_metrics(second, "test", {"accuracy": 0.6})
+    stored = ModelVersion.objects.get(pk=model.pk).metrics
+    assert stored == {"val": {"accuracy": 0.7}, "test": {"accuracy": 0.6}}
+    assert second.metrics == stored  # the caller's instance is brought up to date too

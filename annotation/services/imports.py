@@ -11,9 +11,44 @@ from django.utils import timezone
 from annotation import formats
 from annotation.services.access import AnnotationError, Role, require_role, role_of
 from annotation.validation import InvalidLabel, clean_value
-from datastore.models import Project, Task
+from datastore.models import Item, Project, Task
 
 MAX_IMPORT_RECORDS = 100_000
+
+
+def import_source(project: Project) -> str:
+    """The source that a project's imports are stored under.
+
+    Keyed by the project's id, not its name: a name may be as long as a source's whole name, and a
+    renamed project must find the items it imported before.
+    """
+    return f"import:project-{project.pk}"
+
+
+def _new_items(project: Project, items: list[Item]) -> list[Item]:
+    """The distinct items not yet in the project, in input order.
+
+    Items are compared by content as well as by row: the same text or image may already be a task
+    under another source (a crawled item, or an import made before imports were keyed by project id).
+    """
+    tasks = Task.objects.filter(project=project)
+    seen_items = set(tasks.values_list("item_id", flat=True))
+    seen_content = set(tasks.values_list("item__content_hash", flat=True))
+    fresh = []
+    for item in items:
+        if item.pk in seen_items or item.content_hash in seen_content:
+            continue
+        seen_items.add(item.pk)
+        seen_content.add(item.content_hash)
+        fresh.append(item)
+    return fresh
+
+
+def _refuse_text_into_images(project: Project) -> None:
+    if project.task_type == Project.TaskType.IMAGE_CLASSIFICATION:
+        raise AnnotationError(
+            f"{project.task_type} projects take image files (format=images), not text records; nothing imported"
+        )
 
 
 def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -> int:
@@ -26,6 +61,7 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
 
     if role_of(project, user) != Role.MANAGER:
         raise AnnotationError("only a manager of the project can import", 403)
+    _refuse_text_into_images(project)  # a task without an image cannot be labelled or evaluated
     if len(records) > MAX_IMPORT_RECORDS:
         raise AnnotationError(f"at most {MAX_IMPORT_RECORDS} records per import", 413)
     problems = []
@@ -43,14 +79,14 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
     if problems:
         raise AnnotationError(f"{len(problems)} problem(s), nothing imported: " + "; ".join(problems[:20]))
     with transaction.atomic():
-        items = datastore_services.import_texts(f"import:{project.name}", [r["text"] for r in records])
-        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
-        tasks, seen = [], set(existing)
+        items = datastore_services.import_texts(import_source(project), [r["text"] for r in records])
+        fresh = {item.pk for item in _new_items(project, items)}
+        tasks = []
         now = timezone.now()
         for item, record in zip(items, records, strict=True):
-            if item.pk in seen:
+            if item.pk not in fresh:
                 continue
-            seen.add(item.pk)
+            fresh.discard(item.pk)  # a text repeated in the file: its first record makes the task
             tasks.append(
                 Task(
                     project=project,
@@ -88,12 +124,11 @@ def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -
     store = Path(settings.FSML_HOME) / "files" / "uploads"
     with transaction.atomic():
         try:
-            items = datastore_services.import_images(f"import:{project.name}", files, store)
+            items = datastore_services.import_images(import_source(project), files, store)
         except datastore_services.ItemError as exc:
             raise AnnotationError(f"{exc.url}: {exc.reason}; nothing imported") from None
-        existing = set(Task.objects.filter(project=project).values_list("item_id", flat=True))
-        fresh = {item.pk: item for item in items if item.pk not in existing}
-        Task.objects.bulk_create((Task(project=project, item=item) for item in fresh.values()), batch_size=1000)
+        fresh = _new_items(project, items)
+        Task.objects.bulk_create((Task(project=project, item=item) for item in fresh), batch_size=1000)
     return len(fresh)
 
 
@@ -118,7 +153,7 @@ def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
     for start in range(0, len(tasks), batch_size):
         chunk = tasks[start : start + batch_size]
         try:
-            predictions += runtime.predict([t.item.text for t in chunk])
+            predictions += runtime.predict([_model_input(project, t) for t in chunk])
         except InputError as exc:
             raise AnnotationError(f"task {chunk[exc.index or 0].pk}: {exc.reason}; nothing was written") from None
     for task, prediction in zip(tasks, predictions, strict=True):
@@ -129,12 +164,27 @@ def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
     return len(tasks)
 
 
+def _model_input(project: Project, task: Task) -> str | bytes:
+    """What the runtime takes for a task: the item's text, or for image projects its stored image file's bytes."""
+    if project.task_type != Project.TaskType.IMAGE_CLASSIFICATION:
+        return task.item.text
+    if not task.item.image:
+        raise AnnotationError(f"task {task.pk}: its item has no image; nothing was written", task_id=task.pk)
+    try:
+        return Path(task.item.image).read_bytes()
+    except OSError as exc:
+        raise AnnotationError(
+            f"task {task.pk}: its image cannot be read ({exc.strerror}); nothing was written", task_id=task.pk
+        ) from None
+
+
 def import_file(project: Project, user: Any, fmt: str, payload: bytes) -> tuple[int, int]:
     """Parse an import file and add its records as tasks, all or nothing, as the import API does.
 
     Returns (records read, new tasks). A malformed file is an AnnotationError with the parser's reasons.
     """
     require_role(project, user, Role.MANAGER)  # before any work on the file
+    _refuse_text_into_images(project)
     try:
         records = formats.parse(fmt, payload, project.task_type)
     except formats.ImportFormatError as exc:

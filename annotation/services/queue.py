@@ -184,7 +184,9 @@ def undo(project: Project, user: Any) -> Assignment:
         if not deleted:  # another undo of the same annotation won the race
             raise AnnotationError("that annotation was already undone", 409, task.pk)
         task.annotation_count = Annotation.objects.filter(task=task).count()
-        task.status = Task.Status.OPEN
+        # A manager may have lowered the overlap meanwhile: the others' labels can still be enough.
+        done = task.annotation_count >= project.overlap
+        task.status = Task.Status.DONE if done else Task.Status.OPEN
         task.save(update_fields=["annotation_count", "status"])
         assignment = Assignment.objects.select_related("task__item").get(task=task, annotator=user)
         assignment.status = Assignment.Status.ACTIVE

@@ -27,6 +27,7 @@ class ExtractingSpider:
     job_id: int | None
     extract_re: re.Pattern[str] | None
     want_images: bool
+    follows_links: bool = False  # the site spider fetches pages for their links too; the sitemap one does not
     crawler: Any
     logger: Any
 
@@ -41,6 +42,15 @@ class ExtractingSpider:
 
     def is_item_page(self, url: str) -> bool:
         return self.extract_re is None or bool(self.extract_re.search(url))
+
+    def skip_if_stored(self, url: str) -> bool:
+        """Whether a resumed job may skip this page once stored: an item page that is not also where links
+        are found. A spider that follows links and has no ``extract`` pattern stores listing pages too,
+        and must fetch them again to reach what the interrupted run had not; storing them again adds no
+        item (a known URL with the same content is counted unchanged)."""
+        if not self.is_item_page(url):
+            return False
+        return self.extract_re is not None or not self.follows_links
 
     def skip(self, reason: str, url: str) -> None:
         """Count a page that yields nothing, with the reason, and keep a few example URLs."""

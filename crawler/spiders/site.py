@@ -24,6 +24,7 @@ class SiteSpider(ExtractingSpider, scrapy.Spider):
     """
 
     name = "site"
+    follows_links = True
 
     def __init__(
         self,

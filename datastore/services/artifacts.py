@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Max
 
 from datastore.models import DatasetVersion, ModelVersion
@@ -49,8 +50,16 @@ def next_model_version(name: str) -> int:
 
 
 def record_model_metrics(model_version: ModelVersion, split: str, metrics: dict[str, Any]) -> None:
-    model_version.metrics = {**model_version.metrics, split: metrics}
-    model_version.save(update_fields=["metrics"])
+    """Set the metrics of one split of a model version, keeping every other split's.
+
+    The row is read again under a lock: ``model_version`` may have been loaded minutes earlier, and an
+    evaluation of another split may have recorded its metrics since.
+    """
+    with transaction.atomic():
+        current = ModelVersion.objects.select_for_update().only("metrics").get(pk=model_version.pk)
+        current.metrics = {**current.metrics, split: metrics}
+        current.save(update_fields=["metrics"])
+    model_version.metrics = current.metrics
 
 
 def unpacked_model(model: ModelVersion) -> Path:
