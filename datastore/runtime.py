@@ -162,7 +162,10 @@ class ModelRuntime:
         self.preprocessing: dict[str, Any] = self.manifest["preprocessing"]
         self.backend = make_backend(model_dir, self.manifest, backend, **options)
         self.backend_name = backend
-        self.passed_over: list[str] = []  # why ``load_serving_runtime`` did not take the backends before this one
+        # Why ``load_serving_runtime`` did not take the backends before this one; ``load_errors`` are those of
+        # them that were there but failed to load (the rest were absent: no file, no TensorRT or GPU).
+        self.passed_over: list[str] = []
+        self.load_errors: list[str] = []
 
     def validate(self, inputs: list[Any]) -> list[Any]:
         if not isinstance(inputs, list) or not inputs:
@@ -355,6 +358,7 @@ def load_serving_runtime(model_dir: Path, backend: str = "auto") -> ModelRuntime
         return load_runtime(model_dir, backend, **serving_options(backend))
     files = model_files(read_manifest(model_dir))
     passed_over: list[str] = []
+    errors: list[str] = []
     for name in SERVING_ORDER:
         if FILE_KEYS[name] not in files:
             passed_over.append(f"{name}: the archive has no {FILE_KEYS[name]} model")
@@ -369,8 +373,9 @@ def load_serving_runtime(model_dir: Path, backend: str = "auto") -> ModelRuntime
         try:
             runtime = load_runtime(model_dir, name, **serving_options(name))
         except Exception as exc:  # a missing package, a file the library refuses, a plan for another GPU: next one
-            passed_over.append(f"{name}: {type(exc).__name__}: {exc}")
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            passed_over.append(errors[-1])
             continue
-        runtime.passed_over = passed_over
+        runtime.passed_over, runtime.load_errors = passed_over, errors
         return runtime
     raise InputError(None, "no backend can load this model: " + "; ".join(passed_over))

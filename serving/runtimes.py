@@ -41,8 +41,8 @@ def _load(model_version: ModelVersion) -> ModelRuntime:
     from serving.metrics import RUNTIME_LOADS
 
     runtime = load_serving_runtime(unpacked_model(model_version), os.environ.get("FSML_SERVING_BACKEND") or "auto")
-    for reason in runtime.passed_over:
-        log.warning("%s: passed over %s", model_version, reason)
-    log.info("%s loaded on %s", model_version, runtime.backend_name)
+    for error in runtime.load_errors:  # a backend that should have loaded did not
+        log.warning("%s: could not load %s", model_version, error)
+    log.info("%s loaded on %s (passed over: %s)", model_version, runtime.backend_name, runtime.passed_over or "none")
     RUNTIME_LOADS.labels(model_version.name, runtime.backend_name).inc()
     return runtime

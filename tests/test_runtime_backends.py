@@ -119,6 +119,7 @@ def test_a_worker_takes_the_first_backend_that_loads(export_dir, tmp_path: Path)
     fallback = load_serving_runtime(broken)
     assert fallback.backend_name == "torch"
     assert any(r.startswith("onnxruntime: ") for r in fallback.passed_over), fallback.passed_over
+    assert [r.split(":")[0] for r in fallback.load_errors] == ["onnxruntime"], "absent TensorRT is no load error"
     assert np.allclose(fallback.logits(texts), runtime.logits(texts), rtol=1e-3, atol=1e-5)
     assert load_serving_runtime(out, "onnxruntime-int8").backend_name == "onnxruntime-int8"
     with pytest.raises(InputError, match="unknown serving backend 'tflite'"):
