@@ -10,13 +10,14 @@ import hashlib
 import hmac
 import http.client
 import ipaddress
-import os
 import socket
 import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
 
 if TYPE_CHECKING:
     from datastore.models import InferenceJob
@@ -57,7 +58,7 @@ def refusal(url: str) -> str:
 
 def _allowed_hosts() -> set[str]:
     """``FSML_CALLBACK_ALLOWED_HOSTS``: hosts that may be called although private; ``*`` for every host."""
-    return {h.strip().lower() for h in os.environ.get("FSML_CALLBACK_ALLOWED_HOSTS", "").split(",") if h.strip()}
+    return set(settings.FSML_CALLBACK_ALLOWED_HOSTS)
 
 
 def _judge(host: str, addresses: list[str]) -> str:
@@ -140,7 +141,7 @@ def signing_key(user_id: Any) -> str:
     calls another service would accept, and rotating a service's token (``fsml service NAME --rotate``) changes
     its key too. ``GET /api/callback-key/`` and ``fsml service NAME`` give a service its key; changing the secret
     changes every key."""
-    secret = os.environ.get("FSML_CALLBACK_SECRET", "")
+    secret = settings.FSML_CALLBACK_SECRET
     if not secret:
         return ""
     from rest_framework.authtoken.models import Token

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
+from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -56,7 +57,7 @@ def observe_batch(model: str, jobs: Iterable[Any], outcomes: dict[Any, tuple[Any
 def serve_worker_metrics(checks: Callable[[], dict[str, str]]) -> None:
     """In a worker's main process: serve every pool process's metrics, with the worker's health and readiness
     (``checks``), on ``FSML_WORKER_METRICS_PORT`` (``serving.workerhealth``)."""
-    port = os.environ.get("FSML_WORKER_METRICS_PORT")
+    port = settings.FSML_WORKER_METRICS_PORT
     if not port:
         return
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -68,7 +69,7 @@ def serve_worker_metrics(checks: Callable[[], dict[str, str]]) -> None:
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    workerhealth.serve(os.environ.get("FSML_WORKER_METRICS_HOST", "0.0.0.0"), int(port), registry, checks)
+    workerhealth.serve(settings.FSML_WORKER_METRICS_HOST, port, registry, checks)
     log.info("worker metrics on port %s", port)
 
 
@@ -96,9 +97,7 @@ class QueueCollector(Collector):
         from serving.services import queue_for
 
         family = GaugeMetricFamily("fsml_queue_messages", "Messages waiting in a Redis queue.", labels=["queue"])
-        names = {"inference"} | {
-            queue_for(n.strip()) for n in os.environ.get("FSML_MODEL_QUEUES", "").split(",") if n.strip()
-        }
+        names = {"inference"} | {queue_for(name) for name in settings.FSML_MODEL_QUEUES}
         client = redis.Redis.from_url(url, socket_timeout=2)
         try:
             for name in sorted(names):

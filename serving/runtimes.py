@@ -9,10 +9,11 @@ jobs still being served by it. The ``FSML_RUNTIMES_KEPT`` most recently used run
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from typing import Any
+
+from django.conf import settings
 
 from datastore.models import ModelVersion
 from datastore.runtime import ModelRuntime, load_serving_runtime
@@ -26,7 +27,7 @@ _lock = threading.Lock()
 
 def get_runtime(model_version: ModelVersion) -> Any:
     """The loaded runtime of a model version (loaded on first use, never in the parent before fork)."""
-    kept = max(1, int(os.environ.get("FSML_RUNTIMES_KEPT", "3")))
+    kept = int(settings.FSML_RUNTIMES_KEPT)
     with _lock:
         runtime = _cache.get(model_version.pk)
         if runtime is None:
@@ -40,7 +41,7 @@ def get_runtime(model_version: ModelVersion) -> Any:
 def _load(model_version: ModelVersion) -> ModelRuntime:
     from serving.metrics import RUNTIME_LOADS
 
-    runtime = load_serving_runtime(unpacked_model(model_version), os.environ.get("FSML_SERVING_BACKEND") or "auto")
+    runtime = load_serving_runtime(unpacked_model(model_version), settings.FSML_SERVING_BACKEND)
     for error in runtime.load_errors:  # a backend that should have loaded did not
         log.warning("%s: could not load %s", model_version, error)
     log.info("%s loaded on %s (passed over: %s)", model_version, runtime.backend_name, runtime.passed_over or "none")

@@ -108,7 +108,7 @@ def recycle_connections(**_: object) -> None:
 def start_requeue_loop(**_: object) -> None:
     from serving.metrics import serve_worker_metrics
 
-    interval = float(os.environ.get("FSML_REQUEUE_SECONDS", "10"))
+    interval = float(settings.FSML_REQUEUE_SECONDS)
     threading.Thread(target=_requeue_loop, args=(interval,), name="fsml-requeue", daemon=True).start()
     serve_worker_metrics(partial(workerhealth.readiness, _requeued.age, interval))
 

@@ -63,9 +63,9 @@ def batch_size(job: InferenceJob) -> int:
 
 
 def test_batch_submits_are_batched_and_shared_by_two_workers_on_the_models_queue(
-    live_env, clean_broker, registered_model, service_client, tmp_path, monkeypatch
+    live_env, clean_broker, registered_model, service_client, tmp_path, settings
 ) -> None:
-    monkeypatch.setenv("FSML_MODEL_QUEUES", MODEL)  # the submitting process routes to model.sentiment-test
+    settings.FSML_MODEL_QUEUES = [MODEL]  # the submitting process routes to model.sentiment-test
     workers = [
         start_worker(tmp_path, f"w{i}", queues=f"model.{MODEL}", FSML_BATCH_MAX="8", FSML_MODEL_QUEUES=MODEL)
         for i in (1, 2)
@@ -136,12 +136,13 @@ def test_a_poison_input_fails_its_own_job_and_not_its_batch(live_env, clean_brok
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_no_job_and_none_ends_twice(
-    live_env, clean_broker, registered_model, service_client, tmp_path, monkeypatch
+    live_env, clean_broker, registered_model, service_client, tmp_path, monkeypatch, settings
 ) -> None:
     """SIGKILL the whole worker (main process and pool) while it holds a claimed batch: a second worker puts the
     lapsed jobs back (lease 4 s) and finishes every job exactly once. The message the dead worker had taken but
     not started is re-sent too (its jobs stayed queued past FSML_REQUEUE_QUEUED_SECONDS, 5 s here)."""
-    monkeypatch.setenv("FSML_REQUEUE_QUEUED_SECONDS", "5")
+    settings.FSML_REQUEUE_QUEUED_SECONDS = 5  # here, where the jobs are submitted,
+    monkeypatch.setenv("FSML_REQUEUE_QUEUED_SECONDS", "5")  # and in the workers started below
     texts = [f"{t} ({n})" for n in range(4) for t in TEXTS]  # 256 jobs: 16 batches to catch one in flight
     fast = {"FSML_BATCH_MAX": "16", "FSML_JOB_LEASE_SECONDS": "4", "FSML_REQUEUE_SECONDS": "1"}
     doomed = start_worker(tmp_path, "doomed", **fast)

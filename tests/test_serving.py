@@ -242,12 +242,14 @@ def test_the_sync_endpoint_gives_back_the_job_when_its_time_is_up(registered_mod
 
 
 @pytest.fixture
-def callback_receiver(monkeypatch) -> Iterator[tuple[str, list[tuple[dict, bytes]]]]:
+def callback_receiver(monkeypatch, settings) -> Iterator[tuple[str, list[tuple[dict, bytes]]]]:
     """An HTTP receiver that answers 500 to the first call and 200 afterwards, keeping what it was sent; the
     workers started after it sign callbacks with a secret."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    # Here, and in the environment of the workers started after it.
+    settings.FSML_CALLBACK_SECRET, settings.FSML_CALLBACK_ALLOWED_HOSTS = "s3cret", {"127.0.0.1"}
     monkeypatch.setenv("FSML_CALLBACK_SECRET", "s3cret")
     monkeypatch.setenv("FSML_CALLBACK_ALLOWED_HOSTS", "127.0.0.1")  # the receiver is local, as no real one is
     calls: list[tuple[dict, bytes]] = []
@@ -305,16 +307,16 @@ def test_a_callback_is_retried_until_the_receiver_takes_it(
 @pytest.mark.parametrize(
     "url", ["http://10.1.2.3/hook", "http://localhost:8000/x", "http://[::1]/x", "http://169.254.169.254/"]
 )
-def test_callbacks_to_inner_addresses_are_refused_unless_allowed(url, registered_model, service_client, monkeypatch):
+def test_callbacks_to_inner_addresses_are_refused_unless_allowed(url, registered_model, service_client, settings):
     body = {"model": "sentiment-test", "inputs": {"text": "hi"}, "callback_url": url}
     refused = service_client.post("/api/jobs/", body, format="json")
     assert refused.status_code == 400 and "FSML_CALLBACK_ALLOWED_HOSTS" in str(refused.json()), refused.content
     assert InferenceJob.objects.count() == 0
-    monkeypatch.setenv("FSML_CALLBACK_ALLOWED_HOSTS", f"backend.internal, {urlsplit(url).hostname}")
+    settings.FSML_CALLBACK_ALLOWED_HOSTS = {"backend.internal", urlsplit(url).hostname}
     assert service_client.post("/api/jobs/", body, format="json").status_code == 202
 
 
-def test_a_delivery_is_refused_for_inner_addresses_and_never_follows_a_redirect(live_env, monkeypatch) -> None:
+def test_a_delivery_is_refused_for_inner_addresses_and_never_follows_a_redirect(live_env, settings) -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -338,7 +340,7 @@ def test_a_delivery_is_refused_for_inner_addresses_and_never_follows_a_redirect(
     try:
         assert post_callback(job, b"{}").startswith("refused: callback host localhost is a non-public address")
         assert hits == [], "refused before any connection"
-        monkeypatch.setenv("FSML_CALLBACK_ALLOWED_HOSTS", "localhost")
+        settings.FSML_CALLBACK_ALLOWED_HOSTS = {"localhost"}
         assert post_callback(job, b"{}") == "HTTP 307 (redirects are not followed)"
         assert hits == ["/hook"]
     finally:
@@ -388,7 +390,7 @@ def test_service_accounts_get_a_token_their_own_callback_key_and_a_new_token_on_
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     res = client.get("/api/callback-key/")
     assert res.status_code == 404 and "FSML_CALLBACK_SECRET" in res.json()["detail"]
-    monkeypatch.setenv("FSML_CALLBACK_SECRET", "s3cret")
+    settings.FSML_CALLBACK_SECRET = "s3cret"
     key = client.get("/api/callback-key/").json()["key"]
     other, _ = service_token("shipping")
     assert len(key) == 64 and callbacks.signing_key(other.user_id) != key, "each service has its own key"

@@ -45,6 +45,14 @@ def test_production_refuses_debug_and_a_lease_the_task_can_outlast() -> None:
     assert "FSML_JOB_LEASE_SECONDS must be over the inference task's time limit (60 s)" in short.stderr
 
 
+def test_a_malformed_serving_number_is_refused_at_start_by_name() -> None:
+    for name, value in (("FSML_BATCH_MAX", "lots"), ("FSML_BATCH_MAX", "0"), ("FSML_JOB_LEASE_SECONDS", "nan")):
+        proc = _import_settings("config.settings.local", **{name: value})
+        assert proc.returncode != 0, (name, value)
+        assert f"{name}={value!r}: expected a number of at least 1" in proc.stderr, proc.stderr[-500:]
+    assert _import_settings("config.settings.local", FSML_BATCH_MAX="8").returncode == 0
+
+
 def test_production_starts_with_a_secret_key() -> None:
     proc = _import_settings("config.settings.production", SECRET_KEY="x" * 50)
     assert proc.returncode == 0, proc.stderr

@@ -11,6 +11,14 @@ Variables:
     FSML_MODEL_STORE: folder or ``s3://bucket/prefix`` for model archives. Default: ``FSML_HOME/models``.
     FSML_MODEL_STORE_ENDPOINT: endpoint URL of an S3-compatible model store. Default: FSML_DVC_REMOTE_ENDPOINT.
     FSML_CRAWL_REDIS_URL: Redis for distributed crawls' shared frontier. Default: local Redis, database 1.
+    FSML_TOKEN_CACHE_SECONDS, FSML_TOKEN_MAX_AGE_DAYS: API tokens (below).
+    FSML_MODEL_QUEUES, FSML_BATCH_*, FSML_JOB_LEASE_SECONDS, FSML_REQUEUE_*, FSML_GROUP_SUBMITS,
+    FSML_MODEL_REF_CACHE_SECONDS, FSML_RUNTIMES_KEPT, FSML_SERVING_BACKEND, FSML_CALLBACK_*,
+    FSML_WORKER_METRICS_*: serving (the block near the end).
+
+Outside this package only entry points read the environment before Django starts (``fsml worker`` checks
+``FSML_SERVING_BACKEND``; ``fsml submit`` reads ``FSML_URL`` and ``FSML_TOKEN``), and code that runs without
+Django reads what its own tools set (``WORLD_SIZE`` from torchrun, ``PROMETHEUS_MULTIPROC_DIR``).
 """
 
 from __future__ import annotations
@@ -28,6 +36,22 @@ def env_bool(name: str, default: bool) -> bool:
     if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_number(name: str, default: float, minimum: float = 0.0) -> float:
+    """Read a numeric environment variable; a hard failure, naming it, when it is not a number or too small."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum:  # also false for NaN
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a number of at least {minimum:g}")
+    return value
 
 
 def require_secret_key(debug: bool, secret_key: str) -> None:
@@ -221,6 +245,23 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A batch's hard time limit (serving.tasks); a claim's lease (FSML_JOB_LEASE_SECONDS) must outlast it, or the
 # jobs of a live worker are put back and run twice.
 INFERENCE_TASK_TIME_LIMIT = 60
+
+# Serving: web processes and workers both read these (README "Settings", docs/operations.md).
+FSML_MODEL_QUEUES = env_list("FSML_MODEL_QUEUES", "")  # models whose jobs go to a queue of their own, model.NAME
+FSML_BATCH_MAX = int(env_number("FSML_BATCH_MAX", 32, minimum=1))  # jobs a worker runs as one batch
+FSML_BATCH_WAIT_SECONDS = env_number("FSML_BATCH_WAIT_MS", 2) / 1000  # how long a worker waits to fill a batch
+FSML_JOB_LEASE_SECONDS = env_number("FSML_JOB_LEASE_SECONDS", 90, minimum=1)  # a claim's life; then requeued
+FSML_REQUEUE_SECONDS = env_number("FSML_REQUEUE_SECONDS", 10, minimum=0.1)  # a worker's requeue loop's period
+FSML_REQUEUE_QUEUED_SECONDS = env_number("FSML_REQUEUE_QUEUED_SECONDS", 120, minimum=1)  # resend a lost message
+FSML_GROUP_SUBMITS = env_bool("FSML_GROUP_SUBMITS", True)  # group commit of concurrent submits per web process
+FSML_MODEL_REF_CACHE_SECONDS = env_number("FSML_MODEL_REF_CACHE_SECONDS", 1)  # a web process's model lookups
+FSML_RUNTIMES_KEPT = int(env_number("FSML_RUNTIMES_KEPT", 3, minimum=1))  # model versions loaded per worker process
+FSML_SERVING_BACKEND = os.environ.get("FSML_SERVING_BACKEND", "").strip() or "auto"  # datastore.runtime
+FSML_CALLBACK_ALLOWED_HOSTS = {h.lower() for h in env_list("FSML_CALLBACK_ALLOWED_HOSTS", "")}  # "*": every host
+FSML_CALLBACK_SECRET = os.environ.get("FSML_CALLBACK_SECRET", "")  # signs callbacks; "" leaves them unsigned
+_metrics_port = env_number("FSML_WORKER_METRICS_PORT", 0, minimum=1)
+FSML_WORKER_METRICS_PORT = int(_metrics_port) or None  # a worker's /metrics, /healthz, /readyz; None: not served
+FSML_WORKER_METRICS_HOST = os.environ.get("FSML_WORKER_METRICS_HOST", "0.0.0.0")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 LOGGING = {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403 -- settings modules extend the base namespace
-from config.settings.base import INFERENCE_TASK_TIME_LIMIT, SECRET_KEY, env_bool, require_secret_key
+from config.settings.base import (
+    FSML_JOB_LEASE_SECONDS,
+    INFERENCE_TASK_TIME_LIMIT,
+    SECRET_KEY,
+    env_bool,
+    require_secret_key,
+)
 
 if env_bool("DEBUG", False):
     raise ImproperlyConfigured(
@@ -19,7 +23,7 @@ require_secret_key(DEBUG, SECRET_KEY)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
-if float(os.environ.get("FSML_JOB_LEASE_SECONDS", "90")) <= INFERENCE_TASK_TIME_LIMIT:
+if FSML_JOB_LEASE_SECONDS <= INFERENCE_TASK_TIME_LIMIT:
     raise ImproperlyConfigured(
         f"FSML_JOB_LEASE_SECONDS must be over the inference task's time limit ({INFERENCE_TASK_TIME_LIMIT} s), or "
         "the jobs of a worker still running them are put back and run twice"

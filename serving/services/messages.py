@@ -4,12 +4,12 @@ and ending a job outside a batch."""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -48,28 +48,27 @@ def queue_jobs(jobs: list[InferenceJob], countdown: float = 0) -> None:
 def queue_for(model_name: str) -> str:
     """``model.NAME`` for the models listed in ``FSML_MODEL_QUEUES`` (workers started with ``--queues``), else
     the shared ``inference`` queue."""
-    dedicated = {n.strip() for n in os.environ.get("FSML_MODEL_QUEUES", "").split(",") if n.strip()}
-    return f"model.{model_name}" if model_name in dedicated else "inference"
+    return f"model.{model_name}" if model_name in settings.FSML_MODEL_QUEUES else "inference"
 
 
 def requeue_queued_seconds() -> float:
     """A job still queued this long after its message was sent gets its message sent again (a lost message:
     its worker died holding it, or the broker lost it); a duplicate message is harmless."""
-    return float(os.environ.get("FSML_REQUEUE_QUEUED_SECONDS", "120"))
+    return float(settings.FSML_REQUEUE_QUEUED_SECONDS)
 
 
 def batch_max() -> int:
-    return max(1, int(os.environ.get("FSML_BATCH_MAX", "32")))
+    return int(settings.FSML_BATCH_MAX)
 
 
 def batch_wait() -> float:
     """Seconds a worker waits for more queued jobs when its first look finds fewer than ``batch_max``."""
-    return max(0.0, float(os.environ.get("FSML_BATCH_WAIT_MS", "2")) / 1000)
+    return float(settings.FSML_BATCH_WAIT_SECONDS)
 
 
 def lease_seconds() -> float:
     """How long a claim lasts: above the task's time limit, so a live worker's job is never taken from it."""
-    return float(os.environ.get("FSML_JOB_LEASE_SECONDS", "90"))
+    return float(settings.FSML_JOB_LEASE_SECONDS)
 
 
 def announce_finished(jobs: list[InferenceJob]) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import time
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
@@ -58,7 +58,7 @@ def resolve_for_submit(ref: str) -> ModelVersion:
     reference is resolved on every request, and it rarely changes. A registration or an alias move made in this
     process is seen at once, one made elsewhere within that time; workers resolve ``NAME@ALIAS`` again for each
     batch, uncached, so the version that serves a job is always the alias's current one."""
-    ttl = float(os.environ.get("FSML_MODEL_REF_CACHE_SECONDS", "1"))
+    ttl = float(settings.FSML_MODEL_REF_CACHE_SECONDS)
     hit = _resolved.get(ref)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
@@ -202,7 +202,7 @@ def submit_batch(
 
 
 def grouped_submits() -> bool:
-    return os.environ.get("FSML_GROUP_SUBMITS", "1") != "0"
+    return bool(settings.FSML_GROUP_SUBMITS)
 
 
 def store_jobs(jobs: list[InferenceJob]) -> None:
