@@ -45,7 +45,7 @@ def refusal(url: str) -> str:
     and not allowed (``FSML_CALLBACK_ALLOWED_HOSTS``). Names are judged again, resolved, when a worker connects
     (``_checked_connection``): the workers' DNS may differ, and may change between the two."""
     host = unquote(urlsplit(url).hostname or "").lower()
-    allowed = _allowed_hosts()
+    allowed = settings.FSML_CALLBACK_ALLOWED_HOSTS  # lower-cased; "*": every host
     if "*" in allowed or host in allowed:
         return ""
     if host == "localhost" or host.endswith(".localhost"):
@@ -54,11 +54,6 @@ def refusal(url: str) -> str:
         return _judge(host, [host])
     except ValueError:  # a name, not an address
         return ""
-
-
-def _allowed_hosts() -> set[str]:
-    """``FSML_CALLBACK_ALLOWED_HOSTS``: hosts that may be called although private; ``*`` for every host."""
-    return set(settings.FSML_CALLBACK_ALLOWED_HOSTS)
 
 
 def _judge(host: str, addresses: list[str]) -> str:
@@ -87,7 +82,7 @@ def _checked_connection(
     not public (unless allowed), and connect to the very address that was checked (no second lookup that DNS
     rebinding could answer differently)."""
     host, port = address
-    allowed = _allowed_hosts()
+    allowed = settings.FSML_CALLBACK_ALLOWED_HOSTS
     if "*" in allowed or host.lower() in allowed:
         return socket.create_connection(address, timeout, source_address)
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -184,9 +184,9 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
 # Seconds a token's user stays cached in each web process (a revoked token works that long elsewhere).
-TOKEN_CACHE_SECONDS = float(os.environ.get("FSML_TOKEN_CACHE_SECONDS", "10"))
+TOKEN_CACHE_SECONDS = env_number("FSML_TOKEN_CACHE_SECONDS", 10)
 # API tokens older than this many days are refused as expired (0: tokens never expire).
-TOKEN_MAX_AGE_DAYS = float(os.environ.get("FSML_TOKEN_MAX_AGE_DAYS", "0"))
+TOKEN_MAX_AGE_DAYS = env_number("FSML_TOKEN_MAX_AGE_DAYS", 0)
 # Request bodies up to 16 MB: a 10 MB image job (base64) or a batch submit of 256 long texts; larger bodies get a
 # 413 from the API.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
@@ -259,8 +259,8 @@ FSML_RUNTIMES_KEPT = int(env_number("FSML_RUNTIMES_KEPT", 3, minimum=1))  # mode
 FSML_SERVING_BACKEND = os.environ.get("FSML_SERVING_BACKEND", "").strip() or "auto"  # datastore.runtime
 FSML_CALLBACK_ALLOWED_HOSTS = {h.lower() for h in env_list("FSML_CALLBACK_ALLOWED_HOSTS", "")}  # "*": every host
 FSML_CALLBACK_SECRET = os.environ.get("FSML_CALLBACK_SECRET", "")  # signs callbacks; "" leaves them unsigned
-_metrics_port = env_number("FSML_WORKER_METRICS_PORT", 0, minimum=1)
-FSML_WORKER_METRICS_PORT = int(_metrics_port) or None  # a worker's /metrics, /healthz, /readyz; None: not served
+# A worker's /metrics, /healthz and /readyz; None (unset): not served.
+FSML_WORKER_METRICS_PORT = int(env_number("FSML_WORKER_METRICS_PORT", 0, minimum=1)) or None
 FSML_WORKER_METRICS_HOST = os.environ.get("FSML_WORKER_METRICS_HOST", "0.0.0.0")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
