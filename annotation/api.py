@@ -250,7 +250,7 @@ class Preannotate(APIView):
         services.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
         body = PreannotateIn(data=request.data)
         body.is_valid(raise_exception=True)
-        model = resolve(body.validated_data["model"])  # RegistryError: config.api.exception_handler
+        model = resolve(body.validated_data["model"])  # RegistryError: fsml.api.exception_handler
         count = services.preannotate(project, model)
         return Response({"tasks": count, "model": str(model)})
 

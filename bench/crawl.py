@@ -19,7 +19,7 @@ import time
 
 def setup_database() -> None:
     os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/fsml_bench")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsml.settings.local")
     url = os.environ["DATABASE_URL"]
     if url.startswith("mysql://"):
         import dj_database_url
@@ -58,7 +58,7 @@ def main() -> None:
     setup_database()
     from django.conf import settings
 
-    from crawler.samplesite import SampleSiteServer
+    from deploy.demo.samplesite import SampleSiteServer
 
     results: dict[str, list[float]] = {"no storage": [], "MySQL storage": []}
     stamp = time.strftime("%H%M%S")

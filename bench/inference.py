@@ -14,10 +14,10 @@ Inputs are encoded before the clock (tokenisation and image decoding are exclude
 single test records, each at its own length, one call each (median and p99 latency); batch 64 is the whole
 test split in batches of 64 (items/s). Every mode runs in the same process with the same thread count:
 ``torch.set_num_threads(N)`` and ONNX Runtime ``intra_op_num_threads=N`` (``inter_op_num_threads=1``);
-N=1 is how serving runs (one ORT thread per worker process, datastore/runtime.py). The modes take turns in
+N=1 is how serving runs (one ORT thread per worker process, modelpack/runtime.py). The modes take turns in
 every round, each round starting from another mode; figures are medians of ``--rounds`` rounds. Accuracy is
 each mode's on the whole test split. On a CUDA machine, PyTorch CUDA FP32/FP16, ``torch.compile`` and
-TensorRT (``training.tensorrt``) are timed too (inputs copied to the GPU inside the clock); otherwise the
+TensorRT (``modelpack.backends``) are timed too (inputs copied to the GPU inside the clock); otherwise the
 reason they are skipped is printed.
 """
 
@@ -135,7 +135,8 @@ def gpu_modes(result: Any, export_dir: Path, inputs: Inputs) -> tuple[dict[str, 
     """CUDA modes that could be built, and a line for each one that could not (never a made-up figure)."""
     import torch
 
-    from training.tensorrt import TensorRTRuntime, build_engine, tensorrt_available
+    from modelpack.backends.tensorrt import TensorRTRuntime, tensorrt_available
+    from modelpack.backends.tensorrt_build import build_engine
 
     if not torch.cuda.is_available():
         ok, why = tensorrt_available()

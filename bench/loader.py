@@ -44,7 +44,7 @@ def distinct_texts(n: int, seed: int | None = None) -> tuple[list[str], list[str
     In file order (which groups the labels), or shuffled with ``seed``."""
     import random
 
-    from datastore.corpora import sentiment_corpus
+    from deploy.demo.corpora import sentiment_corpus
 
     rows = sentiment_corpus()
     if seed is not None:
@@ -67,9 +67,9 @@ def distinct_texts(n: int, seed: int | None = None) -> tuple[list[str], list[str
 def labelled_project(name: str, n: int, seed: int | None = None) -> Any:
     """A project of ``n`` items whose tasks carry gold labels (final value, status done), written in bulk."""
     from annotation.services import create_project
-    from datastore.corpora import SENTIMENT_LABELS
     from datastore.models import Task
     from datastore.services import import_texts
+    from deploy.demo.corpora import SENTIMENT_LABELS
 
     texts, labels = distinct_texts(n, seed)
     items = import_texts(name, texts)
@@ -119,7 +119,7 @@ def direct_batches(
     """Shuffled batches without a DataLoader: the same encode, pad and tensors as ``collate_text``."""
     import torch
 
-    from datastore.text import pad
+    from modelpack.text import pad
 
     index = {label: i for i, label in enumerate(labels)}
     order = np.random.default_rng(seed).permutation(len(records))

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datastore.corpora import MNIST_LABELS, SENTIMENT_LABELS, mnist_digits, sentiment_corpus
 from datastore.loader import LoadedVersion
 from datastore.splits import SPLITS, split_of
+from deploy.demo.corpora import MNIST_LABELS, SENTIMENT_LABELS, mnist_digits, sentiment_corpus
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 TEXT_MODELS = tuple(sorted(p.stem.removeprefix("sentiment-") for p in CONFIG_DIR.glob("sentiment-*.yaml")))

@@ -172,8 +172,8 @@ def main() -> None:
 
     from datastore import services as data_services
     from datastore.models import InferenceJob
-    from datastore.runtime import load_runtime
     from deploy.processes import Service, free_port, wait_http, wait_log, web_command, worker_command
+    from modelpack.runtime import load_runtime
 
     stamp = time.strftime("%Y%m%d%H%M%S")
     name = f"bench-serving-{stamp}"

@@ -17,13 +17,13 @@ from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from datastore.archive import sha256_file  # Django-free
+from modelpack.archive import sha256_file  # Django-free
 
 log = logging.getLogger(__name__)
 
 
 def django_ready() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsml.settings.local")
     import django
 
     django.setup()

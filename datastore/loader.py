@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from datastore.splits import SPLITS
-from datastore.text import Vocabulary, pad
+from modelpack.text import Vocabulary, pad
 
 log = logging.getLogger(__name__)
 TAG_PREFIX = "dataset/"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from torch.utils.data import IterableDataset, get_worker_info
 
-from datastore.text import Vocabulary
+from modelpack.text import Vocabulary
 
 
 class StreamingTextDataset(IterableDataset):

@@ -39,7 +39,7 @@ def demo(
     serve: Annotated[bool, typer.Option(help="Keep the web UI running at the end.")] = True,
 ) -> None:
     """Run the whole road on embedded defaults: crawl, label, snapshot, train, export, evaluate, serve."""
-    from deploy.demo import run_demo
+    from deploy.demo.road import run_demo
 
     result = run_demo(limit=limit, serve=serve, port=port, jobs=jobs, epochs=epochs)
     if not result.jobs or result.test_metrics.get("accuracy", 0) <= result.test_metrics.get("majority_rate", 1):
@@ -227,11 +227,12 @@ def evaluate(
     A registered model version's evaluation is stored (browse it at /evaluations/); an export folder is scored
     without a database (--export writes its report as JSON).
     """
-    from datastore.archive import ArchiveError
     from datastore.loader import DatasetError
-    from datastore.modelstore import StoreError
-    from datastore.runtime import BACKENDS, InputError
     from evaluation.evaluate import EvaluationError, headline
+    from modelpack.archive import ArchiveError
+    from modelpack.backends import BACKENDS
+    from modelpack.inputs import InputError
+    from modelpack.store import StoreError
 
     if backend not in BACKENDS:
         _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -290,8 +291,9 @@ def worker(
 ) -> None:
     """Run a Celery worker (the same command docker compose runs). With FSML_WORKER_METRICS_PORT set, its
     processes' Prometheus metrics are served there (/metrics); FSML_SERVING_BACKEND picks the model runtime."""
-    from datastore.runtime import InputError, check_serving_backend
     from deploy.processes import worker_command
+    from modelpack.inputs import InputError
+    from modelpack.runtime import check_serving_backend
 
     try:  # a typo would otherwise fail every job, one batch at a time
         check_serving_backend(os.environ.get("FSML_SERVING_BACKEND") or "auto")
@@ -332,7 +334,7 @@ def web(
     from django.conf import settings
 
     if settings.DEBUG and host not in LOCAL_HOSTS:
-        _fail(f"refusing to serve on {host} with DEBUG on; set DJANGO_SETTINGS_MODULE=config.settings.production")
+        _fail(f"refusing to serve on {host} with DEBUG on; set DJANGO_SETTINGS_MODULE=fsml.settings.production")
     from deploy.processes import web_command
 
     cmd = web_command(host, port, workers)
@@ -385,11 +387,11 @@ def submit(
 def _expected(exc: BaseException) -> bool:
     """Domain errors end with a one-line message; anything else is a bug and keeps its traceback."""
     from crawler.errors import CrawlError
-    from datastore.archive import ArchiveError
     from datastore.dvcrepo import DataRepoError
     from datastore.errors import SnapshotError
     from datastore.loader import DatasetNotFound
-    from datastore.modelstore import StoreError
+    from modelpack.archive import ArchiveError
+    from modelpack.store import StoreError
     from training.export import ParityError
 
     return isinstance(

@@ -7,7 +7,7 @@ import os
 
 def setup(migrate: bool = False) -> None:
     """Configure Django from DJANGO_SETTINGS_MODULE (default: local settings) and optionally migrate."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsml.settings.local")
     import django
     from django.conf import settings
 

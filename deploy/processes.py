@@ -21,7 +21,7 @@ def web_command(host: str, port: int, workers: int = 2, threads: int = 4) -> lis
         sys.executable,
         "-m",
         "gunicorn",
-        "config.wsgi",
+        "fsml.wsgi",
         "--bind",
         f"{host}:{port}",
         "--workers",
@@ -43,7 +43,7 @@ def worker_command(concurrency: int = 1, queues: str = "inference,callbacks", na
         "-m",
         "celery",
         "-A",
-        "config",
+        "fsml",
         "worker",
         "--loglevel",
         "INFO",
@@ -66,7 +66,7 @@ def worker_command(concurrency: int = 1, queues: str = "inference,callbacks", na
 def flower_command(host: str = "127.0.0.1", port: int = 5555) -> list[str]:
     """Flower, Celery's monitor, on the same broker as the workers. Flower reads FLOWER_BASIC_AUTH
     (``user:password``) from the environment itself, so the password never shows in a process list."""
-    return [sys.executable, "-m", "celery", "-A", "config", "flower", f"--address={host}", f"--port={port}"]
+    return [sys.executable, "-m", "celery", "-A", "fsml", "flower", f"--address={host}", f"--port={port}"]
 
 
 def free_port(preferred: int = 0) -> int:

@@ -12,12 +12,12 @@ from typing import Any
 from django.conf import settings
 
 from datastore import services
-from datastore.archive import ArchiveError
 from datastore.dvcrepo import DataRepo
 from datastore.models import DatasetVersion, Evaluation, ModelVersion
-from datastore.modelstore import model_store
 from datastore.services import registry
 from evaluation.evaluate import evaluate
+from modelpack.archive import ArchiveError
+from modelpack.store import model_store
 from training.package import build_archive
 
 

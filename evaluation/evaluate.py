@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from datastore.loader import LoadedVersion, load
-from datastore.runtime import InputError, load_runtime, read_manifest
 from evaluation.metrics import SINGLE_LABEL, TASKS, MetricsInputError, metrics_for
+from modelpack.inputs import InputError
+from modelpack.runtime import load_runtime, read_manifest
 
 SPLITS = ("train", "val", "test")
 

@@ -28,7 +28,6 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from datastore.text import spans_to_tags, tokenize_with_offsets
 from evaluation.checks import (
     MetricsInputError,
     bool_vector,
@@ -40,6 +39,7 @@ from evaluation.checks import (
     float_vector,
     score_matrix,
 )
+from modelpack.text import spans_to_tags, tokenize_with_offsets
 
 SINGLE_LABEL = ("text_classification", "image_classification")
 TASKS = (*SINGLE_LABEL, "multi_label", "spans")
@@ -202,9 +202,9 @@ def span_metrics(
     """Span-level precision/recall/F1 (micro, macro, per label), two ways; a span counts only on an exact match.
 
     ``strict`` compares the character spans themselves: (start, end, label) must be equal. ``token`` is the
-    usual NER score: each text is tokenised with ``datastore.text.tokenize_with_offsets``, spans become BIO
+    usual NER score: each text is tokenised with ``modelpack.text.tokenize_with_offsets``, spans become BIO
     tags with ``spans_to_tags`` (a token touched by a span joins it) and seqeval extracts the entities (its
-    default, conlleval mode, which decodes tags as ``datastore.text.tags_to_spans`` does and so scores what a
+    default, conlleval mode, which decodes tags as ``modelpack.text.tags_to_spans`` does and so scores what a
     tagging model can express). A span off by a character inside a token therefore still matches at token
     level but not in ``strict``; a span covering no token (whitespace) is absent at token level.
 

@@ -58,7 +58,7 @@ def run_evaluation(
 
     Raises:
         EvaluationError: the model cannot be scored on that version (the message says why); nothing is stored.
-        datastore.archive.ArchiveError: the model archive is missing or fails its checksums.
+        modelpack.archive.ArchiveError: the model archive is missing or fails its checksums.
         datastore.loader.DatasetError: the dataset version cannot be read.
     """
     if split not in SPLITS:

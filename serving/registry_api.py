@@ -50,7 +50,7 @@ class ModelList(APIView):
 class ModelDetail(APIView):
     @extend_schema(operation_id="models_detail", responses=dict)
     def get(self, request: Request, name: str) -> Response:
-        return Response(registry.model_detail(name))  # RegistryError: config.api.exception_handler
+        return Response(registry.model_detail(name))  # RegistryError: fsml.api.exception_handler
 
 
 class Promote(APIView):

@@ -3,7 +3,7 @@
 A promotion makes jobs name another version; its runtime is loaded next to the old one, which stays for the
 jobs still being served by it. The ``FSML_RUNTIMES_KEPT`` most recently used runtimes stay loaded (default 3).
 ``FSML_SERVING_BACKEND`` picks the runtime (``auto``: TensorRT, ONNX Runtime, PyTorch, the first that loads;
-``datastore.runtime.load_serving_runtime``).
+``modelpack.runtime.load_serving_runtime``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from django.conf import settings
 
 from datastore.models import ModelVersion
-from datastore.runtime import ModelRuntime, load_serving_runtime
 from datastore.services import unpacked_model
+from modelpack.runtime import ModelRuntime, load_serving_runtime
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ def live_env(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> dict[st
 
     env = {
         "DATABASE_URL": database_url_of(connection),
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DJANGO_SETTINGS_MODULE": "fsml.settings.test",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "FSML_HOME": str(settings.FSML_HOME),
     }

@@ -11,11 +11,11 @@ from django.contrib.auth import get_user_model
 
 from annotation.services import create_project, import_records, set_role
 from datastore import services
-from datastore.corpora import sentiment_corpus
 from datastore.dvcrepo import DataRepo
 from datastore.loader import load
 from datastore.models import DatasetVersion, Evaluation, ModelVersion, Project
 from datastore.snapshot import snapshot_project
+from deploy.demo.corpora import sentiment_corpus
 
 LABELS = ["negative", "neutral", "positive"]
 

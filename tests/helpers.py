@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.http import HttpResponseBase, StreamingHttpResponse
 
-from datastore.corpora import sentiment_corpus
 from datastore.loader import LoadedVersion
 from datastore.services import sha256_text
 from datastore.splits import SPLITS, split_of
+from deploy.demo.corpora import sentiment_corpus
 
 if TYPE_CHECKING:
     from datastore.models import Assignment, Project

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from datastore.corpora import MNIST_LABELS, mnist_digits
 from datastore.loader import LoadedVersion
 from datastore.splits import SPLITS, split_of
+from deploy.demo.corpora import MNIST_LABELS, mnist_digits
 
 
 def mnist_version(n: int = 1000, name: str = "mnist") -> LoadedVersion:

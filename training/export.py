@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-import datastore.text
+import modelpack.text
 from datastore.loader import LoadedVersion
-from datastore.runtime import TEXT_CODE_FILE
+from modelpack.runtime import TEXT_CODE_FILE
 from training.tasks import Task
 from training.train import TrainResult
 
@@ -178,7 +178,7 @@ def export(
         result.vocab.save(out_dir / VOCAB_FILE)
         # The text pre- and post-processing code itself (standard library and NumPy only), so the model keeps
         # the tokeniser it was trained with whatever the installed fsml's becomes.
-        shutil.copyfile(datastore.text.__file__, out_dir / TEXT_CODE_FILE)
+        shutil.copyfile(modelpack.text.__file__, out_dir / TEXT_CODE_FILE)
     info = {
         "task": result.config.task,
         "labels": result.config.labels,
@@ -222,7 +222,9 @@ def _add_int8(
 
 def _add_plan(out_dir: Path, task: Task, result: TrainResult, example: np.ndarray) -> str:
     """Build the TensorRT FP16 plan when TensorRT and a GPU are here; otherwise say why not, never pretend."""
-    from training.tensorrt import EngineBuildError, build_engine, tensorrt_available
+    # Local: TensorRT is reached only on GPU machines, and its modules would weigh on every export's import.
+    from modelpack.backends.tensorrt import EngineBuildError, TensorRTRuntime, tensorrt_available
+    from modelpack.backends.tensorrt_build import build_engine
 
     ok, reason = tensorrt_available()
     if not ok:
@@ -236,8 +238,6 @@ def _add_plan(out_dir: Path, task: Task, result: TrainResult, example: np.ndarra
     except EngineBuildError as exc:
         log.warning("no TensorRT plan: %s", exc)
         return f"skipped: {exc}"
-    from datastore.tensorrt_runtime import TensorRTRuntime
-
     engine = TensorRTRuntime(out_dir / PLAN_FILE)
     got = engine(**{task.input_name(): example})[engine.outputs[0]].float().cpu().numpy()
     expected = _session(out_dir / MODEL_FILE).run(None, {task.input_name(): example})[0]

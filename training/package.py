@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from datastore import archive
-from datastore.runtime import TEXT_CODE_FILE
+from modelpack import archive
+from modelpack.runtime import TEXT_CODE_FILE
 from training.export import VOCAB_FILE, read_export_info
 
 

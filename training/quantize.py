@@ -2,7 +2,7 @@
 
 Dynamic quantisation stores weights as 8-bit integers and quantises activations on the fly at run time,
 so it needs no calibration data. What each op type becomes (ONNX Runtime 1.32, CPU provider, checked in
-``tests/test_quantize.py`` on models from torch's dynamo exporter at opset 20):
+``tests/unit/test_quantize.py`` on models from torch's dynamo exporter at opset 20):
 
 - ``MatMul``/``Gemm`` (``nn.Linear``) -> ``DynamicQuantizeLinear`` + ``MatMulInteger``. Quantised by default.
 - ``Gather`` (``nn.Embedding``) keeps an int8 table and dequantises only the gathered rows. Quantised by

@@ -12,8 +12,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch.nn import functional as F
 
 from datastore.loader import ImageClassificationDataset, LoadedVersion
-from datastore.runtime import TEXT_CODE_FILE
-from datastore.text import Vocabulary, bio_tags, pad, spans_to_tags, tags_to_spans, tokenize_with_offsets
+from modelpack.runtime import TEXT_CODE_FILE
+from modelpack.text import Vocabulary, bio_tags, pad, spans_to_tags, tags_to_spans, tokenize_with_offsets
 from training.config import TrainConfig
 
 IGNORE = -100  # the target of padding tokens: cross_entropy skips it
@@ -83,7 +83,7 @@ class Task:
     def preprocessing(self) -> dict[str, Any]:
         # "code": the tokeniser, vocabulary and span decoding travel with the model (export copies the module).
         return {
-            "tokenizer": "datastore.text.tokenize",
+            "tokenizer": "modelpack.text.tokenize",
             "code": TEXT_CODE_FILE,
             "vocab": "vocab.json",
             "max_len": self.config.max_len,
@@ -137,7 +137,7 @@ class MultiLabel(TextClassification):
 
 
 class Spans(Task):
-    """Span labelling as BIO tagging of ``datastore.text`` tokens; scored by exact span match."""
+    """Span labelling as BIO tagging of ``modelpack.text`` tokens; scored by exact span match."""
 
     def _rows(self, records: list[dict[str, Any]], data: LoadedVersion) -> list[tuple[list[int], list[int]]]:
         index = {tag: i for i, tag in enumerate(self.outputs)}

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from datastore.loader import LoadedVersion, load
-from datastore.text import Vocabulary
+from modelpack.text import Vocabulary
 from training.config import TrainConfig, save_config
 from training.models import build_model
 from training.tasks import Task, make_task, prepare

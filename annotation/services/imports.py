@@ -135,10 +135,11 @@ def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -
 def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
     """Store a model version's prediction on every open task as a suggestion, with its uncertainty
     (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
-    from datastore.archive import ArchiveError
-    from datastore.modelstore import StoreError
-    from datastore.runtime import InputError, load_runtime
     from datastore.services import unpacked_model
+    from modelpack.archive import ArchiveError
+    from modelpack.inputs import InputError
+    from modelpack.runtime import load_runtime
+    from modelpack.store import StoreError
 
     if model.task_type != project.task_type:
         raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")

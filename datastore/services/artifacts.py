@@ -67,13 +67,13 @@ def unpacked_model(model: ModelVersion) -> Path:
     unpacked into the model cache; returns the folder.
 
     Raises:
-        datastore.archive.ArchiveError: the archive is tampered with or malformed.
-        datastore.modelstore.StoreError: the store does not have it or cannot be reached.
+        modelpack.archive.ArchiveError: the archive is tampered with or malformed.
+        modelpack.store.StoreError: the store does not have it or cannot be reached.
     """
     from django.conf import settings
 
-    from datastore.archive import is_unpacked, unpack
-    from datastore.modelstore import store_for_location
+    from modelpack.archive import is_unpacked, unpack
+    from modelpack.store import store_for_location
 
     dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
     if is_unpacked(dest, model.archive_sha256):

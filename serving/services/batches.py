@@ -16,7 +16,7 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from datastore.models import InferenceJob, ModelVersion
-from datastore.runtime import InputError
+from modelpack.inputs import InputError
 from serving.services.messages import (
     MAX_ATTEMPTS,
     announce_finished,

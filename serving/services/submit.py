@@ -16,8 +16,8 @@ from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from datastore.models import InferenceJob, ModelAlias, ModelVersion
-from datastore.runtime import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, InputError, check_text
 from datastore.services import registry
+from modelpack.inputs import MAX_IMAGE_BYTES, MAX_TEXT_CHARS, InputError, check_text
 from serving import callbacks, frontdoor
 from serving.services.messages import (
     apply_ended_state,

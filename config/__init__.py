@@ -1,7 +1,0 @@
-"""The one Django project of fsml: settings, URLs, WSGI and the Celery app."""
-
-from __future__ import annotations
-
-from config.celery import app as celery_app
-
-__all__ = ["celery_app"]
