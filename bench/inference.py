@@ -174,7 +174,7 @@ def gpu_modes(result: Any, export_dir: Path, inputs: Inputs) -> tuple[dict[str, 
     name = result.task.input_name()
     shape = inputs.batches[0].shape
     low = (1, 1) if not image else (1, *shape[1:])
-    high = (BATCH, result.config.max_len) if not image else (BATCH, *shape[1:])
+    high = (BATCH, result.config.model.max_len) if not image else (BATCH, *shape[1:])
     for fp16 in (False, True):
         try:
             plan = export_dir / f"model.{'fp16' if fp16 else 'fp32'}.plan"

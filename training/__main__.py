@@ -1,7 +1,7 @@
 """``python -m training CONFIG [key=value ...] --out RUN``: the training script, also under torchrun.
 
-python -m training configs/text.yaml --out runs/a epochs=4 lr=1e-3
-torchrun --nproc_per_node 2 -m training configs/text.yaml --out runs/ddp
+python -m training configs/sentiment-cnn.yaml --out runs/a dataset=sentiment-v1 epochs=4 model.embed_dim=64
+torchrun --nproc_per_node 2 -m training configs/sentiment-cnn.yaml --out runs/ddp dataset=sentiment-v1
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ import json
 import sys
 from pathlib import Path
 
+from datastore.loader import DatasetError
 from training.config import ConfigError, load_config
-from training.train import TrainingError, init_distributed
+from training.distributed import init_distributed
+from training.run import train_and_export
+from training.train import TrainingError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path, nargs="?", help="YAML training config")
-    parser.add_argument("overrides", nargs="*", help="key=value pairs that override the config")
+    parser.add_argument(
+        "overrides", nargs="*", help="key=value pairs that override the config (model.embed_dim=64 for a model key)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="go on from the run folder's last epoch")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export")
@@ -26,9 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is not None and "=" in args.config.name and not args.config.is_file():
         args.overrides.insert(0, str(args.config))  # no config file, only overrides
         args.config = None
-    from datastore.loader import DatasetError
-    from training.run import train_and_export
-
     try:
         config = load_config(args.config, args.overrides)
         result, report = train_and_export(config, args.out, export_model=not args.no_export, resume=args.resume)

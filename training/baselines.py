@@ -18,6 +18,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
 from datastore.loader import LoadedVersion
 
@@ -81,8 +85,6 @@ def _labels(version: LoadedVersion, split: str, task_types: Sequence[str]) -> tu
 
 def _score(version: LoadedVersion, y_true: list[str], y_pred: Sequence[str]) -> tuple[float, float]:
     """Accuracy and macro F1."""
-    from sklearn.metrics import accuracy_score, f1_score
-
     # Macro F1 over the version's label list with zero_division=0, exactly as evaluation.metrics computes it,
     # so a baseline's number and a trained model's number can be compared directly.
     accuracy = float(accuracy_score(y_true, y_pred))
@@ -99,8 +101,6 @@ def _fit_tuned(
     c_grid: Sequence[float],
 ) -> tuple[Any, dict[str, Any]]:
     """Fit one model per C on train; keep the best val macro F1 (ties go to the smaller, more regularised C)."""
-    from sklearn.metrics import f1_score
-
     if not tune:
         return fit(1.0), {"C": 1.0, "tuned_on": None}
     best: tuple[float, float, Any] | None = None
@@ -121,8 +121,6 @@ def _one_thread() -> Any:
     thread count also changes lbfgs's floating-point sums (78 vs 77 iterations, and a different C chosen, seen
     on MNIST 1,000), so one thread also makes a result independent of how many cores the machine has.
     """
-    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
-
     return threadpool_limits(limits=1)
 
 
@@ -162,9 +160,6 @@ def text_baseline(
     Raises:
         BaselineError: wrong task type, unknown or empty split, list-valued labels, or no usable vocabulary.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
     y_train, y_eval = _labels(version, split, TEXT_TASKS)
     tune = _should_tune(version, split, c_grid)
     start = time.perf_counter()
@@ -212,8 +207,6 @@ def image_baseline(
         BaselineError: wrong task type, unknown or empty split, or list-valued labels.
         ValueError: a record's image is missing from ``version.images``.
     """
-    from sklearn.linear_model import LogisticRegression
-
     y_train, y_eval = _labels(version, split, IMAGE_TASKS)
     tune = _should_tune(version, split, c_grid)
     x_train = _pixels(version, "train", size)

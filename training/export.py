@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 
 import modelpack.text
 from datastore.loader import LoadedVersion
 from modelpack.runtime import TEXT_CODE_FILE
+from training.checkpoint import TrainResult
+from training.quantize import QuantizationError, quantize_int8
 from training.tasks import Task
-from training.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +114,6 @@ def save_program(model: torch.nn.Module, example: torch.Tensor, path: Path, inpu
 
 
 def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
@@ -145,11 +146,7 @@ def export(
     Parity with PyTorch is checked on up to PARITY_RECORDS records of ``split`` in batches of 64, and on a
     batch of one (the dynamic axis); the INT8 copy is scored against the FP32 model on the same records.
     """
-    import onnx
-
     task = result.task
-    if task is None:
-        raise ValueError("the train result carries no task; rebuild it with training.train.load_checkpoint")
     out_dir.mkdir(parents=True, exist_ok=True)
     model = result.model.cpu().eval()
     if fold := getattr(model, "fold_subwords", None):
@@ -207,8 +204,6 @@ def _add_int8(
     labelled: list[tuple[np.ndarray, np.ndarray]],
     fp32_pred: list[np.ndarray],
 ) -> None:
-    from training.quantize import QuantizationError, quantize_int8
-
     try:
         quantize_int8(out_dir / MODEL_FILE, out_dir / INT8_FILE)
     except QuantizationError as exc:  # the FP32 export stands on its own; say why there is no INT8 copy
@@ -230,7 +225,7 @@ def _add_plan(out_dir: Path, task: Task, result: TrainResult, example: np.ndarra
     if not ok:
         log.info("TensorRT step skipped: %s", reason)
         return f"skipped: {reason}"
-    rest = tuple(example.shape[1:]) if task.input_name() == "pixels" else (result.config.max_len,)
+    rest = tuple(example.shape[1:]) if task.input_name() == "pixels" else (result.config.model.max_len,)
     low = (1, *example.shape[1:]) if task.input_name() == "pixels" else (1, 1)
     shapes = {task.input_name(): (low, (64, *rest), (256, *rest))}
     try:
@@ -250,7 +245,7 @@ def _add_plan(out_dir: Path, task: Task, result: TrainResult, example: np.ndarra
 def signature(task: Task, result: TrainResult) -> dict[str, Any]:
     n = len(task.outputs)
     if task.input_name() == "pixels":
-        c, size = result.config.image_channels, result.config.image_size
+        c, size = result.config.model.image_channels, result.config.image_size
         inputs = [{"name": "pixels", "dtype": "float32", "shape": ["batch", c, size, size]}]
         return {"inputs": inputs, "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", n]}]}
     out_shape = ["batch", "seq", n] if result.config.task == "spans" else ["batch", n]

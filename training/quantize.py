@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,6 @@ def load_checked(path: Path) -> onnx.ModelProto:
 
 
 def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # e.g. NOT_IMPLEMENTED for an op with no CPU kernel
@@ -167,8 +167,6 @@ def quantize_int8(
         QuantizationError: The input is missing or invalid, quantisation failed, or the output does not
             pass the ONNX checker or does not load in ONNX Runtime.
     """
-    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
-
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if weight_type not in ("qint8", "quint8"):
         raise QuantizationError(onnx_path, f"weight_type must be 'qint8' or 'quint8', not {weight_type!r}")

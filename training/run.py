@@ -6,9 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datastore.loader import load
+from training.checkpoint import TrainResult
 from training.config import TrainConfig
+from training.distributed import init_distributed
 from training.export import ExportReport, export
-from training.train import TrainResult, init_distributed, train
+from training.train import train
 
 
 def train_and_export(

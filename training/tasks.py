@@ -1,5 +1,6 @@
 """What differs between task types: how records become tensors, the loss, the validation metrics and the
-export's example inputs. The training loop (training.train) is the same for all of them."""
+export's example inputs, and the model each builds. The training loop (training.train) is the same for all of
+them."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
 from torch.nn import functional as F
 
 from datastore.loader import ImageClassificationDataset, LoadedVersion
 from modelpack.runtime import TEXT_CODE_FILE
 from modelpack.text import Vocabulary, bio_tags, pad, spans_to_tags, tags_to_spans, tokenize_with_offsets
 from training.config import TrainConfig
+from training.models import BagOfEmbeddings, build_model, input_spec
 
 IGNORE = -100  # the target of padding tokens: cross_entropy skips it
 
@@ -77,8 +80,30 @@ class Task:
         f1 = float(f1_score(y_true, y_pred, average="macro", labels=range(len(self.labels)), zero_division=0))
         return {"accuracy": acc, "macro_f1": f1, "score": acc}
 
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: Any, device: str) -> dict[str, float]:
+        """``metrics`` and the mean loss of ``model`` over a loader's batches (``score`` 0 when it has none)."""
+        model.eval()
+        predicted, targets, loss_sum, batches = [], [], 0.0, 0
+        for inputs, target in loader:
+            logits = model(inputs.to(device))
+            loss_sum, batches = loss_sum + float(self.loss(logits, target.to(device))), batches + 1
+            predicted.append(self.predict(logits))
+            targets.append(target.numpy())
+        return {"loss": loss_sum / max(batches, 1), **self.metrics(predicted, targets)} if batches else {"score": 0.0}
+
     def input_name(self) -> str:
-        return "input_ids"
+        """The models' input, also the ONNX input's name: ``input_ids`` or ``pixels``."""
+        return input_spec(self.name).name
+
+    def new_model(self) -> nn.Module:
+        """A fresh model of ``config.model`` sized for this task's outputs and vocabulary; a bag of embeddings
+        with ``subword_buckets`` gets the vocabulary's subword table."""
+        vocab_size = len(self.vocab) if self.vocab is not None else 0
+        model = build_model(self.name, self.config.model, len(self.outputs), vocab_size)
+        if isinstance(model, BagOfEmbeddings) and self.vocab is not None:
+            model.set_subwords(self.vocab.tokens)  # a no-op without subword_buckets
+        return model
 
     def preprocessing(self) -> dict[str, Any]:
         # "code": the tokeniser, vocabulary and span decoding travel with the model (export copies the module).
@@ -86,7 +111,7 @@ class Task:
             "tokenizer": "modelpack.text.tokenize",
             "code": TEXT_CODE_FILE,
             "vocab": "vocab.json",
-            "max_len": self.config.max_len,
+            "max_len": self.config.model.max_len,
         }
 
 
@@ -94,7 +119,7 @@ class TextClassification(Task):
     def _rows(self, records: list[dict[str, Any]], data: LoadedVersion) -> list[tuple[list[int], Any]]:
         index = {label: i for i, label in enumerate(self.labels)}
         assert self.vocab is not None
-        return [(self.vocab.encode(r["text"], self.config.max_len), index[r["label"]]) for r in records]
+        return [(self.vocab.encode(r["text"], self.config.model.max_len), index[r["label"]]) for r in records]
 
     def collate(self, batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = pad([tokens for tokens, _ in batch])  # (B, T)
@@ -111,7 +136,7 @@ class MultiLabel(TextClassification):
         for r in records:
             target = np.zeros(len(self.labels), dtype=np.float32)
             target[[index[x] for x in r["label"]]] = 1.0
-            rows.append((self.vocab.encode(r["text"], self.config.max_len), target))
+            rows.append((self.vocab.encode(r["text"], self.config.model.max_len), target))
         return rows
 
     def collate(self, batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,8 +169,8 @@ class Spans(Task):
         assert self.vocab is not None
         rows = []
         for r in records:
-            offsets = tokenize_with_offsets(r["text"])[: self.config.max_len]
-            ids = self.vocab.encode(r["text"], self.config.max_len)
+            offsets = tokenize_with_offsets(r["text"])[: self.config.model.max_len]
+            ids = self.vocab.encode(r["text"], self.config.model.max_len)
             tags = [index[t] for t in spans_to_tags(offsets, r["label"])] or [index["O"]]
             rows.append((ids, tags))
         return rows
@@ -200,7 +225,7 @@ def _tag_spans(tags: list[str]) -> set[tuple[int, int, str]]:
 class ImageClassification(Task):
     def _rows(self, records: list[dict[str, Any]], data: LoadedVersion) -> list[tuple[Any, Any]]:
         dataset = ImageClassificationDataset(
-            records, data.images, self.labels, self.config.image_size, self.config.image_channels
+            records, data.images, self.labels, self.config.image_size, self.config.model.image_channels
         )
         return [dataset[i] for i in range(len(dataset))]  # decoded once, not every epoch
 
@@ -208,14 +233,11 @@ class ImageClassification(Task):
         pixels = torch.from_numpy(np.stack([p for p, _ in batch]))  # (B, C, H, W)
         return pixels, torch.tensor([label for _, label in batch])
 
-    def input_name(self) -> str:
-        return "pixels"
-
     def preprocessing(self) -> dict[str, Any]:
-        mode = "L" if self.config.image_channels == 1 else "RGB"
+        mode = "L" if self.config.model.image_channels == 1 else "RGB"
         return {
             "image_size": self.config.image_size,
-            "channels": self.config.image_channels,
+            "channels": self.config.model.image_channels,
             "mode": mode,
             "scale": 1 / 255,
         }

@@ -1,6 +1,11 @@
 """The training loop for every task type: seeded, resumable, early-stopping, and the same script under
 ``torchrun`` (DistributedDataParallel; gloo on CPU, NCCL on CUDA).
 
+``train`` runs the steps in order: ``prepare_run`` (labels, teacher, task and vocabulary, datasets, model,
+optimiser), ``resume_run`` (the run folder's last state), then per epoch ``train_epoch``, ``validate`` (the best
+weights kept, epochs without progress counted) and ``save_state``, and at the end ``finish`` (the best weights
+back in, the checkpoint and the curve written).
+
 A run folder holds ``checkpoint/`` (the best weights, vocabulary, config and history: what export reads),
 ``state/last.pt`` (everything needed to resume: weights, optimiser, schedule, random states, early-stopping
 counters), ``metrics.jsonl`` (one row per epoch), ``tensorboard/`` and ``training_curve.png``.
@@ -8,184 +13,63 @@ counters), ``metrics.jsonl`` (one row per epoch), ``tensorboard/`` and ``trainin
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from datastore.loader import LoadedVersion, load
 from modelpack.text import Vocabulary
-from training.config import TrainConfig, save_config
-from training.models import build_model
-from training.tasks import Task, make_task, prepare
+from training.checkpoint import CHECKPOINT_FILE, TrainResult, load_checkpoint, save_checkpoint
+from training.config import TrainConfig, flatten
+from training.distributed import Dist, init_distributed
+from training.optim import make_optimiser, make_scheduler, wide_penalty
+from training.record import CURVE_FILE, EpochLog, plot_history
+from training.tasks import RecordsDataset, Task, prepare
 
-log = logging.getLogger(__name__)
 STATE_FILE = "last.pt"
 RESUMABLE = {"epochs", "patience", "device", "num_workers", "data_repo"}  # may change between a run and its resume
-
-
-@dataclass
-class TrainResult:
-    model: nn.Module
-    vocab: Vocabulary | None
-    config: TrainConfig
-    history: list[dict[str, float]]
-    task: Task | None = None
-    stopped_early: bool = False
 
 
 class TrainingError(RuntimeError):
     """A run that cannot start or go on; the message says why."""
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+@dataclass
+class Run:
+    """What one run trains with, built once by ``prepare_run``."""
+
+    config: TrainConfig
+    task: Task
+    train_set: RecordsDataset
+    val_loader: DataLoader[Any]
+    model: nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    teacher: nn.Module | None
+    dist: Dist
 
 
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
+@dataclass
+class Progress:
+    """Where a run stands after its last finished epoch: what the loop carries and ``state/last.pt`` keeps."""
 
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the process group when torchrun started us (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(torch.distributed.get_rank(), torch.distributed.get_world_size())
-
-
-def model_for(config: TrainConfig, task: Task) -> nn.Module:
-    vocab_size = len(task.vocab) if task.vocab is not None else 0
-    model = build_model(
-        config.task,
-        config.model,
-        len(task.outputs),
-        vocab_size,
-        embed_dim=config.embed_dim,
-        hidden_dim=config.hidden_dim,
-        dropout=config.dropout,
-        layers=config.layers,
-        heads=config.heads,
-        kernel_size=config.kernel_size,
-        channels=config.channels,
-        max_len=config.max_len,
-        image_channels=config.image_channels,
-        ngram_buckets=config.ngram_buckets,
-        wide=config.wide,
-        subword_buckets=config.subword_buckets,
-    )
-    if config.subword_buckets and task.vocab is not None and hasattr(model, "set_subwords"):
-        cast(Any, model).set_subwords(task.vocab.tokens)
-    return model
-
-
-def param_groups(config: TrainConfig, model: nn.Module) -> list[dict[str, Any]]:
-    """The optimiser's parameter groups: one, or two when ``wide_lr`` or ``wide_l2`` trains the model's wide
-    (linear) term apart, as logistic regression: its own learning rate, and no weight decay under ``wide_l2``
-    (``wide_penalty`` regularises it instead)."""
-    wide = getattr(model, "wide", None)
-    if not isinstance(wide, nn.Module) or not (config.wide_lr or config.wide_l2):
-        return [{"params": list(model.parameters())}]
-    own = {id(p) for p in wide.parameters()}
-    group: dict[str, Any] = {"params": list(wide.parameters()), "lr": config.wide_lr or config.lr}
-    if config.wide_l2:
-        group["weight_decay"] = 0.0
-    return [{"params": [p for p in model.parameters() if id(p) not in own]}, group]
-
-
-def wide_penalty(config: TrainConfig, model: nn.Module, n_train: int) -> torch.Tensor | None:
-    """``wide_l2 * ||W||^2 / n_train`` for the wide term's weights: added to a batch's mean loss, it makes the
-    objective logistic regression's (mean log loss + ||W||^2 / (2 C n)) with ``C = 1 / (2 wide_l2)``. Decoupled
-    weight decay would shrink the weights by the learning rate's schedule instead, whatever the data says."""
-    wide = getattr(model, "wide", None)
-    if not config.wide_l2 or not isinstance(wide, nn.Module):
-        return None
-    return cast(torch.Tensor, config.wide_l2 * sum(p.pow(2).sum() for p in wide.parameters()) / max(n_train, 1))
-
-
-def make_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = param_groups(config, model)
-    if config.optimiser == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    if config.optimiser == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def lr_factor(config: TrainConfig, epoch: int) -> float:
-    """Multiplier of ``lr`` for a 0-based epoch: linear warm-up, then constant, cosine or step decay."""
-    if epoch < config.warmup_epochs:
-        return (epoch + 1) / (config.warmup_epochs + 1)
-    done = epoch - config.warmup_epochs
-    if config.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * done / max(config.epochs - config.warmup_epochs, 1)))
-    if config.schedule == "step":
-        return config.gamma ** (done // max(config.step_size, 1))
-    return 1.0
-
-
-@torch.no_grad()
-def evaluate_split(model: nn.Module, task: Task, loader: Any, device: str) -> dict[str, float]:
-    model.eval()
-    predicted, targets, loss_sum, batches = [], [], 0.0, 0
-    for inputs, target in loader:
-        logits = model(inputs.to(device))
-        loss_sum, batches = loss_sum + float(task.loss(logits, target.to(device))), batches + 1
-        predicted.append(task.predict(logits))
-        targets.append(target.numpy())
-    return {"loss": loss_sum / max(batches, 1), **task.metrics(predicted, targets)} if batches else {"score": 0.0}
-
-
-def load_teacher(path: str, device: str) -> tuple[nn.Module, Vocabulary | None, TrainConfig]:
-    """A trained run's model to distil from (its ``checkpoint/`` folder or the run folder)."""
-    folder = Path(path)
-    folder = folder / "checkpoint" if (folder / "checkpoint").is_dir() else folder
-    if not (folder / "checkpoint.pt").is_file():
-        raise TrainingError(f"teacher {path}: no checkpoint.pt (give a run folder written by fsml train)")
-    teacher = load_checkpoint(folder)
-    return teacher.model.to(device).eval(), teacher.vocab, teacher.config
-
-
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a torn checkpoint behind
+    epoch: int = 0  # epochs finished
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None  # the weights of the best validation epoch
+    bad_epochs: int = 0  # epochs since the best one
 
 
 def train(
@@ -205,11 +89,59 @@ def train(
         out_dir: run folder for the resumable state, metrics, TensorBoard and the plot; None keeps nothing.
         resume: go on from ``out_dir/state/last.pt``; the result equals an uninterrupted run's.
         stop_after: stop after this epoch (as if interrupted); for tests and time-boxed runs.
+
+    Raises:
+        TrainingError: the run cannot start (no training records, a teacher for other labels, nothing or
+            another config to resume).
     """
     dist = init_distributed(config.device)
     seed_everything(config.seed)
-    images = config.task == "image_classification"
-    data = data or load(config.dataset, repo=config.data_repo, images=images)
+    if data is None:
+        data = load(config.dataset, repo=config.data_repo, images=config.task == "image_classification")
+    run = prepare_run(config, data, dist)
+    state_path = out_dir / "state" / STATE_FILE if out_dir is not None else None
+    progress = resume_run(run, state_path) if resume else Progress()
+    net = nn.parallel.DistributedDataParallel(run.model) if dist.world > 1 else run.model
+    epoch_log = EpochLog(out_dir) if out_dir is not None and dist.main else None
+    stopped_early = False
+    for epoch in range(progress.epoch, config.epochs):
+        if config.patience and progress.bad_epochs >= config.patience:
+            stopped_early = True
+            break
+        began = time.perf_counter()
+        row = {"epoch": epoch + 1, **train_epoch(run, net, epoch)}
+        row |= {f"val_{k}": v for k, v in validate(run, progress).items()}
+        row["seconds"] = round(time.perf_counter() - began, 3)
+        progress.epoch = epoch + 1
+        progress.history.append(row)
+        if dist.main:
+            if on_epoch:
+                on_epoch(row)
+            if epoch_log is not None:
+                epoch_log.add(row)
+            if state_path is not None:
+                save_state(run, progress, state_path)
+        if stop_after is not None and epoch + 1 >= stop_after:
+            break
+    if epoch_log is not None:
+        epoch_log.close()
+    return finish(run, progress, stopped_early, out_dir)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_run(config: TrainConfig, data: LoadedVersion, dist: Dist) -> Run:
+    """Fill the config's labels from the version, load the teacher (if any), build the task (the vocabulary from
+    the train split, or the teacher's), the datasets, the model of ``config.model``, its optimiser and schedule.
+
+    Raises:
+        TrainingError: the version has no training records, or the teacher cannot teach this run.
+    """
     config.labels = data.labels
     teacher, teacher_vocab = None, None
     if config.teacher:
@@ -220,184 +152,153 @@ def train(
     train_set, val_set = task.dataset(data, "train"), task.dataset(data, "val")
     if len(train_set) == 0:
         raise TrainingError(f"dataset {data.name} has no training records")
-    model = model_for(config, task).to(config.device)
+    model = task.new_model().to(config.device)
     optimiser = make_optimiser(config, model)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda e: lr_factor(config, e))
-    history: list[dict[str, float]] = []
-    best_score, best_state, bad_epochs, start = -math.inf, None, 0, 0
-    state_path = out_dir / "state" / STATE_FILE if out_dir is not None else None
-    if resume:
-        if state_path is None or not state_path.is_file():
-            raise TrainingError(f"nothing to resume: {state_path} does not exist")
-        state = torch.load(state_path, map_location=config.device, weights_only=False)
-        changed = sorted(k for k, v in config.as_dict().items() if k not in RESUMABLE and state["config"].get(k) != v)
-        if changed:
-            raise TrainingError(f"the saved run used another config ({', '.join(changed)}); resume with the same one")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best_score, best_state, bad_epochs = (
-            state["history"],
-            state["best_score"],
-            state["best_state"],
-            state["bad_epochs"],
+    val_loader = DataLoader(val_set, batch_size=256, sampler=SequentialSampler(val_set), collate_fn=task.collate)
+    return Run(config, task, train_set, val_loader, model, optimiser, make_scheduler(config, optimiser), teacher, dist)
+
+
+def load_teacher(path: str, device: str) -> tuple[nn.Module, Vocabulary | None, TrainConfig]:
+    """A trained run's model to distil from (its ``checkpoint/`` folder or the run folder).
+
+    Raises:
+        TrainingError: no checkpoint there.
+    """
+    folder = Path(path)
+    folder = folder / "checkpoint" if (folder / "checkpoint").is_dir() else folder
+    if not (folder / CHECKPOINT_FILE).is_file():
+        raise TrainingError(f"teacher {path}: no {CHECKPOINT_FILE} (give a run folder written by fsml train)")
+    teacher = load_checkpoint(folder)
+    return teacher.model.to(device).eval(), teacher.vocab, teacher.config
+
+
+def resume_run(run: Run, state_path: Path | None) -> Progress:
+    """Load the run folder's last state into the model, optimiser and schedule, and restore the random states, so
+    the rest of the run is the one an uninterrupted run would have had.
+
+    Raises:
+        TrainingError: no saved state, or one saved with another config (beyond the RESUMABLE keys).
+    """
+    if state_path is None or not state_path.is_file():
+        raise TrainingError(f"nothing to resume: {state_path} does not exist")
+    state = torch.load(state_path, map_location=run.config.device, weights_only=False)
+    saved, now = flatten(state["config"]), flatten(run.config.as_dict())
+    changed = sorted(k for k in saved.keys() | now.keys() if k not in RESUMABLE and saved.get(k) != now.get(k))
+    if changed:
+        raise TrainingError(f"the saved run used another config ({', '.join(changed)}); resume with the same one")
+    run.model.load_state_dict(state["model"])
+    run.optimiser.load_state_dict(state["optimiser"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    return Progress(**{f.name: state[f.name] for f in fields(Progress)})
+
+
+def train_epoch(run: Run, net: nn.Module, epoch: int) -> dict[str, float]:
+    """One pass over the training split (this rank's share of it under torchrun), then one step of the schedule.
+
+    Args:
+        run: what ``prepare_run`` built.
+        net: ``run.model``, or its DistributedDataParallel wrapper under torchrun.
+        epoch: the 0-based epoch; with the seed, it alone decides the shuffle, so a resumed run sees the same
+            batches.
+
+    Returns:
+        ``train_loss`` (the mean over batches) and ``lr`` (the learning rate the epoch ran at).
+    """
+    config = run.config
+    if run.dist.world > 1:
+        shared: DistributedSampler[int] = DistributedSampler(
+            run.train_set, run.dist.world, run.dist.rank, shuffle=True, seed=config.seed
         )
-        start = state["epoch"]
-        _set_rng_state(state["rng"])
-    net: nn.Module = model
-    if dist.world > 1:
-        net = nn.parallel.DistributedDataParallel(model)
-    val_dl = DataLoader(val_set, batch_size=256, sampler=SequentialSampler(val_set), collate_fn=task.collate)
-    writer = _writer(out_dir) if out_dir is not None and dist.main else None
-    stopped_early = False
-    for epoch in range(start, config.epochs):
-        if config.patience and bad_epochs >= config.patience:
-            stopped_early = True
-            break
-        began = time.perf_counter()
-        # The shuffle depends on (seed, epoch) only, so a resumed run sees the same batches.
-        if dist.world > 1:
-            sampler: Any = DistributedSampler(train_set, dist.world, dist.rank, shuffle=True, seed=config.seed)
-            sampler.set_epoch(epoch)
-        else:
-            sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-        train_dl = DataLoader(
-            train_set,
-            batch_size=config.batch_size,
-            sampler=sampler,
-            collate_fn=task.collate,
-            num_workers=config.num_workers,
-        )
-        net.train()
-        total_loss, batches = 0.0, 0
-        for inputs, targets in train_dl:
-            inputs, targets = inputs.to(config.device), targets.to(config.device)
-            optimiser.zero_grad()
-            logits = net(inputs)
-            loss = task.loss(logits, targets)
-            if (penalty := wide_penalty(config, model, len(train_set))) is not None:
-                loss = loss + penalty
-            if teacher is not None:
-                with torch.no_grad():
-                    soft_targets = teacher(inputs)
-                a = config.distill_alpha
-                loss = (1 - a) * loss + a * task.distill_loss(logits, soft_targets, targets)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            optimiser.step()
-            total_loss, batches = total_loss + float(loss.detach()), batches + 1
-        lr = optimiser.param_groups[0]["lr"]
-        scheduler.step()
-        # Every rank scores the whole validation split: the same numbers everywhere, so early stopping
-        # agrees across ranks without a broadcast.
-        val = evaluate_split(model, task, val_dl, config.device)
-        row = {"epoch": epoch + 1, "train_loss": total_loss / max(batches, 1), "lr": lr}
-        row |= {f"val_{k}": v for k, v in val.items()}
-        row["seconds"] = round(time.perf_counter() - began, 3)
-        history.append(row)
-        if val["score"] > best_score:
-            best_score, bad_epochs = val["score"], 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        if dist.main:
-            if on_epoch:
-                on_epoch(row)
-            if out_dir is not None:
-                _record_epoch(out_dir, row, writer)
-                state = {
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": history,
-                    "best_score": best_score,
-                    "best_state": best_state,
-                    "bad_epochs": bad_epochs,
-                    "rng": _rng_state(),
-                    "config": config.as_dict(),
-                }
-                _atomic_save(state, state_path)  # type: ignore[arg-type]
-        if stop_after is not None and epoch + 1 >= stop_after:
-            break
-    if writer is not None:
-        writer.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    result = TrainResult(model, task.vocab, config, history, task, stopped_early)
-    if out_dir is not None and dist.main:
+        shared.set_epoch(epoch)
+        sampler: Sampler[int] = shared
+    else:
+        sampler = RandomSampler(run.train_set, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+    loader = DataLoader(
+        run.train_set,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        collate_fn=run.task.collate,
+        num_workers=config.num_workers,
+    )
+    net.train()
+    total_loss, batches = 0.0, 0
+    for inputs, targets in loader:
+        inputs, targets = inputs.to(config.device), targets.to(config.device)
+        run.optimiser.zero_grad()
+        loss = batch_loss(run, net(inputs), inputs, targets)
+        loss.backward()
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+        run.optimiser.step()
+        total_loss, batches = total_loss + float(loss.detach()), batches + 1
+    lr = run.optimiser.param_groups[0]["lr"]
+    run.scheduler.step()
+    return {"train_loss": total_loss / max(batches, 1), "lr": lr}
+
+
+def batch_loss(run: Run, logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The task's loss on a batch, plus the wide term's L2 penalty and the teacher's soft labels where the config
+    asks for them."""
+    loss = run.task.loss(logits, targets)
+    if (penalty := wide_penalty(run.config, run.model, len(run.train_set))) is not None:
+        loss = loss + penalty
+    if run.teacher is not None:
+        with torch.no_grad():
+            soft_targets = run.teacher(inputs)
+        a = run.config.distill_alpha
+        loss = (1 - a) * loss + a * run.task.distill_loss(logits, soft_targets, targets)
+    return loss
+
+
+def validate(run: Run, progress: Progress) -> dict[str, float]:
+    """Score the validation split, keep the weights if the score is the best so far, else count the epoch as one
+    without progress; returns the split's metrics.
+
+    Every rank scores the whole split: the same numbers everywhere, so early stopping agrees across ranks without
+    a broadcast.
+    """
+    val = run.task.evaluate(run.model, run.val_loader, run.config.device)
+    if val["score"] > progress.best_score:
+        progress.best_score, progress.bad_epochs = val["score"], 0
+        progress.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    else:
+        progress.bad_epochs += 1
+    return val
+
+
+def save_state(run: Run, progress: Progress, path: Path) -> None:
+    """Write everything ``resume_run`` needs, atomically: a crash mid-write never leaves a torn state behind."""
+    state = {
+        **vars(progress),
+        "model": run.model.state_dict(),
+        "optimiser": run.optimiser.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "config": run.config.as_dict(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def finish(run: Run, progress: Progress, stopped_early: bool, out_dir: Path | None) -> TrainResult:
+    """Put the best epoch's weights back and, on rank 0 with a run folder, write the checkpoint and the training
+    curve; under torchrun the other ranks wait until it is written."""
+    if progress.best_state is not None:
+        run.model.load_state_dict(progress.best_state)
+    run.model.eval()
+    result = TrainResult(run.model, run.task.vocab, run.config, progress.history, run.task, stopped_early)
+    if out_dir is not None and run.dist.main:
         save_checkpoint(result, out_dir / "checkpoint")
-        plot_history(history, out_dir / "training_curve.png")
-    if dist.world > 1:
-        torch.distributed.barrier()  # the other ranks wait until rank 0 has written the checkpoint
+        plot_history(progress.history, out_dir / CURVE_FILE)
+    if run.dist.world > 1:
+        torch.distributed.barrier()
     return result
-
-
-def _writer(out_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency; a trimmed install still trains
-        log.warning("tensorboard is not installed: no TensorBoard event files")
-        return None
-    return SummaryWriter(str(out_dir / "tensorboard"))
-
-
-def _record_epoch(out_dir: Path, row: dict[str, float], writer: Any) -> None:
-    with (out_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-    if writer is not None:
-        for key, value in row.items():
-            if key != "epoch":
-                writer.add_scalar(key.replace("_", "/", 1), value, int(row["epoch"]))
-        writer.flush()
-
-
-def plot_history(history: list[dict[str, float]], path: Path) -> None:
-    """Training loss and validation loss/score per epoch, as a PNG."""
-    if not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(epochs, [row["train_loss"] for row in history], marker="o", label="train loss")
-    if "val_loss" in history[0]:
-        left.plot(epochs, [row["val_loss"] for row in history], marker="o", label="val loss")
-    left.set_xlabel("epoch")
-    left.legend()
-    right.plot(epochs, [row["val_score"] for row in history], marker="o", color="tab:green")
-    right.set_xlabel("epoch")
-    right.set_ylabel("validation score")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def save_checkpoint(result: TrainResult, out_dir: Path) -> Path:
-    """Write weights, vocabulary, config and history; return the checkpoint path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "checkpoint.pt"
-    torch.save({"state_dict": result.model.state_dict(), "config": result.config.as_dict()}, path)
-    if result.vocab is not None:
-        result.vocab.save(out_dir / "vocab.json")
-    save_config(result.config, out_dir / "config.yaml")
-    (out_dir / "history.json").write_text(json.dumps(result.history, indent=2))
-    return path
-
-
-def load_checkpoint(out_dir: Path) -> TrainResult:
-    """Rebuild a trained model from ``save_checkpoint``'s folder."""
-    saved = torch.load(out_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    config = TrainConfig.from_dict(saved["config"])
-    vocab = Vocabulary.load(out_dir / "vocab.json") if (out_dir / "vocab.json").is_file() else None
-    task = make_task(config, config.labels, vocab)
-    model = model_for(config, task)
-    model.load_state_dict(saved["state_dict"])
-    model.eval()
-    history = json.loads((out_dir / "history.json").read_text())
-    return TrainResult(model, vocab, config, history, task)

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from torch import nn
 
 from annotation.services import create_project, import_records, set_role
+from datastore import services
 from datastore.dvcrepo import DataRepo
 from datastore.loader import load
 from datastore.models import Project, Task
@@ -28,11 +29,13 @@ from modelpack.inputs import InputError
 from modelpack.runtime import load_runtime
 from modelpack.text import tokenize_with_offsets
 from tests.helpers import corpus_version
-from training.config import ConfigError, TrainConfig, load_config
+from training.checkpoint import load_checkpoint
+from training.config import ConfigError, ModelConfig, TrainConfig, load_config
 from training.export import export
 from training.models.bag import BagOfEmbeddings
+from training.optim import make_optimiser, wide_penalty
 from training.tasks import prepare
-from training.train import TrainingError, load_checkpoint, make_optimiser, model_for, train, wide_penalty
+from training.train import TrainingError, train
 
 WORDS = {
     "delay": ["late", "delayed", "waited"],
@@ -76,8 +79,6 @@ def project_with_gold(task_type: str, labels: list[str], records: list[dict]) ->
 
 
 def image_project(tmp_path: Path, n: int) -> Project:
-    from datastore import services
-
     digits = mnist_digits(limit=n, seed=2)
     items = services.import_images("mnist", [(d.name, d.png) for d in digits], tmp_path / "uploads")
     project = create_project("p-image", "image_classification", [str(i) for i in range(10)], items)
@@ -110,7 +111,9 @@ def test_each_task_type_trains_from_a_dataset_version_and_exports(task_type: str
     snapshot_project(project, "v1", repo)
     data = load("v1", repo=str(repo.root), images=task_type == "image_classification")
     model, floor = CASES[task_type]
-    config = TrainConfig(task=task_type, model=model, dataset="v1", epochs=6, lr=5e-3, min_freq=1, batch_size=32)
+    config = TrainConfig(
+        task=task_type, model=ModelConfig(name=model), dataset="v1", epochs=6, lr=5e-3, min_freq=1, batch_size=32
+    )
     run = tmp_path / "run"
     result = train(config, data, out_dir=run)
 
@@ -135,7 +138,7 @@ def test_each_task_type_trains_from_a_dataset_version_and_exports(task_type: str
         expected = result.model(result.task.batch(records, data)[0]).numpy()
     got: np.ndarray | list[np.ndarray] = runtime.logits(raw)
     if task_type == "spans":  # the model also scores padding positions; compare real tokens only
-        lengths = [len(tokenize_with_offsets(cast(str, t))[: config.max_len]) for t in raw]  # spans: texts
+        lengths = [len(tokenize_with_offsets(cast(str, t))[: config.model.max_len]) for t in raw]  # spans: texts
         expected = [row[:n] for row, n in zip(expected, lengths, strict=True)]
         got = [row[:n] for row, n in zip(got, lengths, strict=True)]
     for a, b in zip(got, expected, strict=True):
@@ -164,14 +167,19 @@ def bag_of(model: nn.Module) -> BagOfEmbeddings:
 
 
 def wide_of(model: nn.Module) -> nn.Embedding:
-    """The wide term of a bag built with ``wide=True``."""
+    """The wide term of a bag built with ``model.wide``."""
     wide = bag_of(model).wide
     assert wide is not None
     return wide
 
 
-def small_config(**values) -> TrainConfig:
-    return TrainConfig(**{"dataset": "corpus", "model": "bag_of_embeddings", "epochs": 3, "batch_size": 32, **values})
+def small_config(model: ModelConfig | None = None, **values) -> TrainConfig:
+    return TrainConfig(
+        **{"dataset": "corpus", "model": model or ModelConfig(), "epochs": 3, "batch_size": 32, **values}
+    )
+
+
+BIGRAMS = ModelConfig(ngram_buckets=512, wide=True)
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -186,6 +194,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -
 
     with pytest.raises(TrainingError, match="another config.*lr"):
         train(small_config(lr=1e-4), data, out_dir=tmp_path / "cut", resume=True)
+    with pytest.raises(TrainingError, match=r"another config \(model.embed_dim\)"):
+        train(small_config(ModelConfig(embed_dim=32), schedule="cosine"), data, out_dir=tmp_path / "cut", resume=True)
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(small_config(), data, out_dir=tmp_path / "never", resume=True)
 
@@ -194,7 +204,7 @@ def test_subword_model_trains_reloads_exports_and_serves_the_same_logits(tmp_pat
     """The subword table is built from the run's vocabulary, saved with the weights and baked into the ONNX graph:
     the serving runtime, which only tokenises and looks up ids, gives the trained model's logits."""
     data = corpus_version(400)
-    config = small_config(epochs=2, min_freq=1, ngram_buckets=512, subword_buckets=1024, wide=True)
+    config = small_config(ModelConfig(ngram_buckets=512, subword_buckets=1024, wide=True), epochs=2, min_freq=1)
     result = train(config, data, out_dir=tmp_path / "run")
     assert bag_of(result.model).subword_ids[2:].ne(0).any(dim=1).all(), "every real token has n-grams"
     reloaded = load_checkpoint(tmp_path / "run" / "checkpoint")
@@ -211,8 +221,8 @@ def test_wide_term_trains_apart_as_logistic_regression(tmp_path: Path) -> None:
     """wide_lr and wide_l2 give the wide term its own optimiser group (own learning rate, no weight decay) and an
     L2 penalty in the loss; the model, its checkpoint and its export are those of any wide bag."""
     data = corpus_version(400)
-    config = small_config(epochs=2, ngram_buckets=512, wide=True, wide_lr=0.02, wide_l2=0.5, weight_decay=0.05)
-    model = model_for(config, prepare(config, data))
+    config = small_config(BIGRAMS, epochs=2, wide_lr=0.02, wide_l2=0.5, weight_decay=0.05)
+    model = prepare(config, data).new_model()
     deep, wide = make_optimiser(config, model).param_groups
     assert [p.shape for p in wide["params"]] == [wide_of(model).weight.shape]
     assert (wide["lr"], wide["weight_decay"], deep["lr"], deep["weight_decay"]) == (0.02, 0.0, config.lr, 0.05)
@@ -224,7 +234,7 @@ def test_wide_term_trains_apart_as_logistic_regression(tmp_path: Path) -> None:
     expected = 0.5 * 4.0 * wide_of(model).weight.numel() / 100
     penalty = wide_penalty(config, model, 100)
     assert penalty is not None and float(penalty.detach()) == pytest.approx(expected)
-    plain = small_config(ngram_buckets=512, wide=True)
+    plain = small_config(BIGRAMS)
     assert len(make_optimiser(plain, model).param_groups) == 1 and wide_penalty(plain, model, 100) is None
 
     result = train(config, data, out_dir=tmp_path / "run")
@@ -241,8 +251,8 @@ def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path: Path) -> Non
 
 def test_distillation_trains_a_student_from_a_teacher_run(tmp_path: Path) -> None:
     data = corpus_version(500)
-    train(small_config(model="cnn", epochs=2), data, out_dir=tmp_path / "teacher")
-    student = train(small_config(model="bag_of_embeddings", epochs=2, teacher=str(tmp_path / "teacher")), data)
+    train(small_config(ModelConfig(name="cnn"), epochs=2), data, out_dir=tmp_path / "teacher")
+    student = train(small_config(epochs=2, teacher=str(tmp_path / "teacher")), data)
     assert student.vocab is not None and student.history[-1]["val_score"] > 0.4
     with pytest.raises(TrainingError, match="no checkpoint.pt"):
         train(small_config(teacher=str(tmp_path / "nowhere")), data)
@@ -250,9 +260,9 @@ def test_distillation_trains_a_student_from_a_teacher_run(tmp_path: Path) -> Non
 
 def test_configs_read_yaml_with_overrides_and_refuse_bad_values(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
-    path.write_text("task: spans\nmodel: tagger\nepochs: 3\nlr: 0.01\n")
-    config = load_config(path, ["epochs=5", "lr=1e-3", "schedule=cosine", "wide=true"], dataset="names-v1")
-    assert config.wide is True
+    path.write_text("task: spans\nmodel:\n  name: tagger\nepochs: 3\nlr: 0.01\n")
+    config = load_config(path, ["epochs=5", "lr=1e-3", "schedule=cosine", "model.wide=true"], dataset="names-v1")
+    assert config.model.wide is True and config.model.name == "tagger"
     assert (config.task, config.epochs, config.lr, config.schedule, config.dataset) == (
         "spans",
         5,
@@ -266,10 +276,11 @@ def test_configs_read_yaml_with_overrides_and_refuse_bad_values(tmp_path: Path) 
         (["batchsize=3"], "unknown training config keys: \\['batchsize'\\]"),
         (["epochs=three"], "epochs: expected int"),
         (["lr"], "expected key=value"),
-        (["wide=1"], "wide: expected true or false"),
-        (["ngram_buckets=-1"], "ngram_buckets and subword_buckets cannot be negative"),
-        (["subword_buckets=-5"], "subword_buckets cannot be negative"),
-        (["wide_l2=-0.5"], "wide_lr and wide_l2 cannot be negative"),
+        (["model.wide=1"], "model.wide: expected true or false"),
+        (["model.ngram_buckets=-1"], "model.ngram_buckets: cannot be negative"),
+        (["model.subword_buckets=-5"], "model.subword_buckets: cannot be negative"),
+        (["wide_l2=-0.5"], "wide_l2: cannot be negative"),
+        (["wide=true"], "unknown training config keys: \\['wide'\\] \\(model keys go under model: model.wide"),
     ):
         with pytest.raises(ConfigError, match=reason):
             load_config(path, overrides)
@@ -288,7 +299,9 @@ def test_torchrun_with_two_processes_and_the_cli(tmp_path: Path) -> None:
     repo = DataRepo(tmp_path / "data", str(tmp_path / "remote"))
     snapshot_project(project, "v1", repo)
     config = tmp_path / "text.yaml"
-    config.write_text(f"dataset: v1\ndata_repo: {repo.root}\nmodel: cnn\nepochs: 2\nbatch_size: 32\nmin_freq: 1\n")
+    config.write_text(
+        f"dataset: v1\ndata_repo: {repo.root}\nmodel:\n  name: cnn\nepochs: 2\nbatch_size: 32\nmin_freq: 1\n"
+    )
     bin_dir = Path(sys.executable).parent
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

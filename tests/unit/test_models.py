@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.config import ModelConfig
 from training.export import export_onnx, save_program
 from training.models import MODELS, build_model, example_input, input_spec
 from training.models.bag import BagOfEmbeddings
@@ -47,22 +48,22 @@ def ids_of(case: tuple[str, str]) -> str:
     return f"{case[0]}-{case[1]}"
 
 
-def make(task: str, name: str, **hparams: float) -> nn.Module:
-    torch.manual_seed(0)
+def model_config(name: str, **hparams: Any) -> ModelConfig:
+    """The config of a case's model (``bag_of_embeddings+bigrams`` and ``+subwords`` set their buckets)."""
     name, _, variant = name.partition("+")
     if variant == "bigrams":
         hparams |= {"ngram_buckets": 64, "wide": True}
     if variant == "subwords":
         hparams |= {"ngram_buckets": 64, "subword_buckets": 32, "wide": True}
-    model = build_model(task, name, NUM_OUTPUTS, VOCAB, max_len=MAX_LEN, **hparams)  # type: ignore[arg-type]
-    if variant == "subwords":
-        model.set_subwords(["<pad>", "<unk>", *(f"word{i}" for i in range(2, VOCAB))])  # type: ignore[operator]
+    return ModelConfig(name=name, max_len=MAX_LEN, **hparams)
+
+
+def make(task: str, name: str, **hparams: Any) -> nn.Module:
+    torch.manual_seed(0)
+    model = build_model(task, model_config(name, **hparams), NUM_OUTPUTS, VOCAB)
+    if isinstance(model, BagOfEmbeddings):
+        model.set_subwords(["<pad>", "<unk>", *(f"word{i}" for i in range(2, VOCAB))])  # no-op without subwords
     return model
-
-
-def hparams_of(model: nn.Module) -> dict[str, Any]:
-    """``model.hparams``, a plain dict attribute that nn.Module's stub types as ``Tensor | Module``."""
-    return cast(dict[str, Any], model.hparams)
 
 
 def padded_ids(batch: int, seq: int, seed: int = 0) -> torch.Tensor:
@@ -168,10 +169,12 @@ def test_convolutions_accept_sequences_shorter_than_the_kernel(name: str, kernel
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids_of)
-def test_hparams_rebuild_the_model(case: tuple[str, str]) -> None:
+def test_the_config_rebuilds_the_model(case: tuple[str, str]) -> None:
+    """The config alone gives a model every saved weight and buffer fits (load_state_dict is strict)."""
     task, name = case
     model = make(task, name, layers=3, channels=8).eval()
-    rebuilt = type(model)(**hparams_of(model)).eval()
+    torch.manual_seed(1)  # other initial weights: only the loaded state can make the outputs equal
+    rebuilt = build_model(task, model_config(name, layers=3, channels=8), NUM_OUTPUTS, VOCAB).eval()
     rebuilt.load_state_dict(model.state_dict())
     inputs = inputs_for(task, 2, 6)
     with torch.no_grad():
@@ -234,7 +237,8 @@ def test_subwords_tie_related_tokens_and_travel_with_the_weights() -> None:
     assert char_ngrams("hi") == ["<hi", "hi>", "<hi>"]
     assert len(char_ngrams("extraordinarily")) > SUBWORDS_PER_TOKEN  # long words keep their shortest n-grams
     tokens = ["<pad>", "<unk>", "love", "loved", "table", *(f"w{i}" for i in range(5, VOCAB))]
-    model = build_model("text_classification", "bag_of_embeddings", NUM_OUTPUTS, VOCAB, subword_buckets=4096)
+    config = ModelConfig(subword_buckets=4096)
+    model = build_model("text_classification", config, NUM_OUTPUTS, VOCAB)
     assert isinstance(model, BagOfEmbeddings)
     model.set_subwords(tokens)
     table = model.subword_ids
@@ -243,11 +247,12 @@ def test_subwords_tie_related_tokens_and_travel_with_the_weights() -> None:
     assert len(love & loved) >= 3 and not love & other  # <lo, lov, ove: shared; "table" has none of them
     used = table[table != 0]
     assert used.ge(VOCAB).all() and used.lt(VOCAB + 4096).all()  # rows after the tokens' own
-    rebuilt = type(model)(**model.hparams)
+    rebuilt = build_model("text_classification", config, NUM_OUTPUTS, VOCAB)
+    assert isinstance(rebuilt, BagOfEmbeddings)
     rebuilt.load_state_dict(model.state_dict())
     assert torch.equal(rebuilt.subword_ids, table)
     with pytest.raises(ValueError, match="tokens for a model of vocab_size"):
-        model.set_subwords(tokens[:-1])  # type: ignore[operator]
+        model.set_subwords(tokens[:-1])
 
 
 @pytest.mark.parametrize("task", ["text_classification", "multi_label"])
@@ -304,19 +309,19 @@ def test_input_specs() -> None:
 
 def test_unknown_names_raise_value_error_listing_the_choices() -> None:
     with pytest.raises(ValueError, match="image_classification"):
-        build_model("translation", "cnn", NUM_OUTPUTS, VOCAB)
+        build_model("translation", ModelConfig(name="cnn"), NUM_OUTPUTS, VOCAB)
     with pytest.raises(ValueError, match="tagger"):
-        build_model("spans", "transformer", NUM_OUTPUTS, VOCAB)
+        build_model("spans", ModelConfig(name="transformer"), NUM_OUTPUTS, VOCAB)
     with pytest.raises(ValueError, match="bag_of_embeddings, cnn, transformer"):
-        build_model("text_classification", "resnet", NUM_OUTPUTS, VOCAB)
+        build_model("text_classification", ModelConfig(name="resnet"), NUM_OUTPUTS, VOCAB)
     with pytest.raises(ValueError, match="multi_label"):
         input_spec("translation")
 
 
 def test_bad_sizes_raise_value_error() -> None:
     with pytest.raises(ValueError, match="vocab_size"):
-        build_model("text_classification", "cnn", NUM_OUTPUTS)
+        build_model("text_classification", ModelConfig(name="cnn"), NUM_OUTPUTS)
     with pytest.raises(ValueError, match="divisible"):
-        build_model("text_classification", "transformer", NUM_OUTPUTS, VOCAB, embed_dim=30, heads=4)
+        build_model("text_classification", ModelConfig(name="transformer", embed_dim=30, heads=4), NUM_OUTPUTS, VOCAB)
     with pytest.raises(ValueError, match="num_outputs"):
-        build_model("image_classification", "cnn", 0)
+        build_model("image_classification", ModelConfig(name="cnn"), 0)

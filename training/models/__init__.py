@@ -1,18 +1,18 @@
-"""The model zoo: one model per file, a registry of models per task, and a builder from hyperparameters.
+"""The model zoo: one model per file, a registry of models per task, and a builder from a ``ModelConfig``.
 
-Every model stores its constructor arguments in ``model.hparams``, so ``type(model)(**model.hparams)`` rebuilds it
-from a checkpoint, and takes a single tensor input described by ``input_spec(task)``.
+Every model is built from the config alone (plus the vocabulary size and output count the data gives), so the
+config saved in a checkpoint rebuilds it; each takes a single tensor input described by ``input_spec(task)``.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from training.config import ModelConfig
 from training.models.bag import BagOfEmbeddings
 from training.models.image_cnn import ImageCNN
 from training.models.tagger import ConvTagger
@@ -140,76 +140,30 @@ def example_input(
     return torch.randint(1, max(vocab_size, 2), (batch, seq))
 
 
-def build_model(
-    task: str,
-    name: str,
-    num_outputs: int,
-    vocab_size: int = 0,
-    *,
-    embed_dim: int = 96,
-    hidden_dim: int = 96,
-    dropout: float = 0.3,
-    layers: int = 2,
-    heads: int = 4,
-    kernel_size: int = 3,
-    channels: int = 32,
-    max_len: int = 64,
-    image_channels: int = 1,
-    ngram_buckets: int = 0,
-    wide: bool = False,
-    subword_buckets: int = 0,
-) -> nn.Module:
-    """Build a fresh model of the zoo; each class receives only the hyperparameters it declares.
+def build_model(task: str, config: ModelConfig, num_outputs: int, vocab_size: int = 0) -> nn.Module:
+    """Build a fresh model of the zoo from its config; the model reads the fields it uses.
 
     Args:
         task: A key of ``MODELS``.
-        name: A model name under ``MODELS[task]``.
+        config: The model's hyperparameters; ``config.name`` is a model name under ``MODELS[task]``.
         num_outputs: Logits per example (classes or labels) or per token (tags).
-        vocab_size: Token ids the text models embed (id 0 is padding); ignored by image models.
-        embed_dim: Token embedding width (text models; the transformer's model width).
-        hidden_dim: Bag-of-embeddings head width; transformer MLP width.
-        dropout: Dropout probability.
-        layers: Convolutions (cnn), dilated residual blocks (tagger) or encoder blocks (transformer).
-        heads: Attention heads (transformer).
-        kernel_size: Convolution width in tokens (cnn, tagger).
-        channels: Convolution channels (cnn, tagger); first block's channels (image cnn).
-        max_len: Learned positions (transformer).
-        image_channels: Input channels of images (image cnn).
-        ngram_buckets: Hashed bigram buckets (bag of embeddings); 0 for single tokens only.
-        wide: A linear term over tokens and bigrams beside the deep part (bag of embeddings).
-        subword_buckets: Hashed character n-gram buckets of the vocabulary's tokens (bag of embeddings); the
-            caller fills them with ``model.set_subwords(vocab.tokens)``.
+        vocab_size: Token ids the text models embed (id 0 is padding); image models take none.
 
     Returns:
-        The model, in training mode, with its constructor arguments in ``model.hparams``.
+        The model, in training mode. A bag of embeddings with ``subword_buckets`` has an empty subword table:
+        fill it with ``model.set_subwords(vocab.tokens)`` (``training.tasks.Task.new_model`` does).
 
     Raises:
         ValueError: Unknown task or model name (the message lists the valid choices), or unusable sizes.
     """
     models = _models_for(task)
-    if name not in models:
-        raise ValueError(f"unknown model {name!r} for task {task!r}; choose one of: {', '.join(models)}")
+    if config.name not in models:
+        raise ValueError(f"unknown model {config.name!r} for task {task!r}; choose one of: {', '.join(models)}")
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be at least 1, got {num_outputs}")
-    if input_spec(task).name == "input_ids" and vocab_size < 2:
+    cls = models[config.name]
+    if input_spec(task).name == "pixels":
+        return cls(config, num_outputs)
+    if vocab_size < 2:
         raise ValueError(f"vocab_size must be at least 2 (padding plus one token) for {task!r}, got {vocab_size}")
-    pool: dict[str, Any] = {
-        "vocab_size": vocab_size,
-        "num_classes": num_outputs,
-        "num_tags": num_outputs,
-        "in_channels": image_channels,
-        "embed_dim": embed_dim,
-        "hidden_dim": hidden_dim,
-        "dropout": dropout,
-        "layers": layers,
-        "heads": heads,
-        "kernel_size": kernel_size,
-        "channels": channels,
-        "max_len": max_len,
-        "ngram_buckets": ngram_buckets,
-        "wide": wide,
-        "subword_buckets": subword_buckets,
-    }
-    cls = models[name]
-    wanted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    return cls(**{key: pool[key] for key in wanted})
+    return cls(config, vocab_size, num_outputs)

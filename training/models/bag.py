@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.models.base import constructor_args
+from training.config import ModelConfig
 
 
 class BagOfEmbeddings(nn.Module):
@@ -21,19 +21,19 @@ class BagOfEmbeddings(nn.Module):
     ids every runtime already produces, and the hash exports as integer Mul/Add/Mod.
 
     Args:
+        config: Reads ``embed_dim`` (token embedding width), ``hidden_dim`` (the head's hidden layer), ``dropout``
+            (in the head), and:
+
+            - ``ngram_buckets``: hash buckets for bigram embeddings; 0 embeds single tokens only.
+            - ``subword_buckets``: hash buckets for the character n-grams (3 to 5 characters, with ``<`` and ``>``
+              marking the word's ends) of every vocabulary token, fastText's subword trick; 0 uses none. Each
+              token's n-gram rows are a buffer of the model (``set_subwords`` fills it from the vocabulary), so
+              the input stays plain token ids and rare words share evidence with their frequent relatives.
+            - ``wide``: add a linear term over the same tokens and bigrams (one weight per feature and class,
+              summed and divided by the square root of the feature count), as wide-and-deep models do: the deep
+              part then learns what a bag-of-n-grams logistic regression cannot.
         vocab_size: Number of token ids; id 0 is padding.
         num_classes: Number of output logits (classes, or labels for multi-label).
-        embed_dim: Width of the token embeddings.
-        hidden_dim: Width of the hidden layer of the head.
-        dropout: Dropout probability in the head.
-        ngram_buckets: Hash buckets for bigram embeddings; 0 (the default) embeds single tokens only.
-        subword_buckets: Hash buckets for the character n-grams (3 to 5 characters, with ``<`` and ``>`` marking
-            the word's ends) of every vocabulary token, fastText's subword trick; 0 (the default) uses none. Each
-            token's n-gram rows are a buffer of the model (``set_subwords`` fills it from the vocabulary), so the
-            input stays plain token ids and rare words share evidence with their frequent relatives.
-        wide: Add a linear term over the same tokens and bigrams (one weight per feature and class, summed and
-            divided by the square root of the feature count), as wide-and-deep models do: the deep part then
-            learns what a bag-of-n-grams logistic regression cannot.
     """
 
     # Buffers (register_buffer): typed here, as nn.Module's attribute lookup cannot tell them from submodules.
@@ -43,26 +43,16 @@ class BagOfEmbeddings(nn.Module):
     folded_count: torch.Tensor
     folded_wide: torch.Tensor
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_classes: int,
-        embed_dim: int,
-        hidden_dim: int,
-        dropout: float,
-        ngram_buckets: int = 0,
-        wide: bool = False,
-        subword_buckets: int = 0,
-    ):
+    def __init__(self, config: ModelConfig, vocab_size: int, num_classes: int):
         super().__init__()
-        self.hparams = constructor_args(locals())
         self.vocab_size = vocab_size
-        self.ngram_buckets = ngram_buckets
-        self.subword_buckets = subword_buckets
+        self.ngram_buckets = ngram_buckets = config.ngram_buckets
+        self.subword_buckets = subword_buckets = config.subword_buckets
+        embed_dim, dropout = config.embed_dim, config.dropout
         # Rows [0, vocab_size) are tokens (0 = padding), then ngram_buckets bigram rows, then subword_buckets rows.
         rows = vocab_size + ngram_buckets + subword_buckets
         self.embed = nn.Embedding(rows, embed_dim, padding_idx=0)
-        self.wide = nn.Embedding(rows, num_classes, padding_idx=0) if wide else None
+        self.wide = nn.Embedding(rows, num_classes, padding_idx=0) if config.wide else None
         # (vocab_size, SUBWORDS_PER_TOKEN) embedding rows of each token's character n-grams, 0 where none.
         # Saved only when used, so checkpoints of models without subwords load unchanged.
         self.register_buffer(
@@ -74,10 +64,10 @@ class BagOfEmbeddings(nn.Module):
             nn.init.zeros_(self.wide.weight)  # starts as no-op; the linear term grows from the data
         self.head = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear((4 if subword_buckets else 2) * embed_dim, hidden_dim),
+            nn.Linear((4 if subword_buckets else 2) * embed_dim, config.hidden_dim),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(hidden_dim, num_classes),
+            nn.Linear(config.hidden_dim, num_classes),
         )
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.base import constructor_args
+from training.config import ModelConfig
 
 
 def _block(in_channels: int, out_channels: int, pool: bool) -> nn.Sequential:
@@ -26,21 +26,20 @@ class ImageCNN(nn.Module):
     The ONNX export fixes H and W to the example's and keeps the batch axis dynamic.
 
     Args:
-        in_channels: Channels of the input images (1 for greyscale, 3 for RGB).
+        config: Reads ``image_channels`` (of the input images: 1 for greyscale, 3 for RGB), ``channels`` (of the
+            first block; the second and third double them) and ``dropout`` (before the head).
         num_classes: Number of output logits.
-        channels: Channels of the first block; the second and third double them.
-        dropout: Dropout probability before the head.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, channels: int, dropout: float):
+    def __init__(self, config: ModelConfig, num_classes: int):
         super().__init__()
-        self.hparams = constructor_args(locals())
+        in_channels, channels = config.image_channels, config.channels
         self.features = nn.Sequential(
             _block(in_channels, channels, pool=True),
             _block(channels, 2 * channels, pool=True),
             _block(2 * channels, 4 * channels, pool=False),
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(4 * channels, num_classes)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

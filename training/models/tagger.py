@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.base import constructor_args
+from training.config import ModelConfig
 
 
 class ConvTagger(nn.Module):
@@ -17,36 +17,23 @@ class ConvTagger(nn.Module):
     of real tokens do not change when padding tokens are appended.
 
     Args:
+        config: Reads ``embed_dim`` (token embedding width), ``channels`` (width of every convolution),
+            ``kernel_size`` (every convolution window, in tokens, before dilation), ``layers`` (dilated residual
+            blocks) and ``dropout`` (on the block outputs and before the head).
         vocab_size: Number of token ids; id 0 is padding.
         num_tags: Number of tags (for BIO: 2 * span labels + 1).
-        embed_dim: Width of the token embeddings.
-        channels: Width of every convolution.
-        kernel_size: Width of every convolution window, in tokens (before dilation).
-        layers: Number of dilated residual blocks.
-        dropout: Dropout probability on the block outputs and before the head.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_tags: int,
-        embed_dim: int,
-        channels: int,
-        kernel_size: int,
-        layers: int,
-        dropout: float,
-    ):
+    def __init__(self, config: ModelConfig, vocab_size: int, num_tags: int):
         super().__init__()
-        if kernel_size < 1 or layers < 0:
-            raise ValueError(f"kernel_size must be at least 1 and layers at least 0, got {kernel_size} and {layers}")
-        self.hparams = constructor_args(locals())
+        embed_dim, channels, kernel_size = config.embed_dim, config.channels, config.kernel_size
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.conv_in = nn.Conv1d(embed_dim, channels, kernel_size, padding=kernel_size // 2)
         self.blocks = nn.ModuleList(
             nn.Conv1d(channels, channels, kernel_size, padding=2**i * (kernel_size // 2), dilation=2**i)
-            for i in range(layers)
+            for i in range(config.layers)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(channels, num_tags)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:

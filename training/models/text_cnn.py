@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.base import constructor_args
+from training.config import ModelConfig
 
 
 class TextCNN(nn.Module):
@@ -16,35 +16,23 @@ class TextCNN(nn.Module):
     Each convolution pads ``kernel_size // 2`` on both sides, so sequences shorter than the kernel work.
 
     Args:
+        config: Reads ``embed_dim`` (token embedding width), ``channels`` (output channels of every convolution),
+            ``kernel_size`` (every convolution window, in tokens), ``layers`` (convolutions) and ``dropout``
+            (before the head).
         vocab_size: Number of token ids; id 0 is padding.
         num_classes: Number of output logits (classes, or labels for multi-label).
-        embed_dim: Width of the token embeddings.
-        channels: Output channels of every convolution.
-        kernel_size: Width of every convolution window, in tokens.
-        layers: Number of convolutions (at least 1).
-        dropout: Dropout probability before the head.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_classes: int,
-        embed_dim: int,
-        channels: int,
-        kernel_size: int,
-        layers: int,
-        dropout: float,
-    ):
+    def __init__(self, config: ModelConfig, vocab_size: int, num_classes: int):
         super().__init__()
-        if kernel_size < 1 or layers < 1:
-            raise ValueError(f"kernel_size and layers must be at least 1, got {kernel_size} and {layers}")
-        self.hparams = constructor_args(locals())
+        embed_dim, channels, kernel_size = config.embed_dim, config.channels, config.kernel_size
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         pad = kernel_size // 2
         self.convs = nn.ModuleList(
-            nn.Conv1d(embed_dim if i == 0 else channels, channels, kernel_size, padding=pad) for i in range(layers)
+            nn.Conv1d(embed_dim if i == 0 else channels, channels, kernel_size, padding=pad)
+            for i in range(config.layers)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(channels, num_classes)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:

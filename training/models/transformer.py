@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from training.models.base import constructor_args
+from training.config import ModelConfig
 
 # Added to the attention scores of padding keys. Large enough that exp() underflows to exactly 0 next to any real
 # score, finite so that a fully padded row gets a uniform (not NaN) softmax.
@@ -70,38 +70,26 @@ class TinyTransformer(nn.Module):
     the logits, and a fully padded row gives finite logits (those of a zero pooled vector).
 
     Args:
+        config: Reads ``embed_dim`` (model width; divisible by ``heads``), ``hidden_dim`` (each block's MLP),
+            ``heads`` (attention heads per block), ``layers`` (encoder blocks), ``dropout`` (attention weights,
+            residual branches, before the head) and ``max_len`` (learned positions: positions past it share the
+            last embedding rather than fail, so the exported graph needs no bound on the sequence axis; the
+            tokeniser truncates to max_len anyway).
         vocab_size: Number of token ids; id 0 is padding.
         num_classes: Number of output logits (classes, or labels for multi-label).
-        embed_dim: Model width; must be divisible by ``heads``.
-        hidden_dim: Width of each block's MLP.
-        heads: Attention heads per block.
-        layers: Number of encoder blocks.
-        max_len: Number of learned positions. Positions past it share the last embedding rather than fail,
-            so the exported graph needs no bound on the sequence axis; the tokenizer truncates to max_len anyway.
-        dropout: Dropout probability (attention weights, residual branches, before the head).
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_classes: int,
-        embed_dim: int,
-        hidden_dim: int,
-        heads: int,
-        layers: int,
-        max_len: int,
-        dropout: float,
-    ):
+    def __init__(self, config: ModelConfig, vocab_size: int, num_classes: int):
         super().__init__()
-        if heads < 1 or embed_dim % heads:
-            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by heads ({heads})")
-        if max_len < 1:
-            raise ValueError(f"max_len must be at least 1, got {max_len}")
-        self.hparams = constructor_args(locals())
-        self.max_len = max_len
+        embed_dim, heads, dropout = config.embed_dim, config.heads, config.dropout
+        if embed_dim % heads:
+            raise ValueError(f"model.embed_dim ({embed_dim}) must be divisible by model.heads ({heads})")
+        self.max_len = config.max_len
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.pos = nn.Embedding(max_len, embed_dim)
-        self.blocks = nn.ModuleList(EncoderBlock(embed_dim, heads, hidden_dim, dropout) for _ in range(layers))
+        self.pos = nn.Embedding(config.max_len, embed_dim)
+        self.blocks = nn.ModuleList(
+            EncoderBlock(embed_dim, heads, config.hidden_dim, dropout) for _ in range(config.layers)
+        )
         self.ln_f = nn.LayerNorm(embed_dim)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, num_classes)
