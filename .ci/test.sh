@@ -78,8 +78,8 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[mysql,test]'
 
 if [ -f annotation/frontend/package.json ]; then
-  log "annotation front end (npm ci, vite build)"
-  (cd annotation/frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+  log "annotation front end (npm ci, vitest, vite build)"
+  (cd annotation/frontend && npm ci --no-audit --no-fund --loglevel=error && npm test --silent && npm run build --silent)
 fi
 
 # DVC commits in the tests need a git identity; this one applies to this run only.

@@ -21,4 +21,9 @@ export default defineConfig({
       },
     },
   },
+  // `npm test`: the specs of the pure helpers, in Node (they touch no DOM).
+  test: {
+    include: ['tests/**/*.spec.js'],
+    environment: 'node',
+  },
 })

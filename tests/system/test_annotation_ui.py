@@ -1,5 +1,5 @@
 """The annotation pages in real headless Chromium against gunicorn and MariaDB: model suggestions of both
-shapes, images on the review page, and a manager setting up a project for an annotator."""
+shapes, images and multi-label finals on the review page, and a manager setting up a project for an annotator."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.browser_support import (
     login,
     screenshot_on_failure,
     snapshot,
+    texts,
     user,
 )
 
@@ -131,6 +132,32 @@ def test_review_shows_the_image_of_each_disagreement(browser: Any, server: str, 
         page.keyboard.press("Enter")
         expect(page.get_by_test_id("review-empty")).to_be_visible()
     assert Task.objects.get(item=items[0]).final_value == "red"
+
+
+def test_review_picks_multi_label_finals_with_pressed_toggles(browser: Any, server: str, request: Any) -> None:
+    from playwright.sync_api import expect
+
+    items = texts("about c and a")
+    first, second = user("ann1"), user("ann2")
+    project = create_project("topics", "multi_label", ["a", "b", "c"], items, overlap=2, members=[first, second])
+    set_role(project, user("rev"), "reviewer")
+    annotate_by_api(server, project.pk, {first: [["a"]], second: [["b", "c"]]})
+
+    page = login(browser, server, "rev", f"/review/{project.pk}/")
+    with screenshot_on_failure(page, request):
+        row = page.get_by_test_id("review-row")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("b, c")
+        toggles = row.get_by_role("group", name=f"Final labels of task {row.get_attribute('data-task-id')}")
+        expect(toggles.get_by_role("button")).to_have_count(3)
+        page.keyboard.press("3")
+        page.keyboard.press("1")
+        pressed = [toggles.get_by_role("button").nth(i).get_attribute("aria-pressed") for i in range(3)]
+        assert pressed == ["true", "false", "true"]
+        snapshot(page, "review-multi-label")
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("status")).to_contain_text("final label a, c")
+    assert Task.objects.get(item=items[0]).final_value == ["a", "c"]
 
 
 def test_a_manager_sets_up_a_project_and_the_annotator_sees_its_task(browser: Any, server: str, request: Any) -> None:

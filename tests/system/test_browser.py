@@ -27,6 +27,10 @@ from tests.browser_support import (
 
 pytestmark = pytest.mark.browser
 
+# The text of each segment that ends a span, with the label tag drawn after it.
+SPAN_TAGS_JS = """() => Array.from(document.querySelectorAll('[data-testid="task-text"] [data-tag]'))
+  .map((el) => [el.textContent, getComputedStyle(el, '::after').content.replace(/^"|"$/g, '')])"""
+
 # Selects characters [start, end) of an element's text by walking its text nodes, as a mouse drag would.
 SELECT_JS = """([testid, start, end]) => {
   const root = document.querySelector(`[data-testid="${testid}"]`);
@@ -79,9 +83,25 @@ def test_text_classification_by_keyboard_with_undo_and_skip(browser: Any, server
         page.keyboard.press("u")  # the previous task comes back and is labelled again
         expect(status).to_contain_text("Undone")
         expect_task(page, items[1].text)
+        # The labels are a radio group: one checked, one radio in the tab order, no listbox around buttons.
+        group = page.get_by_role("radiogroup", name="Label")
+        radios = group.get_by_role("radio")
+        expect(radios).to_have_count(3)
+        expect(page.locator("[role=listbox], [aria-selected]")).to_have_count(0)
         for _ in range(3):
             page.keyboard.press("ArrowDown")
-        expect(page.get_by_test_id("label-button-3")).to_have_attribute("aria-selected", "true")
+        third = page.get_by_test_id("label-button-3")
+        expect(third).to_have_attribute("aria-checked", "true")
+        expect(group.get_by_role("radio", checked=True)).to_have_count(1)
+        assert [radios.nth(i).get_attribute("tabindex") for i in range(3)] == ["-1", "-1", "0"]
+        # Inside the group the arrows move focus and check together; Enter there still submits.
+        third.focus()
+        page.keyboard.press("ArrowRight")  # wraps round to the first
+        expect(page.get_by_test_id("label-button-1")).to_be_focused()
+        expect(page.get_by_test_id("label-button-1")).to_have_attribute("aria-checked", "true")
+        page.keyboard.press("ArrowLeft")
+        expect(third).to_be_focused()
+        expect(third).to_have_attribute("aria-checked", "true")
         snapshot(page, "text-classification")
         page.keyboard.press("Enter")
         expect(status).to_have_text("Saved: neutral")
@@ -137,15 +157,29 @@ def test_multi_label_by_keyboard(browser: Any, server: str, request: Any) -> Non
         page.keyboard.press("2")
         page.keyboard.press("3")
         page.keyboard.press("3")  # toggled off again
-        expect(page.get_by_test_id("label-button-3")).to_have_attribute("aria-selected", "false")
+        # The labels are toggle buttons in a named group: aria-pressed says which are on.
+        buttons = page.get_by_role("group", name="Labels that apply").get_by_role("button")
+        expect(buttons).to_have_count(3)
+        assert [buttons.nth(i).get_attribute("aria-pressed") for i in range(3)] == ["true", "true", "false"]
+        expect(page.locator("[role=listbox], [aria-selected], [role=radio]")).to_have_count(0)
         page.keyboard.press("Enter")
         expect(status).to_have_text("Saved: politics, sports")
         expect_task(page, items[1].text)
-        snapshot(page, "multi-label")
         page.keyboard.press("ArrowDown")
         page.keyboard.press("ArrowDown")
         page.keyboard.press("ArrowDown")
         page.keyboard.press(" ")  # toggles the highlighted label (tech)
+        expect(page.get_by_test_id("label-button-3")).to_have_attribute("aria-pressed", "true")
+        snapshot(page, "multi-label")
+        # A focused button is the one Space toggles, once a press; the arrows move focus along the group.
+        page.get_by_test_id("label-button-1").focus()
+        page.keyboard.press(" ")
+        expect(page.get_by_test_id("label-button-1")).to_have_attribute("aria-pressed", "true")
+        page.keyboard.press(" ")
+        expect(page.get_by_test_id("label-button-1")).to_have_attribute("aria-pressed", "false")
+        page.keyboard.press("ArrowRight")
+        expect(page.get_by_test_id("label-button-2")).to_be_focused()
+        expect(page.get_by_test_id("label-button-2")).to_have_attribute("aria-pressed", "false")
         page.keyboard.press("Enter")
         expect(status).to_have_text("Saved: tech")
         expect(page.get_by_test_id("done")).to_be_visible()
@@ -179,6 +213,11 @@ def test_spans_by_keyboard_and_by_mouse_selection(browser: Any, server: str, req
         page.keyboard.press("Shift+ArrowRight")  # "New York"
         page.keyboard.press("2")
         expect(page.get_by_test_id("span-3")).to_contain_text("New York")
+        # Each span shows its label as text after its last word (the colour only repeats it), and the tags
+        # leave the item's own text as it was.
+        assert page.evaluate(SPAN_TAGS_JS) == [["Alice", "PER"], ["Bob", "PER"], ["New York", "LOC"]]
+        expect_task(page, first)
+        expect(page.get_by_role("group", name="Label the selected words as").get_by_role("button")).to_have_count(3)
         snapshot(page, "spans")
         page.keyboard.press("Enter")
         expect(status).to_contain_text("Saved:")
@@ -234,8 +273,11 @@ def test_image_classification_by_keyboard(browser: Any, server: str, request: An
         image = page.get_by_test_id("task-image")
         expect(image).to_have_attribute("src", f"/api/items/{items[0].pk}/image/")
         page.wait_for_function("() => document.querySelector('[data-testid=task-image]').naturalWidth === 64")
-        snapshot(page, "image")
         page.keyboard.press("1")
+        radios = page.get_by_role("radiogroup", name="What the image shows").get_by_role("radio")
+        expect(radios).to_have_count(2)
+        expect(page.get_by_test_id("label-button-1")).to_have_attribute("aria-checked", "true")
+        snapshot(page, "image")
         page.keyboard.press("Enter")
         expect(status).to_have_text("Saved: red")
         expect(image).to_have_attribute("src", f"/api/items/{items[1].pk}/image/")
@@ -267,8 +309,12 @@ def test_reviewer_adjudicates_disagreements(browser: Any, server: str, request: 
         expect(rows.nth(0)).to_contain_text("ann2")
         expect(page.get_by_test_id("dashboard-tasks")).to_have_text("3")
         expect(page.get_by_test_id("krippendorff-alpha")).not_to_have_text("")
-        snapshot(page, "review")
+        expect(rows.nth(0)).to_have_attribute("aria-current", "true")
         page.keyboard.press("2")  # the first row is focused
+        task_id = rows.nth(0).get_attribute("data-task-id")
+        final = rows.nth(0).get_by_role("radiogroup", name=f"Final label of task {task_id}")
+        expect(final.get_by_role("radio", checked=True)).to_have_text("2 negative")
+        snapshot(page, "review")
         page.keyboard.press("Enter")
         expect(rows).to_have_count(1)
         expect(page.get_by_test_id("status")).to_contain_text("final label negative")

@@ -12,6 +12,8 @@ export function tokenize(text) {
 /**
  * Cut `text` at every boundary of the spans, the selection and the cursor, so each segment can carry
  * its own classes. Segments concatenate back to `text` exactly, which keeps DOM offsets = text offsets.
+ * `span` is the index of the first span covering a segment (-1 for none); `ending` lists the spans that
+ * end with it, so their label names can be shown right after their last word.
  */
 export function segments(text, spans, selection, cursor) {
   const cuts = new Set([0, text.length])
@@ -29,6 +31,7 @@ export function segments(text, spans, selection, cursor) {
       end,
       text: text.slice(start, end),
       span: covering,
+      ending: spans.flatMap((s, j) => (s.start <= start && s.end === end ? [j] : [])),
       selected: !!selection && selection.start <= start && end <= selection.end,
       cursor: !!cursor && cursor.start <= start && end <= cursor.end,
     })
