@@ -8,32 +8,49 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import django
+from django.db import connection
 from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
 from scrapy.http import Request
 from scrapy.pipelines.images import ImagesPipeline
-from twisted.internet import defer, reactor
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import reactor
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from crawler.spiders.common import ExtractingSpider
 from modelpack.archive import sha256_file  # Django-free
 
 log = logging.getLogger(__name__)
 
 
 def django_ready() -> None:
+    """Set up Django in the crawler process, where Scrapy (not Django) starts the program."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsml.settings.local")
-    import django
-
     django.setup()
+
+
+def job_for_spider(spider: Any) -> Any:
+    """The CrawlJob a spider records into: the one it was given, or a new one for a plain ``scrapy crawl``."""
+    # local: the models need Django, which django_ready sets up when the spider opens
+    from datastore import services
+    from datastore.models import CrawlJob
+
+    if spider.job_id is not None:
+        return CrawlJob.objects.select_related("source").get(pk=spider.job_id)
+    start = (getattr(spider, "start_urls", None) or [""])[0]
+    source = services.get_or_create_source(spider.allowed_domains[0], start)
+    return services.start_crawl_job(source, spider.name, list(spider.start_urls))
 
 
 class SizedImagesPipeline(ImagesPipeline):
     """Scrapy's images pipeline with a per-image size cap and a SHA-256 of the stored file."""
 
     def get_media_requests(self, item: Any, info: Any) -> list[Request]:
-        cap = info.spider.crawler.settings.getint("IMAGES_MAX_BYTES")
+        cap = self.crawler.settings.getint("IMAGES_MAX_BYTES")
         return [Request(url, meta={"download_maxsize": cap}) for url in ItemAdapter(item).get("image_urls", [])]
 
     def item_completed(self, results: Any, item: Any, info: Any) -> Any:
@@ -41,12 +58,10 @@ class SizedImagesPipeline(ImagesPipeline):
             return item  # a text page: nothing to download
         item = super().item_completed(results, item, info)
         adapter = ItemAdapter(item)
-        store = Path(info.spider.crawler.settings.get("IMAGES_STORE"))
+        store = Path(self.crawler.settings.get("IMAGES_STORE"))
         stored = adapter.get("images") or []
         if not stored:
-            info.spider.skip("image_failed", adapter.get("url", ""))
-            from scrapy.exceptions import DropItem
-
+            cast(ExtractingSpider, self.crawler.spider).skip("image_failed", adapter.get("url", ""))
             raise DropItem("image could not be downloaded or decoded")
         path = store / stored[0]["path"]
         adapter["image"] = str(path)
@@ -57,10 +72,8 @@ class SizedImagesPipeline(ImagesPipeline):
 class DatabasePipeline:
     """Buffer items and store them ``STORE_BATCH_SIZE`` at a time, one transaction per batch."""
 
-    crawler: Any  # set by from_crawler
-
-    def __init__(self, batch_size: int) -> None:
-        self.batch_size = batch_size
+    def __init__(self, crawler: Any, batch_size: int) -> None:
+        self.crawler, self.batch_size = crawler, batch_size
         self.buffer: list[dict[str, Any]] = []
         self.job: Any = None
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="fsml-store")
@@ -68,38 +81,37 @@ class DatabasePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DatabasePipeline:
-        pipeline = cls(crawler.settings.getint("STORE_BATCH_SIZE", 200))
-        pipeline.crawler = crawler
-        return pipeline
+        return cls(crawler, crawler.settings.getint("STORE_BATCH_SIZE", 200))
 
-    def open_spider(self, spider: Any) -> None:
+    def open_spider(self) -> None:
         django_ready()
-        from crawler.jobs import job_for_spider
-
+        spider = self.crawler.spider
         self.job = job_for_spider(spider)
         spider.job_id = self.job.pk
         self.pool.start()
 
-    def process_item(self, item: Any, spider: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:
         self.buffer.append(ItemAdapter(item).asdict())
         if len(self.buffer) >= self.batch_size:
-            return self.flush(spider).addCallback(lambda _: item)
+            await self.flush()
         return item
 
-    def flush(self, spider: Any) -> defer.Deferred:
+    async def flush(self) -> None:
+        """Store the buffered items in the background thread; a failed batch is counted, not raised."""
         batch, self.buffer = self.buffer, []
         if not batch:
-            return defer.succeed(None)
-        d = deferToThreadPool(reactor, self.pool, self._store, batch, spider)
+            return
+        d = deferToThreadPool(reactor, self.pool, self._store, batch)
         d.addErrback(self._store_failed, batch)
-        return d
+        await maybe_deferred_to_future(d)
 
-    def _store(self, batch: list[dict[str, Any]], spider: Any) -> None:
+    def _store(self, batch: list[dict[str, Any]]) -> None:
+        # local: datastore.services needs Django, which django_ready sets up when the spider opens
         from datastore import services
 
         result = services.store_items(self.job, batch)
         for error in result.failed:
-            spider.skip(f"invalid_{error.field}", error.url)
+            self.crawler.spider.skip(f"invalid_{error.field}", error.url)
 
     def _store_failed(self, failure: Any, batch: list[dict[str, Any]]) -> None:
         # The batch's transaction rolled back: nothing of it is in the database.
@@ -107,21 +119,22 @@ class DatabasePipeline:
         self.crawler.stats.inc_value("fsml/store_failed", len(batch))
         log.error("storing %d items failed: %s", len(batch), failure.getErrorMessage())
 
-    def close_spider(self, spider: Any) -> defer.Deferred:
-        d = self.flush(spider)
-        d.addBoth(lambda _: deferToThreadPool(reactor, self.pool, self._finish, spider))
-        d.addErrback(lambda f: log.error("could not record the end of the crawl job: %s", f.getErrorMessage()))
-        d.addBoth(lambda _: self.pool.stop())
-        return d
+    async def close_spider(self) -> None:
+        try:
+            await self.flush()
+            await maybe_deferred_to_future(deferToThreadPool(reactor, self.pool, self._finish))
+        except Exception as exc:
+            log.error("could not record the end of the crawl job: %s", exc)
+        finally:
+            self.pool.stop()
 
-    def _finish(self, spider: Any) -> None:
-        from django.db import connection
-
+    def _finish(self) -> None:
+        # local: datastore.services needs Django, which django_ready sets up when the spider opens
         from datastore import services
 
         stats = dict(self.crawler.stats.get_stats())
         reason = stats.get("finish_reason", "finished")
-        stats["failures"] = getattr(spider, "failures", {})
+        stats["failures"] = getattr(self.crawler.spider, "failures", {})
         failed = self.store_failures > 0 or reason not in ("finished", "closespider_pagecount")
         if self.crawler.settings.getbool("FSML_SHARED_JOB"):  # the parent closes a distributed job
             services.add_process_stats(self.job.pk, failed=failed, stats=stats)

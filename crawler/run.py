@@ -9,7 +9,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, Unpack
 
+import redis
 from django.conf import settings
 
 from crawler.errors import CrawlError
@@ -23,31 +25,31 @@ def job_dir(job_id: int) -> Path:
     return Path(settings.FSML_HOME) / "crawls" / f"job-{job_id}"
 
 
+class CrawlOptions(TypedDict, total=False):
+    """What a crawl may set besides its spider, start URL and source; see ``start_crawl``."""
+
+    licence_note: str
+    options: dict[str, str] | None
+    resume: int | None
+    processes: int
+    scrapy_settings: dict[str, str] | None
+
+
 def crawl(
     spider: str,
     start_url: str,
     source_name: str,
-    licence_note: str = "",
-    options: dict[str, str] | None = None,
-    resume: int | None = None,
-    processes: int = 1,
     on_progress: Callable[[int], None] | None = None,
-    scrapy_settings: dict[str, str] | None = None,
+    **more: Unpack[CrawlOptions],
 ) -> CrawlJob:
     """Crawl with ``spider`` in child ``scrapy crawl`` processes and return the finished CrawlJob.
 
-    Args:
-        spider: "site" (start_url is where it starts) or "sitemap" (start_url is the sitemap).
-        options: more spider arguments (depth, allow, deny, extract, images, domains).
-        resume: id of an interrupted job to continue; its job directory is reused.
-        processes: more than 1 runs a distributed crawl: the processes share one frontier and one
-            de-duplication set in Redis (scrapy-redis) and record into one job.
-        scrapy_settings: extra ``-s`` settings.
+    The arguments are those of ``start_crawl``; ``on_progress`` is called with the items stored so far.
 
     Raises:
         CrawlError: unknown spider, unknown job to resume, or the crawl failed.
     """
-    job, procs = start_crawl(spider, start_url, source_name, licence_note, options, resume, processes, scrapy_settings)
+    job, procs = start_crawl(spider, start_url, source_name, **more)
     return wait_crawl(job, procs, on_progress)
 
 
@@ -61,7 +63,19 @@ def start_crawl(
     processes: int = 1,
     scrapy_settings: dict[str, str] | None = None,
 ) -> tuple[CrawlJob, list[subprocess.Popen[bytes]]]:
-    """Create (or reopen) the job and start its crawler processes without waiting for them."""
+    """Create (or reopen) the job and start its crawler processes without waiting for them.
+
+    Args:
+        spider: "site" (start_url is where it starts) or "sitemap" (start_url is the sitemap).
+        options: more spider arguments (depth, allow, deny, extract, images, domains).
+        resume: id of an interrupted job to continue; its job directory is reused.
+        processes: more than 1 runs a distributed crawl: the processes share one frontier and one
+            de-duplication set in Redis (scrapy-redis) and record into one job.
+        scrapy_settings: extra ``-s`` settings.
+
+    Raises:
+        CrawlError: unknown spider, unknown job to resume, or a distributed crawl asked to resume.
+    """
     if spider not in SPIDERS:
         raise CrawlError(0, f"unknown spider {spider!r}; choose one of {', '.join(SPIDERS)}")
     if processes < 1 or (processes > 1 and resume is not None):
@@ -128,8 +142,6 @@ def wait_crawl(
         if on_progress:
             on_progress(CrawlJob.objects.values_list("items_stored", flat=True).get(pk=job.pk))
     if len(procs) > 1:
-        import redis
-
         client = redis.Redis.from_url(settings.CRAWL_REDIS_URL)
         keys = list(client.scan_iter(f"fsml:crawl:{job.pk}:*"))
         if keys:

@@ -33,10 +33,10 @@ IMAGES_MIN_WIDTH = 8
 IMAGES_MIN_HEIGHT = 8
 STORE_BATCH_SIZE = 200  # items per database transaction
 
-EXTENSIONS = {"crawler.jobs.LiveStats": 500, "crawler.jobs.SharedFrontierIdle": 510}
+EXTENSIONS = {"crawler.extensions.LiveStats": 500, "crawler.extensions.SharedFrontierIdle": 510}
 FSML_STATS_INTERVAL = 5.0
-DOWNLOADER_MIDDLEWARES = {"crawler.jobs.SkipStoredPages": 50}
-DUPEFILTER_CLASS = "crawler.jobs.MemoryDupeFilter"
+DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.SkipStoredPages": 50}
+DUPEFILTER_CLASS = "crawler.dupefilters.MemoryDupeFilter"
 
 # The plain epoll reactor: with the asyncio one, Django refuses synchronous ORM calls from the pipeline.
 TWISTED_REACTOR = "twisted.internet.epollreactor.EPollReactor"

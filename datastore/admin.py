@@ -5,6 +5,8 @@ from typing import Any
 from django.contrib import admin, messages
 
 from datastore import models
+from datastore.services import registry
+from datastore.services.registry import RegistryError
 
 
 @admin.register(models.Source)
@@ -60,8 +62,6 @@ class DatasetVersionAdmin(admin.ModelAdmin):
 
 def _moves(modeladmin: admin.ModelAdmin, request: Any, calls: list[tuple[str, Any]]) -> None:
     """Run registry moves, one message each: what moved, or why it did not."""
-    from datastore.services.registry import RegistryError
-
     for label, call in calls:
         try:
             move = call()
@@ -76,8 +76,6 @@ def _moves(modeladmin: admin.ModelAdmin, request: Any, calls: list[tuple[str, An
 def _promote_action(stage: str) -> Any:
     @admin.action(description=f"Promote to {stage}", permissions=["change"])
     def promote(modeladmin: admin.ModelAdmin, request: Any, queryset: Any) -> None:
-        from datastore.services import registry
-
         calls = [
             (str(v), lambda v=v: registry.promote(v.name, v.version, stage, request.user, via="admin"))
             for v in queryset.order_by("name", "version")
@@ -107,8 +105,6 @@ class ModelAliasAdmin(admin.ModelAdmin):
 
     @admin.action(description="Roll back to the version named before", permissions=["change"])
     def roll_back(self, request: Any, queryset: Any) -> None:
-        from datastore.services import registry
-
         calls = [(str(a), lambda a=a: registry.rollback(a.name, a.alias, request.user, via="admin")) for a in queryset]
         _moves(self, request, calls)
 

@@ -52,6 +52,7 @@ class DataRepo:
 
     def ensure(self) -> None:
         """Create the repository, and commit its remote before any data (old revisions stay readable)."""
+        # local: DVC takes a third of a second to import; the web app imports this module but only snapshots use it
         from dvc.repo import Repo
         from scmrepo.git import Git
 
@@ -77,7 +78,7 @@ class DataRepo:
         """An S3 remote's bucket is made on first use, so a fresh MinIO needs no set-up step."""
         if not self.remote.startswith("s3://"):
             return
-        try:
+        try:  # local: s3fs is an optional dependency (the s3 extra)
             import s3fs
         except ImportError as exc:
             raise DataRepoError(
@@ -92,6 +93,7 @@ class DataRepo:
             raise DataRepoError(self.root, "remote", f"bucket {bucket!r} cannot be reached or made: {exc}") from exc
 
     def has_tag(self, tag: str) -> bool:
+        # local: scmrepo (DVC's git library) is slow to import; the web app imports this module without using it
         from scmrepo.git import Git
 
         scm = Git(str(self.root))
@@ -102,6 +104,7 @@ class DataRepo:
 
     def delete_tag(self, tag: str) -> None:
         """Drop a version's tag (used when its database record could not be written)."""
+        # local: scmrepo (DVC's git library) is slow to import; the web app imports this module without using it
         from scmrepo.git import Git
 
         with self.locked():
@@ -113,6 +116,7 @@ class DataRepo:
 
     def commit_folder(self, rel_dir: str, message: str, tag: str) -> Committed:
         """``dvc add`` a folder, commit its .dvc file, tag the commit and ``dvc push`` the data."""
+        # local: DVC takes a third of a second to import; the web app imports this module but only snapshots use it
         from dvc.repo import Repo
 
         self.ensure()

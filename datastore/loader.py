@@ -18,11 +18,14 @@ import hashlib
 import io
 import json
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from datastore.splits import SPLITS
 from modelpack.text import Vocabulary, pad
@@ -75,7 +78,7 @@ class LoadedVersion:
 
     @property
     def task_type(self) -> str:
-        return str(self.manifest.get("task_type", "text_classification"))
+        return str(self.manifest["task_type"])
 
     def build_vocab(self, min_freq: int = 2, max_size: int = 30_000) -> Vocabulary:
         """Vocabulary from the training split only (no leakage from val/test)."""
@@ -92,6 +95,7 @@ class _Reader:
     """Verified reads of one version through DVC's file system (at the version's tag by default)."""
 
     def __init__(self, name: str, repo: str, rev: str | None) -> None:
+        # local: DVC takes a third of a second to import; the web app imports this module for dataset paths
         from dvc.api import DVCFileSystem
 
         self.name, self.repo, self.base, self.rev = name, repo, dataset_path(name), rev or dataset_tag(name)
@@ -99,6 +103,7 @@ class _Reader:
 
     def _error(self, rel: str, exc: Exception) -> DatasetError:
         """The error a failed read means to the user: an unknown version, a missing file, or another failure."""
+        # local: DVC takes a third of a second to import; the web app imports this module for dataset paths
         from dvc.scm import RevError
 
         if isinstance(exc, RevError):
@@ -128,6 +133,7 @@ class _Reader:
 
     def _refetch(self, path: str, rel: str, info: dict[str, Any], expected: str) -> bytes:
         """The local cache copy is damaged: drop it and read again, which fetches from the remote."""
+        # local: DVC takes a third of a second to import; the web app imports this module for dataset paths
         from dvc.api import DVCFileSystem
 
         cached = Path(info["repo"].cache.local.oid_to_path(expected))
@@ -205,9 +211,6 @@ def pull(name: str, repo: str, out: Path, rev: str | None = None) -> Path:
 
     Files are written to a temporary folder first and moved into place, so ``out`` is never half written.
     """
-    import shutil
-    import tempfile
-
     reader = _Reader(name, repo, rev)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -226,6 +229,7 @@ def pull(name: str, repo: str, out: Path, rev: str | None = None) -> Path:
 
 def list_versions(repo: str) -> list[str]:
     """Names of the dataset versions tagged in a local data repository, sorted."""
+    # local: scmrepo (DVC's git library) is slow to import; the web app imports this module for dataset paths
     from scmrepo.git import Git
 
     scm = Git(repo)
@@ -252,6 +256,7 @@ class TextClassificationDataset:
 
 def collate_text(batch: list[tuple[list[int], int]]) -> tuple[Any, Any]:
     """Right-pad token ids with 0. Returns ids (B, T) int64 and labels (B,) int64 tensors."""
+    # local: torch takes over a second to import; the web app imports this module for dataset paths
     import torch
 
     ids = pad([tokens for tokens, _ in batch])
@@ -262,6 +267,7 @@ def collate_text(batch: list[tuple[list[int], int]]) -> tuple[Any, Any]:
 def dataloader(dataset: Any, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0) -> Any:
     """A DataLoader over a text dataset (``TextClassificationDataset``, or ``StreamingTextDataset`` unshuffled)
     with a seeded shuffle and worker processes when asked. ``Any``: this module imports torch only when used."""
+    # local: torch takes over a second to import; the web app imports this module for dataset paths
     import torch
     from torch.utils.data import DataLoader
 
@@ -292,8 +298,6 @@ class ImageClassificationDataset:
         return len(self.records)
 
     def __getitem__(self, idx: int) -> tuple[np.ndarray, int]:
-        from PIL import Image
-
         record = self.records[idx]
         with Image.open(io.BytesIO(self.images[record["image"]])) as opened:
             img = opened.convert("L" if self.channels == 1 else "RGB").resize((self.size, self.size))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
+from crawler.errors import CrawlError
 from deploy.cli_datasets import dataset_app, pipeline_app
 from deploy.cli_models import model_app
 from deploy.cli_support import fail as _fail
@@ -39,6 +42,7 @@ def demo(
     serve: Annotated[bool, typer.Option(help="Keep the web UI running at the end.")] = True,
 ) -> None:
     """Run the whole road on embedded defaults: crawl, label, snapshot, train, export, evaluate, serve."""
+    # local: the demo loads Django, torch and DVC; importing them here keeps `fsml --help` fast
     from deploy.demo.road import run_demo
 
     result = run_demo(limit=limit, serve=serve, port=port, jobs=jobs, epochs=epochs)
@@ -61,10 +65,7 @@ def crawl(
 ) -> None:
     """Crawl with Scrapy into the database (resumable; one job directory per crawl job)."""
     _django()
-    from urllib.parse import urlsplit
-
-    from crawler.errors import CrawlError
-    from crawler.run import crawl as run_crawl
+    from crawler.run import crawl as run_crawl  # local: needs Django, set up just above
 
     options = {"extract": extract, "images": "1" if images else ""}
     if spider == "site":
@@ -76,7 +77,7 @@ def crawl(
                 spider,
                 url,
                 source or (urlsplit(url).hostname or "web"),
-                licence,
+                licence_note=licence,
                 options={k: v for k, v in options.items() if v},
                 resume=resume,
                 on_progress=lambda n: bar.update(task, completed=n),
@@ -110,6 +111,7 @@ def train(
 
     CONFIG is a YAML file (see configs/) or a dataset version name; --set overrides any key. The same
     run works as `python -m training CONFIG --out RUN` and under `torchrun`."""
+    # local: training imports torch (over a second); importing them here keeps `fsml --help` fast
     from datastore.loader import DatasetError
     from deploy.console import train_with_progress
     from training.config import ConfigError, TrainConfig, load_config
@@ -148,9 +150,10 @@ def export_cmd(
     out: Annotated[Path | None, typer.Option(help="Export folder (default: RUN/export).")] = None,
 ) -> None:
     """Export a run's checkpoint to ONNX (and INT8) and check parity with ONNX Runtime."""
+    # local: training imports torch (over a second); importing them here keeps `fsml --help` fast
     from datastore.loader import DatasetError, load
+    from training.checkpoint import load_checkpoint
     from training.export import export
-    from training.train import load_checkpoint
 
     out = out or run / "export"
     result = load_checkpoint(run / "checkpoint")
@@ -181,6 +184,7 @@ def package(
     on is registered here, the test split's (--no-evaluate skips that).
     """
     _django()
+    # local: the models need Django, set up just above; training and evaluation import torch
     from datastore.loader import DatasetError
     from datastore.models import DatasetVersion
     from deploy import stages
@@ -227,8 +231,11 @@ def evaluate(
     A registered model version's evaluation is stored (browse it at /evaluations/); an export folder is scored
     without a database (--export writes its report as JSON).
     """
+    # local: evaluation imports torch, and deploy.stages and evaluation.records need Django (set up on their
+    # branch); importing them here keeps `fsml --help` fast
     from datastore.loader import DatasetError
-    from evaluation.evaluate import EvaluationError, headline
+    from evaluation.evaluate import EvaluationError, headline, parse_target
+    from evaluation.evaluate import evaluate as evaluate_folder
     from modelpack.archive import ArchiveError
     from modelpack.backends import BACKENDS
     from modelpack.inputs import InputError
@@ -243,9 +250,6 @@ def evaluate(
         target = f"{target}:{split}"
     try:
         if Path(model).is_dir():
-            from evaluation.evaluate import evaluate as evaluate_folder
-            from evaluation.evaluate import parse_target
-
             name, split = parse_target(target)
             if not name:
                 _fail("an export folder is evaluated on a dataset version: fsml evaluate FOLDER DATASET[:split]")
@@ -291,6 +295,7 @@ def worker(
 ) -> None:
     """Run a Celery worker (the same command docker compose runs). With FSML_WORKER_METRICS_PORT set, its
     processes' Prometheus metrics are served there (/metrics); FSML_SERVING_BACKEND picks the model runtime."""
+    # local: deploy.processes imports requests, modelpack.runtime numpy; importing them here keeps `fsml --help` fast
     from deploy.processes import worker_command
     from modelpack.inputs import InputError
     from modelpack.runtime import check_serving_backend
@@ -300,8 +305,6 @@ def worker(
     except InputError as exc:
         _fail(f"FSML_SERVING_BACKEND: {exc.reason}")
     if os.environ.get("FSML_WORKER_METRICS_PORT") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        import tempfile
-
         # A fresh folder on this machine's own disk (not FSML_HOME, which scaled replicas share), set before any
         # process imports prometheus_client.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fsml-worker-metrics-")
@@ -317,7 +320,7 @@ def flower(
     """Run Flower, the workers' monitor (the command docker compose runs); needs FLOWER_BASIC_AUTH off localhost."""
     if host not in LOCAL_HOSTS and ":" not in os.environ.get("FLOWER_BASIC_AUTH", ""):
         _fail(f"refusing to serve Flower on {host} without a login: set FLOWER_BASIC_AUTH=user:password")
-    from deploy.processes import flower_command
+    from deploy.processes import flower_command  # local: it imports requests; `fsml --help` stays fast
 
     cmd = flower_command(host, port)
     os.execv(cmd[0], cmd)
@@ -331,12 +334,13 @@ def web(
 ) -> None:
     """Migrate the database and serve the web app with gunicorn."""
     _django()
+    # local: Django is set up just above; deploy.processes imports requests, which `fsml --help` need not load
     from django.conf import settings
+
+    from deploy.processes import web_command
 
     if settings.DEBUG and host not in LOCAL_HOSTS:
         _fail(f"refusing to serve on {host} with DEBUG on; set DJANGO_SETTINGS_MODULE=fsml.settings.production")
-    from deploy.processes import web_command
-
     cmd = web_command(host, port, workers)
     os.execv(cmd[0], cmd)
 
@@ -349,6 +353,7 @@ def service(
     """Print a calling service's API token (making its user on first use) and, where callbacks are signed
     (FSML_CALLBACK_SECRET), the key that checks its callbacks' signatures."""
     _django()
+    # local: serving needs Django, set up just above
     from serving.accounts import AccountError, service_token
     from serving.callbacks import signing_key
 
@@ -371,7 +376,7 @@ def submit(
     timeout: Annotated[float, typer.Option()] = 60,
 ) -> None:
     """Submit inference jobs through the REST API and wait for their results."""
-    from deploy.client import ApiClient, ApiError
+    from deploy.client import ApiClient, ApiError  # local: it imports requests; `fsml --help` stays fast
 
     if not token:
         _fail("an API token is needed (--token or FSML_TOKEN)")
@@ -386,7 +391,7 @@ def submit(
 
 def _expected(exc: BaseException) -> bool:
     """Domain errors end with a one-line message; anything else is a bug and keeps its traceback."""
-    from crawler.errors import CrawlError
+    # local: these errors' modules import torch and DVC; they load only when a command has failed
     from datastore.dvcrepo import DataRepoError
     from datastore.errors import SnapshotError
     from datastore.loader import DatasetNotFound

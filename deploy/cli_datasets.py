@@ -23,6 +23,7 @@ pipeline_app = typer.Typer(help="The road as a DVC pipeline (dvc repro, dvc metr
 
 def _load(name: str, repo: str) -> LoadedVersion:
     """A version's records without its images, or exit with the loader's reason."""
+    # local: the loader imports numpy and DVC's helpers; importing it here keeps `fsml --help` fast
     from datastore.loader import DatasetError, load
 
     try:
@@ -40,6 +41,7 @@ def dataset_snapshot(
 ) -> None:
     """Freeze a project's finished labels as a DVC-tracked dataset version (immutable once made)."""
     start_django()
+    # local: the models and the snapshot need Django, set up just above
     from datastore.dvcrepo import DataRepoError
     from datastore.errors import SnapshotError
     from datastore.models import DatasetVersion, Project
@@ -67,13 +69,13 @@ def dataset_snapshot(
 def dataset_list(repo: RepoOption = "") -> None:
     """List dataset versions: the database's records, or with --repo the versions tagged in that repository."""
     if repo:
-        from datastore.loader import list_versions
+        from datastore.loader import list_versions  # local: keeps `fsml --help` fast
 
         for name in list_versions(repo):
             console.print(name)
         return
     start_django()
-    from datastore.models import DatasetVersion
+    from datastore.models import DatasetVersion  # local: needs Django, set up just above
 
     rows = DatasetVersion.objects.select_related("project", "created_by").order_by("created_at")
     for v in rows:
@@ -91,7 +93,7 @@ def dataset_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
 ) -> None:
     """Counts and label distribution per split, with warnings about imbalance and leakage."""
-    from datastore.versions import describe
+    from datastore.versions import describe  # local: keeps `fsml --help` fast
 
     info = describe(_load(name, repo_or_default(repo)))
     if as_json:
@@ -113,7 +115,7 @@ def dataset_diff(
     limit: Annotated[int, typer.Option(help="Items listed per kind of change.")] = 20,
 ) -> None:
     """What was added, removed, relabelled and edited between two versions (by item)."""
-    from datastore.versions import diff
+    from datastore.versions import diff  # local: keeps `fsml --help` fast
 
     where = repo_or_default(repo)
     result = diff(_load(a, where), _load(b, where))
@@ -138,7 +140,7 @@ def dataset_pull(
     repo: RepoOption = "",
 ) -> None:
     """Fetch a version's files from the DVC remote into a folder, checking every checksum."""
-    from datastore.loader import DatasetError, pull
+    from datastore.loader import DatasetError, pull  # local: keeps `fsml --help` fast
 
     try:
         folder = pull(name, repo_or_default(repo), out)
@@ -158,7 +160,7 @@ def pipeline_init(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Write dvc.yaml (snapshot -> train -> export -> evaluate) and params.yaml into a new repository."""
-    from deploy.pipeline import init_pipeline
+    from deploy.pipeline import init_pipeline  # local: it imports DVC; `fsml --help` stays fast
 
     try:
         made = init_pipeline(folder, project, dataset, repo_or_default(data_repo), epochs=epochs, seed=seed)

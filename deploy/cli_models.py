@@ -23,7 +23,7 @@ model_app = typer.Typer(help="Model versions and their aliases (stages: staging,
 def model_list() -> None:
     """Every model: its versions, latest, and aliases."""
     start_django()
-    from datastore.services.registry import models_summary
+    from datastore.services.registry import models_summary  # local: needs Django, set up just above
 
     rows = models_summary()
     if not rows:
@@ -37,7 +37,7 @@ def model_list() -> None:
 def model_show(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
     """A model's versions (dataset, test metrics, aliases) and the moves of its aliases, newest first."""
     start_django()
-    from datastore.services.registry import RegistryError, model_detail
+    from datastore.services.registry import RegistryError, model_detail  # local: needs Django, set up just above
 
     try:
         detail = model_detail(name)
@@ -77,6 +77,7 @@ def model_rollback(
 
 def _move(action: str, name: str, stage: str, reason: str, username: str, version: int | None = None) -> None:
     start_django()
+    # local: these need Django, set up just above
     from django.contrib.auth import get_user_model
 
     from datastore.services import registry

@@ -13,7 +13,7 @@ from deploy.console import console
 
 def start_django() -> None:
     """Django on the configured database, migrated."""
-    from deploy.django_setup import setup
+    from deploy.django_setup import setup  # local: it imports Django, which `fsml --help` need not load
 
     setup(migrate=True)
 
@@ -33,6 +33,7 @@ def repo_or_default(repo: str) -> str:
     """The data repository to read: the one given, else the configured one (settings only, no database)."""
     if repo:
         return repo
+    # local: Django loads only when no repository is given, and its settings only once it is set up
     from deploy.django_setup import setup
 
     setup(migrate=False)

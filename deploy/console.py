@@ -24,6 +24,7 @@ def train_with_progress(
     """Train and export (training.run.train_and_export) with one bar step per epoch.
 
     Returns (train result, export report or None when ``export`` is off)."""
+    # local: training imports torch (over a second), and every ``fsml`` command imports this module
     from training.run import train_and_export
 
     with progress() as bar:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dvc.repo import Repo
+from scmrepo.git import Git
 
 DVC_YAML: dict[str, Any] = {
     "stages": {
@@ -58,9 +60,6 @@ def init_pipeline(folder: Path, project: str, dataset: str, data_repo: str, epoc
     Raises:
         FileExistsError: ``folder`` already holds a dvc.yaml.
     """
-    from dvc.repo import Repo
-    from scmrepo.git import Git
-
     folder = folder.resolve()
     if (folder / "dvc.yaml").exists():
         raise FileExistsError(f"{folder / 'dvc.yaml'} exists; edit its params.yaml instead")

@@ -15,7 +15,8 @@ from datastore import services
 from datastore.dvcrepo import DataRepo
 from datastore.models import DatasetVersion, Evaluation, ModelVersion
 from datastore.services import registry
-from evaluation.evaluate import evaluate
+from evaluation.evaluate import evaluate, parse_target
+from evaluation.records import run_evaluation
 from modelpack.archive import ArchiveError
 from modelpack.store import model_store
 from training.package import build_archive
@@ -42,7 +43,7 @@ def package_and_register(
         built = Path(tmp) / f"{name}-{version}.tar.gz"
         sha, manifest = build_archive(export_dir, built, name, version, dataset.name if dataset else "", metrics)
         location = store.put(built, f"{name}/{built.name}")  # StoreError when that version's archive exists
-    task = manifest.get("task", "text_classification")
+    task = manifest["task"]
     try:
         return services.register_model_version(name, task, location, sha, manifest, dataset, version=version)
     except BaseException:  # refused or interrupted: a stored archive without its row would block this version
@@ -58,9 +59,6 @@ def evaluate_model(ref: str, target: str = "", backend: str = "onnxruntime", use
         LookupError: the model or the dataset version is unknown (``RegistryError`` carries ``reason``).
         EvaluationError, ArchiveError, DatasetError: it cannot be scored; nothing is stored.
     """
-    from evaluation.evaluate import parse_target
-    from evaluation.records import run_evaluation
-
     model = registry.resolve(ref)
     name, split = parse_target(target)
     if name:

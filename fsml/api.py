@@ -9,13 +9,13 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from annotation.services import AnnotationError
+from datastore.services.registry import RegistryError
+from serving.services import JobError
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Annotation, job and registry errors carry their HTTP status and reason; the rest is DRF's to handle."""
-    from annotation.services import AnnotationError
-    from datastore.services.registry import RegistryError
-    from serving.services import JobError
-
     if isinstance(exc, AnnotationError):
         body = {"detail": exc.reason, "task": exc.task_id} | ({"errors": exc.errors} if exc.errors else {})
         return Response(body, status=exc.status)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from deploy.demo.samplesite import LocalServer
 
 GOOD_TEXT = "The crawler must keep this sentence exactly as written, accents included: café."
 LATIN1_TEXT = "Crème brûlée à la française, servie tiède."
@@ -143,20 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class FixtureSite:
+class FixtureSite(LocalServer):
+    """The fixture pages on 127.0.0.1 in a background thread; use as a context manager."""
+
     def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def __enter__(self) -> FixtureSite:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(_Handler)

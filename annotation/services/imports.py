@@ -5,13 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from annotation import formats
 from annotation.services.access import AnnotationError, Role, require_role, role_of
 from annotation.validation import InvalidLabel, clean_value
+from datastore import services as datastore_services
 from datastore.models import Item, Project, Task
+from datastore.services import unpacked_model
+from modelpack.archive import ArchiveError
+from modelpack.inputs import InputError
+from modelpack.runtime import load_runtime
+from modelpack.store import StoreError
 
 MAX_IMPORT_RECORDS = 100_000
 
@@ -57,8 +64,6 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
     Every record is checked first; one bad record refuses the whole import and nothing is written.
     Returns the number of new tasks.
     """
-    from datastore import services as datastore_services
-
     if role_of(project, user) != Role.MANAGER:
         raise AnnotationError("only a manager of the project can import", 403)
     _refuse_text_into_images(project)  # a task without an image cannot be labelled or evaluated
@@ -111,10 +116,6 @@ def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -
 
     Every file is decoded first; one unreadable or unsupported file refuses them all and nothing is written.
     """
-    from django.conf import settings
-
-    from datastore import services as datastore_services
-
     if role_of(project, user) != Role.MANAGER:
         raise AnnotationError("only a manager of the project can import", 403)
     if project.task_type != Project.TaskType.IMAGE_CLASSIFICATION:
@@ -135,12 +136,6 @@ def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -
 def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
     """Store a model version's prediction on every open task as a suggestion, with its uncertainty
     (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
-    from datastore.services import unpacked_model
-    from modelpack.archive import ArchiveError
-    from modelpack.inputs import InputError
-    from modelpack.runtime import load_runtime
-    from modelpack.store import StoreError
-
     if model.task_type != project.task_type:
         raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")
     if set(model.manifest.get("labels", [])) != set(project.labels):

@@ -15,6 +15,7 @@ from annotation.agreement import agreement
 from annotation.services.access import AnnotationError, Role, require_role
 from annotation.validation import InvalidLabel, clean_value
 from datastore.models import Annotation, Assignment, Project, Question, Task
+from datastore.snapshot import final_label
 
 
 def disagreements(project: Project) -> list[dict[str, Any]]:
@@ -110,8 +111,6 @@ def dashboard(project: Project) -> dict[str, Any]:
 
 def export_rows(project: Project) -> list[dict[str, Any]]:
     """Every task with its annotations and its final label (adjudicated, else the majority), in id order."""
-    from datastore.snapshot import final_label
-
     values: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in (
         Annotation.objects.filter(task__project=project)

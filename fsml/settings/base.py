@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -48,8 +49,6 @@ def env_number(name: str, default: float, minimum: float = 0.0) -> float:
     except ValueError:
         value = float("nan")
     if not value >= minimum:  # also false for NaN
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(f"{name}={raw!r}: expected a number of at least {minimum:g}")
     return value
 
@@ -57,8 +56,6 @@ def env_number(name: str, default: float, minimum: float = 0.0) -> float:
 def require_secret_key(debug: bool, secret_key: str) -> None:
     """Refuse to start without a real SECRET_KEY whenever DEBUG is off."""
     if not debug and len(secret_key) < 32:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(
             "SECRET_KEY must be set to a random string of at least 32 characters when DEBUG is off."
         )
