@@ -1,20 +1,29 @@
-"""Shared test helpers: small real data and models, made without the network."""
+"""Shared test helpers: small real data and models made without the network, stored items, the ``fsml`` command."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from django.http import HttpResponseBase, StreamingHttpResponse
+from django.utils import timezone
 
+from annotation.services import next_task
+from datastore import services
 from datastore.loader import LoadedVersion
-from datastore.services import sha256_text
+from datastore.models import CrawlJob
 from datastore.splits import SPLITS, split_of
 from deploy.demo.corpora import sentiment_corpus
+from training.config import ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
-    from datastore.models import Assignment, Project
+    from datastore.models import Assignment, ModelVersion, Project
+
+FSML = str(Path(sys.executable).with_name("fsml"))  # the console script of this virtualenv
 
 
 def corpus_version(n: int = 1500, name: str = "corpus") -> LoadedVersion:
@@ -22,7 +31,7 @@ def corpus_version(n: int = 1500, name: str = "corpus") -> LoadedVersion:
     splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
     seen = set()
     for row in sentiment_corpus(limit=n, seed=1):
-        key = sha256_text(row.text)
+        key = services.sha256_text(row.text)
         if key in seen:
             continue
         seen.add(key)
@@ -31,9 +40,17 @@ def corpus_version(n: int = 1500, name: str = "corpus") -> LoadedVersion:
     return LoadedVersion(name, manifest, splits)
 
 
+def small_config(model: ModelConfig | None = None, **values: Any) -> TrainConfig:
+    """A training config for the in-memory corpus: 3 epochs of batches of 32 of ``model`` (the bag of embeddings
+    unless given), with ``values`` set."""
+    return TrainConfig(
+        **{"dataset": "corpus", "model": model or ModelConfig(), "epochs": 3, "batch_size": 32, **values}
+    )
+
+
 def build_model_archive(out_dir: Path, n: int = 600, epochs: int = 2) -> tuple[Path, str, dict]:
     """Train, export and package a small real model. Returns (archive, sha256, manifest)."""
-    from training.config import TrainConfig
+    # Local: torch and the training stack load only in the runs that train a model.
     from training.export import export
     from training.package import build_archive
     from training.train import train
@@ -48,8 +65,6 @@ def build_model_archive(out_dir: Path, n: int = 600, epochs: int = 2) -> tuple[P
 
 def claim_task(project: Project, user: Any) -> Assignment:
     """``next_task`` where the test expects a task: fails the test when the queue hands out none."""
-    from annotation.services import next_task
-
     assignment = next_task(project, user)
     assert assignment is not None, f"{user} was handed no task"
     return assignment
@@ -63,11 +78,6 @@ def streamed_body(response: HttpResponseBase) -> bytes:
 
 def stored_items(n: int, text: str = "sample text number {i}") -> None:
     """Store ``n`` text items from one source through the crawler's storage service."""
-    from django.utils import timezone
-
-    from datastore import services
-    from datastore.models import CrawlJob
-
     source = services.get_or_create_source("s", "http://example.test/")
     job = CrawlJob.objects.create(source=source, spider="site")
     now = timezone.now()
@@ -83,3 +93,17 @@ def stored_items(n: int, text: str = "sample text number {i}") -> None:
             for i in range(n)
         ],
     )
+
+
+def fsml(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the ``fsml`` console script as a user runs it, in this process's environment unless ``env`` is given."""
+    return subprocess.run([FSML, *args], capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy())
+
+
+def register_versions(name: str, archives: list[tuple[Path, str, dict]]) -> list[ModelVersion]:
+    """Register each (archive, sha256, manifest) as the next version (1, 2, ...) of text-classification model
+    ``name``."""
+    return [
+        services.register_model_version(name, "text_classification", str(path), sha, manifest, None, version=i)
+        for i, (path, sha, manifest) in enumerate(archives, start=1)
+    ]

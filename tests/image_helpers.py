@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
+
+from PIL import Image
 
 from datastore.loader import LoadedVersion
 from datastore.splits import SPLITS, split_of
@@ -29,3 +32,10 @@ def mnist_version(n: int = 1000, name: str = "mnist") -> LoadedVersion:
         splits[split_of(key)].append(record)
     manifest = {"labels": list(MNIST_LABELS), "task_type": "image_classification"}
     return LoadedVersion(name, manifest, splits, images)
+
+
+def png(colour: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> bytes:
+    """A PNG of one colour."""
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format="PNG")
+    return out.getvalue()

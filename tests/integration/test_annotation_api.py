@@ -5,48 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotation.services import create_project, set_role
-from datastore.models import Annotation, Assignment, Item, Project, Task
-from tests.helpers import stored_items
+from datastore.models import Annotation, Assignment, Project, Task
+from tests.annotation_helpers import client_for, make_project, user
 
 pytestmark = pytest.mark.django_db
-
-
-def user(name: str):
-    return get_user_model().objects.get_or_create(username=name)[0]
-
-
-def client_for(name: str) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user(name))
-    return client
-
-
-def make_project(
-    task_type: str = "text_classification",
-    labels=("neg", "pos"),
-    overlap: int = 2,
-    n: int = 5,
-    text: str = "text {i}",
-    **options,
-) -> Project:
-    stored_items(n, text)
-    project = create_project(
-        f"p-{task_type}",
-        task_type,
-        list(labels),
-        Item.objects.order_by("id"),
-        overlap=overlap,
-        members=[user("alice"), user("bob"), user("carol")],
-        **options,
-    )
-    set_role(project, user("rita"), "reviewer")
-    set_role(project, user("mona"), "manager")
-    return project
 
 
 def next_id(name: str, project: Project) -> int | None:

@@ -1,8 +1,7 @@
-"""Import and export: Label Studio JSON, doccano JSONL, CoNLL and CSV; the OpenAPI schema."""
+"""Import and export through the API on the real database: Label Studio JSON, doccano JSONL, CoNLL, CSV and image
+files; the OpenAPI schema. The parsers alone are tested in tests/unit/test_annotation_formats.py."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -12,78 +11,9 @@ from rest_framework.test import APIClient
 from annotation import formats
 from annotation.services import create_project, set_role
 from datastore.models import Task
+from tests.annotation_helpers import LS
 from tests.helpers import streamed_body
-
-LS = json.dumps(
-    [
-        {
-            "data": {"text": "great flight"},
-            "annotations": [
-                {
-                    "result": [
-                        {"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": ["pos"]}}
-                    ]
-                }
-            ],
-        },
-        {
-            "data": {"text": "lost my bag"},
-            "predictions": [
-                {
-                    "result": [
-                        {"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": ["neg"]}}
-                    ]
-                }
-            ],
-        },
-        {"data": {"text": "no label yet"}},
-    ]
-).encode()
-
-
-def test_parsers_read_each_format() -> None:
-    assert formats.parse("labelstudio", LS, "text_classification") == [
-        {"text": "great flight", "value": "pos", "prediction": None},
-        {"text": "lost my bag", "value": None, "prediction": "neg"},
-        {"text": "no label yet", "value": None, "prediction": None},
-    ]
-    doccano = b'{"text": "Ada met Bob", "label": [[0, 3, "PER"], [8, 11, "PER"]]}\n'
-    assert formats.parse("doccano", doccano, "spans")[0]["value"] == [
-        {"start": 0, "end": 3, "label": "PER"},
-        {"start": 8, "end": 11, "label": "PER"},
-    ]
-    conll = b"Ada\tB-PER\nLovelace\tI-PER\nwrote\tO\n\nIBM\tB-ORG\n"
-    parsed = formats.parse("conll", conll, "spans")
-    assert parsed[0] == {
-        "text": "Ada Lovelace wrote",
-        "value": [{"start": 0, "end": 12, "label": "PER"}],
-        "prediction": None,
-    }
-    assert parsed[1]["value"] == [{"start": 0, "end": 3, "label": "ORG"}]
-    csv_rows = formats.parse("csv", b"text,label\nhello,a|b\nbye,\n", "multi_label")
-    assert [r["value"] for r in csv_rows] == [["a", "b"], None]
-
-
-@pytest.mark.parametrize(
-    ("fmt", "payload", "needle"),
-    [
-        ("labelstudio", b"[{", "invalid JSON"),
-        ("labelstudio", b'[{"data": {}}]', "KeyError"),
-        ("doccano", b'{"text": "ok"}\nnot json\n', "2: JSONDecodeError"),
-        ("conll", b"token-without-tag\n", "BIO tag"),
-        ("csv", b"body,label\nx,y\n", "'text' column"),
-        ("csv", b"\xff\xfe\x00bad", "not UTF-8"),
-        ("yaml", b"x", "unknown format"),
-    ],
-)
-def test_malformed_files_are_refused_with_reasons(fmt: str, payload: bytes, needle: str) -> None:
-    with pytest.raises(formats.ImportFormatError, match=needle):
-        formats.parse(fmt, payload, "text_classification")
-
-
-def test_bio_round_trip() -> None:
-    spans = [{"start": 0, "end": 12, "label": "PER"}]
-    assert formats.bio_tags("Ada Lovelace wrote", spans) == [("Ada", "B-PER"), ("Lovelace", "I-PER"), ("wrote", "O")]
+from tests.image_helpers import png
 
 
 @pytest.fixture
@@ -188,18 +118,6 @@ def test_gold_labels_are_done_not_queued_and_round_trip_through_label_studio(set
     assert formats.parse("labelstudio", exported, "text_classification")[0]["value"] == "pos"  # ground truth first
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        b'[{"data": {"text": "x"}, "annotations": [{"result": ["not an object"]}]}]',
-        b"[" * 100_000 + b"]" * 100_000,
-    ],
-)
-def test_hostile_label_studio_files_are_refused_cleanly(payload: bytes) -> None:
-    with pytest.raises(formats.ImportFormatError):
-        formats.parse("labelstudio", payload, "text_classification")
-
-
 def test_imported_gold_labels_reach_dataset_snapshots(setup, tmp_path) -> None:
     from datastore.dvcrepo import DataRepo
     from datastore.loader import load
@@ -212,16 +130,6 @@ def test_imported_gold_labels_reach_dataset_snapshots(setup, tmp_path) -> None:
     assert sum(version.counts.values()) == 1  # only the gold-labelled task is labelled yet
     records = [r for rows in load("gold-v1", repo=str(repo.root)).splits.values() for r in rows]
     assert [(r["text"], r["label"]) for r in records] == [("great flight", "pos")]
-
-
-def png(colour: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> bytes:
-    import io
-
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, format="PNG")
-    return out.getvalue()
 
 
 def test_image_files_become_tasks_all_or_nothing(db, settings, tmp_path) -> None:

@@ -95,14 +95,16 @@ def test_text_records_are_refused_by_an_image_project(fmt: str) -> None:
 def digit_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
     """A small real image model (MNIST digits), trained for one epoch, exported and packaged."""
     from tests.image_helpers import mnist_version
-    from training.config import TrainConfig
+    from training.config import ModelConfig, TrainConfig
     from training.export import export
     from training.package import build_archive
     from training.train import train
 
     out = tmp_path_factory.mktemp("digits")
     data = mnist_version(200)
-    config = TrainConfig(task="image_classification", model="cnn", dataset="mnist", epochs=1, batch_size=32)
+    config = TrainConfig(
+        task="image_classification", model=ModelConfig(name="cnn"), dataset="mnist", epochs=1, batch_size=32
+    )
     export(train(config, data), out / "export", data, int8=False)
     sha, manifest = build_archive(out / "export", out / "model.tar.gz", "digits", 1, "mnist", {})
     return out / "model.tar.gz", sha, manifest

@@ -14,6 +14,7 @@ from django.utils import timezone
 from annotation.services import create_project, set_role, submit
 from datastore.models import Assignment, Item, Project, ProjectMember, Task
 from tests.helpers import claim_task, stored_items
+from tests.image_helpers import png
 
 pytestmark = pytest.mark.django_db
 
@@ -251,8 +252,6 @@ def test_the_page_links_exports_review_and_dashboard(project: Project) -> None:
 
 
 def test_image_files_import_from_the_page(settings, tmp_path) -> None:
-    from tests.integration.test_annotation_formats import png
-
     settings.FSML_HOME = tmp_path
     staff = client_for("sam", is_staff=True)
     photos = create_project("photos", "image_classification", ["red", "blue"], [])

@@ -9,7 +9,7 @@ import pytest
 
 from datastore import services
 from datastore.models import Project, Task
-from tests.integration.test_annotation_api import client_for, make_project
+from tests.annotation_helpers import client_for, make_project
 
 pytestmark = pytest.mark.django_db
 

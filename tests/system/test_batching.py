@@ -19,29 +19,9 @@ import redis as redis_lib
 
 from datastore import services as data_services
 from datastore.models import InferenceJob
-from deploy.processes import Service, free_port, wait_log, worker_command
+from deploy.processes import Service, free_port
 from modelpack.runtime import load_runtime
-from tests.system.test_serving import wait_done
-
-MODEL = "sentiment-test"
-TEXTS = [
-    f"{word} flight number {n}, {mood}"
-    for n, (word, mood) in enumerate(
-        [("great", "thanks"), ("awful", "never again"), ("okay", "fine"), ("late", "lost my bag")] * 16
-    )
-]
-
-
-def start_worker(tmp_path: Path, name: str, queues: str = "inference", **env: str) -> Service:
-    worker = Service(
-        name,
-        worker_command(concurrency=1, queues=queues, name=f"{name}-{os.getpid()}@%h"),
-        tmp_path / f"{name}.log",
-        env=env,
-    )
-    worker.start()
-    wait_log(worker, "ready.", timeout=90)
-    return worker
+from tests.processes import MODEL, TEXTS, start_worker, wait_done
 
 
 def assert_answers_match(jobs: list[InferenceJob], model: Any) -> None:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from datastore.models import CrawlJob, Item
 from deploy.demo.samplesite import SampleSiteServer
-
-FSML = str(Path(sys.executable).with_name("fsml"))
-
-
-def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FSML, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+from tests.helpers import FSML
+from tests.helpers import fsml as run
 
 
 def test_help_lists_every_stage() -> None:

@@ -1,27 +1,20 @@
-"""The Docker deployment: the compose file validates, runs the repository's commands, holds no secrets."""
+"""The Docker deployment run: compose validates and fills in the file from the example env (and refuses it without
+a secret), and the compose commands of flower, web and worker start and serve outside Docker. The files alone are
+read in tests/unit/test_deploy_files.py."""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
-DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
-SERVICES = {"mysql", "redis", "minio", "web", "worker", "flower", "crawler"}
-ON_DEMAND = {"crawler"}  # `docker compose run --rm crawler fsml crawl ...`; not started by `up`
-SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD", "FLOWER_BASIC_AUTH")
+from tests.compose_files import COMPOSE_FILE, ENV_EXAMPLE, ROOT, SECRETS, load_compose, read_env_file
 
 
 def compose_command() -> list[str]:
@@ -43,35 +36,6 @@ def run_compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {key: os.environ[key] for key in ("PATH", "HOME", "DOCKER_CONFIG") if key in os.environ}
     cmd = [*compose_command(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=value lines of an env file (comments and blank lines skipped)."""
-    pairs = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def load_compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
-
-
-def parse_cli(args: list[str]) -> tuple[str, dict[str, Any]]:
-    """Parse ``fsml ARGS`` with the real CLI (without running it): the subcommand and its options."""
-    import typer
-
-    from deploy.cli import app
-
-    assert args[0] == "fsml", args
-    group = typer.main.get_command(app)  # a click-style group (typer may bundle its own click)
-    command = getattr(group, "commands", {}).get(args[1])
-    assert command is not None, f"fsml has no subcommand {args[1]!r}"
-    with command.make_context(args[1], list(args[2:])) as ctx:  # raises on an unknown option
-        return args[1], dict(ctx.params)
 
 
 def test_compose_file_validates_with_the_example_env() -> None:
@@ -108,141 +72,6 @@ def test_compose_refuses_to_run_without_a_secret(missing: str, tmp_path: Path) -
     assert missing in proc.stderr
 
 
-def test_every_service_has_a_healthcheck_and_a_restart_policy() -> None:
-    services = load_compose()["services"]
-    assert set(services) == SERVICES
-    for name, service in services.items():
-        if name in ON_DEMAND:
-            assert service["profiles"] and service["restart"] == "no", f"{name} must only run when asked"
-            continue
-        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
-        assert service.get("restart") == "unless-stopped", f"{name} has no restart policy"
-
-
-def test_services_depend_on_healthy_backends() -> None:
-    services = load_compose()["services"]
-    assert services["web"]["depends_on"]["mysql"]["condition"] == "service_healthy"
-    assert services["web"]["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert services["web"]["depends_on"]["minio"]["condition"] == "service_healthy"
-    # The worker waits for a healthy web, i.e. for the migrations `fsml web` runs.
-    assert services["worker"]["depends_on"]["web"]["condition"] == "service_healthy"
-    assert services["worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
-    worker_check = " ".join(services["worker"]["healthcheck"]["test"])
-    assert "inspect ping" in worker_check and ":9808/readyz" in worker_check
-
-
-def test_redis_keeps_queued_jobs_and_state_lives_in_named_volumes() -> None:
-    compose = load_compose()
-    services = compose["services"]
-    assert "--appendonly" in services["redis"]["command"]
-    assert set(compose["volumes"]) == {"mysql-data", "redis-data", "minio-data", "fsml-data"}
-    assert "minio-data:/data" in services["minio"]["volumes"]
-    assert "mysql-data:/var/lib/mysql" in services["mysql"]["volumes"]
-    assert "redis-data:/data" in services["redis"]["volumes"]
-    for name in ("web", "worker"):
-        assert "fsml-data:/data" in services[name]["volumes"]
-        assert services[name]["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
-
-
-def test_containers_run_the_repository_commands() -> None:
-    from deploy.processes import flower_command, web_command, worker_command
-
-    services = load_compose()["services"]
-    assert services["web"]["command"][:2] == ["fsml", "web"]
-    assert services["worker"]["command"][:2] == ["fsml", "worker"]
-
-    name, params = parse_cli(services["web"]["command"])
-    assert name == "web"
-    assert params["host"] == "0.0.0.0" and params["port"] == 8000
-    assert web_command(**params)[1:4] == ["-m", "gunicorn", "fsml.wsgi"]
-
-    name, params = parse_cli(services["worker"]["command"])
-    assert name == "worker"
-    assert params["concurrency"] == 2
-    assert worker_command(**params)[1:5] == ["-m", "celery", "-A", "fsml"]
-
-    name, params = parse_cli(services["flower"]["command"])
-    assert (name, params) == ("flower", {"host": "0.0.0.0", "port": 5555})
-    assert flower_command(**params)[1:6] == ["-m", "celery", "-A", "fsml", "flower"]
-    assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
-
-    assert services["crawler"]["command"][:2] == ["fsml", "crawl"]
-    # The documented on-demand run parses with the real CLI.
-    assert parse_cli(["fsml", "crawl", "site", "https://example.com/", "--source", "example"])[0] == "crawl"
-
-
-def test_no_literal_secret_in_the_compose_file() -> None:
-    services = load_compose()["services"]
-    reference = re.compile(r"^\$\{SECRET_KEY(:[?-][^}]*)?\}$")
-    for name in ("web", "worker"):
-        env = services[name]["environment"]
-        assert reference.match(env["SECRET_KEY"]), env["SECRET_KEY"]
-        assert "${MYSQL_PASSWORD" in env["DATABASE_URL"]
-    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"].startswith("${MINIO_ROOT_PASSWORD")
-    mysql_env = services["mysql"]["environment"]
-    assert mysql_env["MARIADB_PASSWORD"].startswith("${MYSQL_PASSWORD")
-    assert mysql_env["MARIADB_ROOT_PASSWORD"].startswith("${MYSQL_ROOT_PASSWORD")
-    text = COMPOSE_FILE.read_text()
-    assert "env_file" not in text  # values come only through ${...} interpolation
-    for key in SECRETS:
-        assert read_env_file(ENV_EXAMPLE)[key] not in text
-
-
-def test_env_example_documents_every_variable() -> None:
-    example = read_env_file(ENV_EXAMPLE)
-    used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
-    assert used <= set(example), f"not in .env.example: {sorted(used - set(example))}"
-    text = ENV_EXAMPLE.read_text()
-    assert 'python -c "import secrets; print(secrets.token_urlsafe(50))"' in text
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if re.match(r"^\w+=", line):
-            assert i > 0 and lines[i - 1].startswith("#"), f"no comment above {line}"
-    # The placeholder is too short for production settings, so an unedited copy cannot go live.
-    assert len(example["SECRET_KEY"]) < 32
-
-
-def test_dockerfile_installs_the_cpu_torch_pin_and_the_mysql_and_s3_extras() -> None:
-    text = DOCKERFILE.read_text()
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    torch_pin = next(
-        dep.split("#")[0].strip() for dep in pyproject["project"]["dependencies"] if dep.startswith("torch")
-    )
-    assert torch_pin == "torch==2.13.0"
-    assert re.search(r"pip install --extra-index-url https://download\.pytorch\.org/whl/cpu torch==2\.13\.0", text)
-    assert 'pip install ".[mysql,s3]"' in text
-    assert "FROM python:3.11-slim-bookworm" in text
-    for package in ("default-libmysqlclient-dev", "pkg-config", "build-essential", "libmariadb3"):
-        assert package in text
-    for setting in (
-        "FSML_HOME=/data",
-        "DJANGO_SETTINGS_MODULE=fsml.settings.production",
-        "PYTHONUNBUFFERED=1",
-    ):
-        assert setting in text
-    assert re.search(r"^WORKDIR /app$", text, re.MULTILINE)
-    assert re.search(r"^EXPOSE 8000$", text, re.MULTILINE)
-    users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
-    assert users and users[-1] not in {"root", "0"}
-
-
-def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image() -> None:
-    patterns = {line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip()}
-    for pattern in (
-        ".venv",
-        ".git",
-        ".fsml",
-        ".env",
-        "tests/artifacts",
-        "**/__pycache__",
-        "**/*.egg-info",
-        "**/node_modules",
-    ):
-        assert pattern in patterns
-    assert "README.md" not in patterns and "pyproject.toml" not in patterns  # `pip install .` needs them
-
-
 def test_flower_starts_with_the_compose_command_outside_docker(tmp_path: Path) -> None:
     """`fsml flower`, as the flower service runs it, on the test broker: healthy, and behind its login."""
     import requests
@@ -275,7 +104,7 @@ def test_web_and_worker_start_with_their_compose_commands_and_production_setting
 
     from deploy.processes import Service, free_port, wait_http, wait_log
     from serving.services import submit_job
-    from tests.system.test_serving import wait_done
+    from tests.processes import wait_done
 
     services = load_compose()["services"]
     port = free_port()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from datastore.loader import DatasetCorrupted, DatasetError, DatasetNotFound, li
 from datastore.models import DatasetVersion, Item, Task
 from datastore.snapshot import SnapshotError, snapshot_project
 from datastore.versions import describe, diff
-from tests.helpers import claim_task, stored_items
+from tests.helpers import claim_task, fsml, stored_items
 
 pytestmark = pytest.mark.django_db
 
@@ -164,11 +162,6 @@ def test_split_stays_with_the_item_when_its_text_changes(labelled_project, repo)
     where = lambda v: {r["id"]: s for s, rows in v.splits.items() for r in rows}  # noqa: E731
     assert where(a) == where(b)
     assert diff(a, b).edited == [item.url_hash]
-
-
-def fsml(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).with_name("fsml")), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env or os.environ.copy())
 
 
 def test_pull_show_and_diff_on_a_clean_clone_with_the_database_gone(labelled_project, repo, tmp_path) -> None:

@@ -1,6 +1,6 @@
-"""Model archives in the model store: a local folder by default, an S3 bucket (moto's S3 server standing in for
-MinIO) when configured. Versions are immutable; a worker with an empty cache fetches its model from the bucket;
-an object replaced behind the registry's back is refused by its checksum."""
+"""Model archives in an S3 model store (moto's S3 server standing in for MinIO): versions are immutable; a worker
+with an empty cache fetches its model from the bucket; an object replaced behind the registry's back is refused by
+its checksum. The folder store is tested in tests/unit/test_modelstore.py."""
 
 from __future__ import annotations
 
@@ -16,48 +16,9 @@ from datastore import services
 from datastore.models import InferenceJob
 from modelpack.archive import ArchiveError
 from modelpack.runtime import load_runtime
-from modelpack.store import FolderStore, S3Store, StoreError, model_store
+from modelpack.store import S3Store, StoreError, model_store
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def test_an_archive_whose_version_was_not_recorded_is_removed(db, model_archive, settings, tmp_path, monkeypatch):
-    """Registration refused after the archive was stored: the archive goes, so the version can be packaged again
-    (it would otherwise be refused for good as "already exists")."""
-    from django.db import DatabaseError
-
-    from deploy import stages
-
-    settings.MODEL_STORE = str(tmp_path / "store")
-    export_dir = model_archive[0].parent / "export"
-
-    def refused(*args: Any, **kwargs: Any) -> None:
-        raise DatabaseError("the database went away")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(services, "register_model_version", refused)
-        with pytest.raises(DatabaseError, match="went away"):
-            stages.package_and_register(export_dir, "flaky", None, {})
-    assert not list((tmp_path / "store").rglob("*.tar.gz")), "the unrecorded archive is gone"
-    model = stages.package_and_register(export_dir, "flaky", None, {})
-    assert model.version == 1 and Path(model.archive_path).is_file()
-
-
-def test_a_folder_store_writes_once_and_says_what_is_missing(tmp_path: Path) -> None:
-    archive = tmp_path / "a.tar.gz"
-    archive.write_bytes(b"first")
-    store = model_store(tmp_path / "store")
-    assert isinstance(store, FolderStore)
-    location = store.put(archive, "m/m-1.tar.gz")
-    assert Path(location) == (tmp_path / "store" / "m" / "m-1.tar.gz").resolve()
-    archive.write_bytes(b"second")
-    with pytest.raises(StoreError, match="already exists: model versions are immutable"):
-        store.put(archive, "m/m-1.tar.gz")
-    assert Path(location).read_bytes() == b"first", "the refused write changed nothing"
-    assert sorted(p.name for p in Path(location).parent.iterdir()) == ["m-1.tar.gz"], "no staging file left"
-    assert store.fetch(location, tmp_path / "unused") == Path(location)
-    with pytest.raises(StoreError, match="file not found"):
-        store.fetch(str(tmp_path / "store" / "m" / "m-2.tar.gz"), tmp_path / "unused")
 
 
 @pytest.fixture
@@ -91,7 +52,7 @@ def test_an_s3_store_serves_workers_and_refuses_a_replaced_object(
     from deploy import stages
     from deploy.processes import Service, wait_log, worker_command
     from serving.services import submit_job
-    from tests.system.test_serving import wait_done
+    from tests.processes import wait_done
 
     settings.MODEL_STORE, settings.MODEL_STORE_ENDPOINT = "s3://fsml-models/archives", s3_endpoint
     settings.MODEL_CACHE_DIR = tmp_path / "cache-web"

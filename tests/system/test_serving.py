@@ -15,24 +15,12 @@ from rest_framework.test import APIClient
 from datastore.models import InferenceJob
 from serving import callbacks
 from serving.api import JobSerializer
-from tests.conftest import child_pids
+from tests.processes import child_pids, wait_done
 
 
 class GenericJobSerializer(JobSerializer):
     # ModelSerializer's, field by field, in place of JobSerializer's hand-built one (which names its argument job)
     to_representation = JobSerializer.__mro__[1].to_representation  # type: ignore[attr-defined]  # __mro__: plain types
-
-
-def wait_done(ids: list[str], timeout: float = 60) -> list[InferenceJob]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs = list(InferenceJob.objects.filter(pk__in=ids))
-        if all(j.status in ("succeeded", "failed") for j in jobs):
-            return jobs
-        time.sleep(0.2)
-    raise AssertionError(f"jobs not finished: {[(j.pk, j.status) for j in jobs]}")
 
 
 def test_jobs_are_served_by_the_worker_process_not_eagerly(celery_worker, registered_model, service_client) -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 from datastore.services import unpacked_model
 from deploy.processes import free_port
 from modelpack.runtime import load_runtime
-from tests.system.test_batching import MODEL, TEXTS, start_worker
-from tests.system.test_serving import wait_done
+from tests.processes import MODEL, TEXTS, start_worker, wait_done
 
 
 def test_a_worker_serves_on_the_backend_it_is_told_and_counts_it(

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.unit.test_quantize import TinyConvNet, accuracy, export, text_data, trained_bag_classifier
+from tests.tiny_models import TinyConvNet, accuracy, export, text_data, trained_bag_classifier
 from training.prune import PruneError, make_permanent, measure, prune_magnitude, prune_with_masks
 
 

@@ -13,7 +13,7 @@ import torch
 from modelpack.inputs import InputError
 from modelpack.runtime import load_runtime
 from tests.helpers import corpus_version
-from training.config import TrainConfig
+from training.config import ModelConfig, TrainConfig
 from training.export import export
 from training.train import train
 
@@ -21,7 +21,7 @@ from training.train import train
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     data = corpus_version(600)
-    result = train(TrainConfig(dataset="corpus", model="cnn", epochs=2, min_freq=1), data)
+    result = train(TrainConfig(dataset="corpus", model=ModelConfig(name="cnn"), epochs=2, min_freq=1), data)
     out = tmp_path_factory.mktemp("backends") / "export"
     export(result, out, data)
     return out, [r["text"] for r in data.splits["test"]]
@@ -79,7 +79,9 @@ def test_evaluation_scores_image_models_and_refuses_what_it_cannot_score(tmp_pat
     from tests.image_helpers import mnist_version
 
     data = mnist_version(500)
-    config = TrainConfig(task="image_classification", model="cnn", dataset="mnist", epochs=6, lr=5e-3, batch_size=32)
+    config = TrainConfig(
+        task="image_classification", model=ModelConfig(name="cnn"), dataset="mnist", epochs=6, lr=5e-3, batch_size=32
+    )
     result = train(config, data)
     export(result, tmp_path / "image", data, int8=False)
     scored = evaluate(tmp_path / "image", data=data, split="test")

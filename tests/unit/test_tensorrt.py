@@ -10,6 +10,7 @@ import pytest
 
 from modelpack.backends.tensorrt import EngineBuildError, TensorRTRuntime, TensorRTUnavailable, tensorrt_available
 from modelpack.backends.tensorrt_build import Shape, build_engine
+from tests.tiny_models import export, text_data, trained_bag_classifier
 
 AVAILABLE, REASON = tensorrt_available()
 SHAPES: dict[str, tuple[Shape, Shape, Shape]] = {"input_ids": ((1, 1), (32, 16), (64, 64))}
@@ -30,16 +31,12 @@ def test_unavailable_is_reported_never_pretended(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.unit.test_quantize import export, text_data, trained_bag_classifier
-
     return export(trained_bag_classifier(), text_data(2, seed=1)[0], tmp_path_factory.mktemp("trt") / "model.onnx")
 
 
 @pytest.mark.tensorrt
 @pytest.mark.skipif(not AVAILABLE, reason=REASON)
 def test_engine_matches_onnx_runtime_at_batch_1_and_64(onnx_model: Path, tmp_path: Path):
-    from tests.unit.test_quantize import text_data
-
     report = build_engine(onnx_model, tmp_path / "model.plan", SHAPES)
     assert report.plan_bytes > 0 and report.tensorrt_version and report.gpu
     runtime = TensorRTRuntime(tmp_path / "model.plan")
