@@ -304,6 +304,17 @@ class InferenceJob(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
+    class CallbackStatus(models.TextChoices):
+        """Where a job's callback stands; ``callback_error`` says why it is not delivered (yet)."""
+
+        NONE = "", "no callback"
+        PENDING = "pending", "pending"  # to be POSTed once the job ends (or queued again after NOT_QUEUED)
+        RETRYING = "retrying", "retrying"  # the last attempt failed; retries with backoff go on
+        DELIVERED = "delivered", "delivered"  # the receiver answered 2xx
+        NOT_QUEUED = "not queued", "not queued"  # the broker was down when the job ended; a requeue loop resends it
+        REFUSED = "refused", "refused"  # a host this deployment may not call (FSML_CALLBACK_ALLOWED_HOSTS): no retry
+        GAVE_UP = "gave up", "gave up"  # every retry failed
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="jobs", help_text="The version that served the job."
@@ -331,8 +342,9 @@ class InferenceJob(models.Model):
     batch_size = models.PositiveIntegerField(null=True, blank=True, help_text="Inputs in the batch that ran it.")
     callback_url = models.URLField(max_length=500, blank=True, help_text="POSTed the finished job, with retries.")
     callback_status = models.CharField(
-        max_length=300, blank=True, help_text='"delivered", or the last failure while retries go on, or "gave up: ..."'
+        max_length=16, choices=CallbackStatus.choices, blank=True, default=CallbackStatus.NONE
     )
+    callback_error = models.TextField(blank=True, help_text="Why the callback's last attempt failed or stopped.")
     callback_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

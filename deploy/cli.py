@@ -354,8 +354,8 @@ def service(
     (FSML_CALLBACK_SECRET), the key that checks its callbacks' signatures."""
     _django()
     # local: serving needs Django, set up just above
-    from serving.accounts import AccountError, service_token
-    from serving.callbacks import signing_key
+    from serving.jobs.callbacks import signing_key
+    from serving.web.accounts import AccountError, service_token
 
     try:
         token, created = service_token(name, rotate)

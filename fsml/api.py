@@ -11,7 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from annotation.services import AnnotationError
 from datastore.services.registry import RegistryError
-from serving.services import JobError
+from serving.web.checks import JobError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from serving import api, health, registry_api
+from serving.web import api, health, registry_api
 
 urlpatterns = [
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),

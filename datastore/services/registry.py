@@ -7,7 +7,7 @@
 ``promote`` points an alias at a version; ``rollback`` points it back at the version it named before the
 current one was promoted. Both are one transaction with the alias row locked, and both leave an
 ``AliasMove`` saying who, when, from which version to which and why. Workers resolve ``NAME@ALIAS`` when
-they take a batch of jobs, so a move reaches them without a restart (``serving.services.run_batch``).
+they take a batch of jobs, so a move reaches them without a restart (``serving.worker.batches.run_batch``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from datastore.models import InferenceJob
+from serving.web.accounts import service_token
 
 MODEL = "sentiment-test"
 
@@ -22,8 +23,6 @@ def client_of(token: Token) -> APIClient:
 def service_client_of(name: str) -> tuple[APIClient, Any]:
     """An API client with the token of calling service ``name`` (made as ``manage.py service_token`` makes it),
     and its user."""
-    from serving.accounts import service_token
-
     token, created = service_token(name)
     assert created, f"{name} is a new service"
     return client_of(token), token.user

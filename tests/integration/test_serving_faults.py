@@ -18,7 +18,9 @@ from PIL import Image
 
 from datastore import services as data_services
 from datastore.models import InferenceJob
-from serving import services
+from serving.web.checks import JobError
+from serving.web.submit import fail_unqueued, submit_job
+from serving.worker.delivery import resend_callbacks
 
 MODEL = "sentiment-test"
 
@@ -31,7 +33,7 @@ def test_a_submit_that_could_not_be_queued_fails_only_the_jobs_no_worker_took(li
     user = get_user_model().objects.create(username="svc")
     waiting = _job(registered_model, user, inputs={"text": "a"}, idempotency_key="k#0")
     taken = _job(registered_model, user, inputs={"text": "b"}, idempotency_key="k#1", status="running")
-    ended = services.fail_unqueued([waiting, taken], "could not queue the job: broker down")
+    ended = fail_unqueued([waiting, taken], "could not queue the job: broker down")
     assert [j.pk for j in ended] == [waiting.pk]
     waiting.refresh_from_db()
     taken.refresh_from_db()
@@ -56,7 +58,8 @@ def test_two_loops_never_send_the_same_callback(live_env, clean_broker, register
             inputs={"text": t},
             status="succeeded",
             callback_url="http://127.0.0.1:9/h",
-            callback_status="not queued: broker down",
+            callback_status=InferenceJob.CallbackStatus.NOT_QUEUED,
+            callback_error="Error 111 connecting to 127.0.0.1:6379. Connection refused.",
         )
         for t in ("held", "free")
     )
@@ -75,12 +78,14 @@ def test_two_loops_never_send_the_same_callback(live_env, clean_broker, register
     thread.start()
     try:
         assert locked.wait(30)
-        assert services.resend_callbacks() == 1
+        assert resend_callbacks() == 1
     finally:
         release.set()
         thread.join(30)
-    assert InferenceJob.objects.get(pk=free.pk).callback_status == "queued again"
-    assert InferenceJob.objects.get(pk=held.pk).callback_status.startswith("not queued: "), "left to its holder"
+    sent, left = InferenceJob.objects.get(pk=free.pk), InferenceJob.objects.get(pk=held.pk)
+    assert sent.callback_status == InferenceJob.CallbackStatus.PENDING, "queued again"
+    assert "Connection refused" in sent.callback_error, "why it was not queued at first stays on record"
+    assert left.callback_status == InferenceJob.CallbackStatus.NOT_QUEUED, "left to its holder"
     assert redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).llen("callbacks") == 1
 
 
@@ -113,23 +118,23 @@ def test_image_inputs_that_would_crash_or_swamp_a_worker_are_refused_at_submit(l
         (bomb, "inputs.image: not a readable image"),
         (_png_claiming(8_000, 7_000), "inputs.image: 8000x7000 is over 50,000,000 pixels"),
     ):
-        with pytest.raises(services.JobError, match=reason) as refused:
-            services.submit_job(user, "digits", {"image": base64.b64encode(data).decode()})
+        with pytest.raises(JobError, match=reason) as refused:
+            submit_job(user, "digits", {"image": base64.b64encode(data).decode()})
         assert refused.value.status == 400
     assert not InferenceJob.objects.exists(), "nothing stored"
 
 
 def test_callback_urls_are_sent_as_ascii(live_env, clean_broker, registered_model) -> None:
     user = get_user_model().objects.create(username="svc")
-    job = services.submit_job(user, MODEL, {"text": "hi"}, callback_url="https://hook.example/cb?city=zürich")[0]
+    job = submit_job(user, MODEL, {"text": "hi"}, callback_url="https://hook.example/cb?city=zürich")[0]
     assert job.callback_url == "https://hook.example/cb?city=z%C3%BCrich"
-    with pytest.raises(services.JobError, match="xn-- \\(IDNA\\) form"):
-        services.submit_job(user, MODEL, {"text": "hi"}, callback_url="https://bücher.example/cb")
+    with pytest.raises(JobError, match="xn-- \\(IDNA\\) form"):
+        submit_job(user, MODEL, {"text": "hi"}, callback_url="https://bücher.example/cb")
 
 
 @pytest.mark.parametrize("ref", ["sentiment-test:²", "sentiment-test:1.0", "sentiment-test:-1"])
 def test_a_model_version_that_is_not_a_plain_number_is_a_400(live_env, registered_model, ref) -> None:
     user = get_user_model().objects.create(username="svc")
-    with pytest.raises(services.JobError, match="is not a number") as refused:
-        services.submit_job(user, ref, {"text": "hi"})
+    with pytest.raises(JobError, match="is not a number") as refused:
+        submit_job(user, ref, {"text": "hi"})
     assert refused.value.status == 400

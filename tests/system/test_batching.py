@@ -93,14 +93,15 @@ def test_a_poison_input_fails_its_own_job_and_not_its_batch(live_env, clean_brok
     run again without it, and the worker keeps serving."""
     from django.contrib.auth import get_user_model
 
-    from serving.services import run_inference_later, submit_batch
+    from serving.jobs.messages import queue_jobs
+    from serving.web.submit import submit_batch
 
     user = get_user_model().objects.create(username="svc")
     poison = InferenceJob.objects.create(
         model_version=registered_model, model_ref=MODEL, submitted_by=user, inputs={"text": "   "}
     )
     jobs, _ = submit_batch(user, MODEL, [{"text": t} for t in TEXTS[:6]])
-    run_inference_later(poison)
+    queue_jobs([poison])
     worker = start_worker(tmp_path, "w", FSML_BATCH_MAX="16", FSML_BATCH_WAIT_MS="200")
     try:
         done = wait_done([str(j.pk) for j in [poison, *jobs]])
@@ -221,6 +222,8 @@ def test_queued_jobs_survive_a_redis_restart_with_persistence_on(
     from celery import Celery
     from django.contrib.auth import get_user_model
 
+    from serving.jobs.messages import RUN_INFERENCE
+
     url, restart = private_redis
     user = get_user_model().objects.create(username="svc")
     jobs = [
@@ -230,11 +233,9 @@ def test_queued_jobs_survive_a_redis_restart_with_persistence_on(
         for t in TEXTS[:10]
     ]
     monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery reads it before any broker argument
-    sender = Celery(
-        broker=url, set_as_current=False
-    )  # what run_inference_later sends, to this test's own Redis; no worker is up yet
+    sender = Celery(broker=url, set_as_current=False)  # what queue_jobs sends, to this test's own Redis; no worker yet
     for job in jobs:
-        sender.send_task("serving.tasks.run_inference", args=[str(job.pk)], queue="inference")
+        sender.send_task(RUN_INFERENCE, args=[str(job.pk)], queue="inference")
     assert redis_lib.Redis.from_url(url).llen("inference") == 10
     restart()
     assert redis_lib.Redis.from_url(url).llen("inference") == 10, "the queue came back from the append-only file"
@@ -255,7 +256,7 @@ def test_a_submit_while_the_broker_is_down_is_refused_and_its_jobs_fail(
     import requests
 
     from deploy.processes import wait_http, web_command
-    from serving.accounts import service_token
+    from serving.web.accounts import service_token
 
     url, _ = private_redis
     broker = redis_lib.Redis.from_url(url)
@@ -366,7 +367,7 @@ def test_a_worker_without_its_database_is_alive_but_not_ready(live_env, clean_br
     assert parts["requeue"] == "not run yet", "its requeue loop cannot run without the database"
 
 
-def test_claims_leases_and_requeues_step_by_step(live_env, clean_broker, registered_model) -> None:
+def test_claims_leases_and_requeues_step_by_step(live_env, clean_broker, registered_model, settings) -> None:
     """The rules behind "every job ends once", without worker timing: a claim takes queued jobs of the same
     reference, a lapsed or superseded claim records nothing, a dead holder's job is taken over alone, lapsed
     jobs are queued again, and a job out of attempts fails with its last error."""
@@ -375,35 +376,37 @@ def test_claims_leases_and_requeues_step_by_step(live_env, clean_broker, registe
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from serving import services
+    from serving.web.submit import submit_batch
+    from serving.worker.batches import finish_batch, release_batch, requeue_lapsed
+    from serving.worker.claims import claim_batch
 
     user = get_user_model().objects.create(username="svc")
-    jobs, _ = services.submit_batch(user, MODEL, [{"text": t} for t in TEXTS[:3]])
+    jobs, _ = submit_batch(user, MODEL, [{"text": t} for t in TEXTS[:3]])
     dead_pid = 2**22 + 12345  # above pid_max on this kernel's default: no such process
-    first = services.claim_batch(str(jobs[0].pk), "w1@host", dead_pid)
+    first = claim_batch(str(jobs[0].pk), "w1@host", dead_pid)
     assert first is not None and {j.pk for j in first.jobs} == {j.pk for j in jobs}
-    assert services.claim_batch(str(jobs[1].pk), "w2@host", 1) is None, "another worker's live claim is left alone"
+    assert claim_batch(str(jobs[1].pk), "w2@host", 1) is None, "another worker's live claim is left alone"
 
     # The holder died (same worker name, its process gone): the job's next message takes it over, alone.
-    second = services.claim_batch(str(jobs[0].pk), "w1@host", 4242)
+    second = claim_batch(str(jobs[0].pk), "w1@host", 4242)
     assert second is not None and [j.pk for j in second.jobs] == [jobs[0].pk] and second.jobs[0].attempts == 2
-    stale = services.finish_batch(first, {j.pk: ({"label": "x"}, "") for j in first.jobs})
+    stale = finish_batch(first, {j.pk: ({"label": "x"}, "") for j in first.jobs})
     assert {j.pk for j in stale} == {jobs[1].pk, jobs[2].pk}, "the superseded claim finishes only what it still holds"
-    assert services.finish_batch(second, {jobs[0].pk: ({"label": "y"}, "")})[0].pk == jobs[0].pk
-    assert services.finish_batch(second, {jobs[0].pk: ({"label": "z"}, "")}) == [], "a job ends once"
+    assert finish_batch(second, {jobs[0].pk: ({"label": "y"}, "")})[0].pk == jobs[0].pk
+    assert finish_batch(second, {jobs[0].pk: ({"label": "z"}, "")}) == [], "a job ends once"
     assert InferenceJob.objects.get(pk=jobs[0].pk).result == {"label": "y"}
 
     # A worker that died holding a job: after its lease, requeue_lapsed queues it again; out of attempts, it fails.
-    more, _ = services.submit_batch(user, MODEL, [{"text": "late again"}])
-    held = services.claim_batch(str(more[0].pk), "w3@host", 1)
+    more, _ = submit_batch(user, MODEL, [{"text": "late again"}])
+    held = claim_batch(str(more[0].pk), "w3@host", 1)
     assert held is not None
-    services.release_batch(held, "StoreError: bucket unreachable", 0)
+    release_batch(held, "StoreError: bucket unreachable", 0)
     assert InferenceJob.objects.get(pk=more[0].pk).status == "queued"
     for attempt in (2, 3):
-        claimed = services.claim_batch(str(more[0].pk), "w3@host", 1)
+        claimed = claim_batch(str(more[0].pk), "w3@host", 1)
         assert claimed is not None and claimed.jobs[0].attempts == attempt
-        later = timezone.now() + timedelta(seconds=services.lease_seconds() + 1)
-        assert services.requeue_lapsed(later) == 1
+        later = timezone.now() + timedelta(seconds=settings.FSML_JOB_LEASE_SECONDS + 1)
+        assert requeue_lapsed(later) == 1
     job = InferenceJob.objects.get(pk=more[0].pk)
     assert (
         job.status == "failed" and job.error == "gave up after 3 attempts; last error: StoreError: bucket unreachable"
@@ -414,7 +417,7 @@ def test_callbacks_that_could_not_be_queued_are_sent_again(live_env, clean_broke
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from serving import services
+    from serving.worker.delivery import resend_callbacks
 
     user = get_user_model().objects.create(username="svc")
     job = InferenceJob.objects.create(
@@ -424,9 +427,51 @@ def test_callbacks_that_could_not_be_queued_are_sent_again(live_env, clean_broke
         inputs={"text": "hi"},
         status="succeeded",
         callback_url="http://127.0.0.1:9/hook",
-        callback_status="not queued: broker down",
+        callback_status=InferenceJob.CallbackStatus.NOT_QUEUED,
+        callback_error="broker down",
     )
-    assert services.resend_callbacks() == 1
-    assert InferenceJob.objects.get(pk=job.pk).callback_status == "queued again"
+    assert resend_callbacks() == 1
+    assert InferenceJob.objects.get(pk=job.pk).callback_status == InferenceJob.CallbackStatus.PENDING
     assert redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).llen("callbacks") == 1
-    assert services.resend_callbacks() == 0, "sent once"
+    assert resend_callbacks() == 0, "sent once"
+
+
+def test_a_claim_waits_for_batch_mates_holding_no_row_lock(live_env, clean_broker, registered_model, settings) -> None:
+    """While a fresh batch waits ``FSML_BATCH_WAIT_MS`` for more jobs, its jobs are already claimed and their rows
+    not locked (another connection locks them at once, NOWAIT), and a job submitted during the wait joins it."""
+    import threading
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from serving.web.submit import submit_batch, submit_job
+    from serving.worker.claims import Batch, claim_batch
+
+    settings.FSML_BATCH_WAIT_SECONDS = 3.0  # long enough for this test to act while the claim waits
+    user = get_user_model().objects.create(username="svc")
+    jobs, _ = submit_batch(user, MODEL, [{"text": t} for t in TEXTS[:2]])
+    ids = [j.pk for j in jobs]
+    claimed: list[Batch | None] = []
+
+    def claim() -> None:  # a worker's claim, on a connection of its own
+        try:
+            claimed.append(claim_batch([str(pk) for pk in ids], "w@host", 1))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=claim)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while InferenceJob.objects.filter(pk__in=ids, status="running").count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with transaction.atomic():
+            locked = list(InferenceJob.objects.select_for_update(nowait=True).filter(pk__in=ids))
+        late = submit_job(user, MODEL, {"text": "submitted while the batch waits"})[0]
+    finally:
+        worker.join(60)
+    assert worker.is_alive() is False and {j.status for j in locked} == {"running"}, "claimed, and not locked"
+    batch = claimed[0]
+    assert batch is not None and [j.pk for j in batch.jobs] == [*ids, late.pk], "the late job joined the batch"
+    stored = InferenceJob.objects.filter(claim=batch.claim)
+    assert sorted(j.batch_size for j in stored) == [3, 3, 3], "every job of the batch records its final size"

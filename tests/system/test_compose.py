@@ -103,7 +103,7 @@ def test_web_and_worker_start_with_their_compose_commands_and_production_setting
     from django.contrib.auth import get_user_model
 
     from deploy.processes import Service, free_port, wait_http, wait_log
-    from serving.services import submit_job
+    from serving.web.submit import submit_job
     from tests.processes import wait_done
 
     services = load_compose()["services"]

@@ -51,7 +51,7 @@ def test_an_s3_store_serves_workers_and_refuses_a_replaced_object(
 
     from deploy import stages
     from deploy.processes import Service, wait_log, worker_command
-    from serving.services import submit_job
+    from serving.web.submit import submit_job
     from tests.processes import wait_done
 
     settings.MODEL_STORE, settings.MODEL_STORE_ENDPOINT = "s3://fsml-models/archives", s3_endpoint

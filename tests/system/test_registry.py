@@ -9,7 +9,7 @@ from datastore import services
 from datastore.models import InferenceJob
 from datastore.services import registry
 from modelpack.runtime import load_runtime
-from serving.services import submit_job
+from serving.web.submit import submit_job
 from tests.helpers import fsml, register_versions
 from tests.processes import wait_done
 

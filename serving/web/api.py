@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.core.validators import URLValidator
@@ -13,7 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datastore.models import InferenceJob
-from serving import callbacks, services
+from serving.jobs.callbacks import signing_key
+from serving.jobs.states import ENDED, JOB_FIELDS, job_fields
+from serving.web import submit
 
 HTTP_URL = URLValidator(schemes=["http", "https"], message="callback_url must be an http or https URL")
 MAX_SYNC_TIMEOUT = 30.0  # seconds a synchronous request may hold a web process
@@ -27,55 +28,20 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 
 
 class JobSerializer(serializers.ModelSerializer):
+    """A job as the API shows it. The fields are declared for the schema; their values are built by
+    ``serving.jobs.states.job_fields``, which callbacks send too."""
+
     model = serializers.SerializerMethodField()
 
     class Meta:
         model = InferenceJob
-        fields = [
-            "id",
-            "model",
-            "status",
-            "inputs",
-            "result",
-            "error",
-            "attempts",
-            "worker",
-            "worker_pid",
-            "idempotency_key",
-            "batch_size",
-            "callback_url",
-            "callback_status",
-            "callback_attempts",
-            "queued_at",
-            "started_at",
-            "finished_at",
-        ]
+        fields = JOB_FIELDS
 
     def get_model(self, job: InferenceJob) -> str:
         return str(job.model_version)
 
     def to_representation(self, job: InferenceJob) -> dict[str, Any]:
-        """The declared fields, built directly: on the serving path this runs for every job, and DRF's per-field
-        machinery cost more than the rest of the request (tests compare it with the generic output)."""
-        out = {field: getattr(job, field) for field in self.Meta.fields if field not in _CONVERTED}
-        out.update(
-            id=str(job.pk),
-            model=self.get_model(job),
-            queued_at=_when(job.queued_at),
-            started_at=_when(job.started_at),
-            finished_at=_when(job.finished_at),
-        )
-        return {field: out[field] for field in self.Meta.fields}
-
-
-_TIME = serializers.DateTimeField()
-
-
-def _when(value: datetime | None) -> str | None:
-    return None if value is None else _TIME.to_representation(value)
-
-
-_CONVERTED = {"id", "model", "queued_at", "started_at", "finished_at"}
+        return job_fields(job)
 
 
 class JobIn(serializers.Serializer):
@@ -109,27 +75,23 @@ class JobList(APIView):
         parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
-        jobs, created, _ = _submit(request, JobIn)
-        return Response(JobSerializer(jobs[0]).data, status=_submit_status(created))
+        _, submission = _submission(request, JobIn)
+        job, created = submit.submit_job(**submission)
+        return Response(JobSerializer(job).data, status=_submit_status(created))
 
 
-def _submit(
-    request: Request, shape: type[serializers.Serializer], batch: bool = False
-) -> tuple[list[InferenceJob], bool, dict[str, Any]]:
-    """Check the request's body against ``shape`` and submit its job (its jobs, with ``batch``): (jobs, whether
-    they were created now rather than found by their idempotency key, the checked body)."""
+def _submission(request: Request, shape: type[serializers.Serializer]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request's body checked against ``shape``, and what a submit of it is called with."""
     body = shape(data=request.data)
     body.is_valid(raise_exception=True)
     data = body.validated_data
-    jobs, created = services.submit_batch(
-        request.user,
-        data["model"],
-        data["inputs"] if batch else [data["inputs"]],
-        request.headers.get("Idempotency-Key"),
-        single=not batch,
-        callback_url=data.get("callback_url", ""),
-    )
-    return jobs, created, data
+    return data, {
+        "user": request.user,
+        "model_ref": data["model"],
+        "inputs": data["inputs"],
+        "idempotency_key": request.headers.get("Idempotency-Key"),
+        "callback_url": data.get("callback_url", ""),
+    }
 
 
 def _submit_status(created: bool) -> int:
@@ -142,10 +104,11 @@ class JobSync(APIView):
 
     @extend_schema(request=SyncJobIn, responses={200: JobSerializer, 202: JobSerializer}, parameters=[IDEMPOTENCY_KEY])
     def post(self, request: Request) -> Response:
-        jobs, _, data = _submit(request, SyncJobIn)
-        job = services.wait_for_job(jobs[0], data["timeout"])
-        ended = job.status in (InferenceJob.Status.SUCCEEDED, InferenceJob.Status.FAILED)
-        return Response(JobSerializer(job).data, status=status.HTTP_200_OK if ended else status.HTTP_202_ACCEPTED)
+        data, submission = _submission(request, SyncJobIn)
+        job = submit.wait_for_job(submit.submit_job(**submission)[0], data["timeout"])
+        return Response(
+            JobSerializer(job).data, status=status.HTTP_200_OK if job.status in ENDED else status.HTTP_202_ACCEPTED
+        )
 
 
 class JobBatchIn(serializers.Serializer):
@@ -167,7 +130,8 @@ class JobBatch(APIView):
         parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
-        jobs, created, _ = _submit(request, JobBatchIn, batch=True)
+        _, submission = _submission(request, JobBatchIn)
+        jobs, created = submit.submit_batch(**submission)
         return Response({"jobs": JobSerializer(jobs, many=True).data}, status=_submit_status(created))
 
 
@@ -187,7 +151,7 @@ class CallbackKey(APIView):
 
     @extend_schema(responses={200: inline_serializer("CallbackKeyOut", {"key": serializers.CharField()})})
     def get(self, request: Request) -> Response:
-        if not (key := callbacks.signing_key(request.user.pk)):
+        if not (key := signing_key(request.user.pk)):
             return Response(
                 {"detail": "callbacks are not signed here (FSML_CALLBACK_SECRET is not set)"},
                 status=status.HTTP_404_NOT_FOUND,

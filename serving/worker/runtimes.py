@@ -18,6 +18,7 @@ from django.conf import settings
 from datastore.models import ModelVersion
 from datastore.services import unpacked_model
 from modelpack.runtime import ModelRuntime, load_serving_runtime
+from serving.worker.metrics import RUNTIME_LOADS
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +28,17 @@ _lock = threading.Lock()
 
 def get_runtime(model_version: ModelVersion) -> Any:
     """The loaded runtime of a model version (loaded on first use, never in the parent before fork)."""
-    kept = int(settings.FSML_RUNTIMES_KEPT)
     with _lock:
         runtime = _cache.get(model_version.pk)
         if runtime is None:
             runtime = _cache[model_version.pk] = _load(model_version)
         _cache.move_to_end(model_version.pk)
-        while len(_cache) > kept:
+        while len(_cache) > settings.FSML_RUNTIMES_KEPT:
             _cache.popitem(last=False)
         return runtime
 
 
 def _load(model_version: ModelVersion) -> ModelRuntime:
-    from serving.metrics import RUNTIME_LOADS
-
     runtime = load_serving_runtime(unpacked_model(model_version), settings.FSML_SERVING_BACKEND)
     for error in runtime.load_errors:  # a backend that should have loaded did not
         log.warning("%s: could not load %s", model_version, error)

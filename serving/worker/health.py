@@ -1,6 +1,6 @@
 """A worker's own HTTP port (``FSML_WORKER_METRICS_PORT``), served by its main process:
 
-- ``/metrics``: every pool process's Prometheus metrics (``serving.metrics``);
+- ``/metrics``: every pool process's Prometheus metrics (``serving.worker.metrics``);
 - ``/healthz``: the main process answers;
 - ``/readyz``: it can serve jobs: MariaDB and the broker answer, and its requeue loop (which puts back the jobs
   of dead workers) ran lately. 503 with the failing parts otherwise.
@@ -20,7 +20,10 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from django.db import connection
 from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from serving.jobs.messages import broker_redis, uses_redis
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,6 @@ class _QuietHandler(WSGIRequestHandler):
 
 def readiness(requeue_age: Callable[[], float | None], requeue_interval: float) -> dict[str, str]:
     """The worker's parts, each "ok" or the reason it is not."""
-    from django.db import connection
-
-    from serving.services import broker_redis, uses_redis
-
     parts: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:

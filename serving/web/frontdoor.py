@@ -6,12 +6,12 @@ a broker message, and a Redis subscription for a synchronous wait. Here, as data
 requests that arrive while one group is being stored wait for the next group, which is stored with one insert,
 one commit and one message per model (``Grouper``); a lone request is stored at once, with no added wait. One
 subscriber per process hears every finished batch and wakes the requests waiting on its jobs
-(``FinishedListener``). Neither knows Django: ``serving.services`` hands them what to do.
+(``FinishedListener``). Neither knows Django: ``serving.web.submit`` hands them what to do; the announcements'
+format is ``serving.jobs.announcements``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -23,39 +23,10 @@ from typing import Any, Generic, TypeVar
 
 import redis
 
+from serving.jobs.announcements import FINISHED_CHANNEL, announced
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-FINISHED_CHANNEL = "fsml:jobs-finished"  # one message per finished batch: ``announcement`` of its jobs
-MAX_CARRIED_STATE = 16_384  # characters of one job's ended state carried in its announcement; larger ones are read
-
-
-def announcement(states: Iterable[dict[str, Any]]) -> str:
-    """The message announcing finished jobs: a JSON list with each job's ended state (``{"id": ..., ...}``), so a
-    waiting request answers without reading the job back; a state over ``MAX_CARRIED_STATE`` is sent as its id
-    alone (its waiter reads the database)."""
-    parts = []
-    for state in states:
-        text = json.dumps(state, separators=(",", ":"))
-        parts.append(text if len(text) <= MAX_CARRIED_STATE else json.dumps({"id": state["id"]}))
-    return "[" + ",".join(parts) + "]"
-
-
-def _announced(data: bytes) -> list[tuple[str, dict[str, Any] | None]]:
-    """(job id, ended state or None) for each job of an ``announcement``, or of a list of comma-separated ids (as
-    earlier versions sent). Entries that are not a state with an id are skipped."""
-    if not data.startswith(b"["):
-        return [(job_id, None) for job_id in data.decode(errors="replace").split(",")]
-    try:
-        states = json.loads(data)
-    except ValueError:
-        log.warning("ignored a malformed announcement of finished jobs: %.200r", data)
-        return []
-    return [
-        (state["id"], state if len(state) > 1 else None)
-        for state in states
-        if isinstance(state, dict) and isinstance(state.get("id"), str)
-    ]
 
 
 class _ProcessThread:
@@ -104,6 +75,10 @@ class Grouper(_ProcessThread, Generic[T]):
         slot.done.wait()
         if slot.error is not None:
             raise slot.error
+
+    def waiting(self) -> int:
+        """How many items were handed over and wait for the next group (the group being stored not counted)."""
+        return self._queue.qsize()
 
     def _reset(self) -> None:
         self._queue = queue.SimpleQueue()
@@ -211,15 +186,15 @@ class FinishedListener(_ProcessThread):
             time.sleep(0.5)
 
     def _wake(self, data: bytes) -> None:
-        announced = _announced(data)
+        announced_jobs = announced(data)
         now = time.monotonic()
         with self._lock:
             # A state is kept for the jobs awaited here; of the others (waited on in other processes, or not yet
             # here) only the id: a request that starts waiting later reads its job back.
             self._recent.update(
-                (job_id, (now, state if job_id in self._waiters else None)) for job_id, state in announced
+                (job_id, (now, state if job_id in self._waiters else None)) for job_id, state in announced_jobs
             )
-            events = [event for job_id, _ in announced for event in self._waiters.pop(job_id, ())]
+            events = [event for job_id, _ in announced_jobs for event in self._waiters.pop(job_id, ())]
             while self._recent and next(iter(self._recent.values()))[0] < now - self.RECENT_SECONDS:
                 self._recent.popitem(last=False)
         for event in events:

@@ -1,75 +1,41 @@
-"""Delivering a finished job to its callback URL: which hosts may be called, the signed POST, no redirects.
-
-The bookkeeping of a delivery (``record_callback``, ``resend_callbacks``) is in ``serving.services``; the retries
-are the ``deliver_callback`` task's.
-"""
+"""Delivering a finished job to its callback URL: the signed POST, to a checked address, without redirects; each
+attempt recorded on the job (``callback_status``, ``callback_error``); callbacks that could not be queued sent
+again. The retries are the ``deliver_callback`` task's (``serving.tasks``)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import http.client
-import ipaddress
+import json
 import socket
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
-from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
 
-if TYPE_CHECKING:
-    from datastore.models import InferenceJob
+from datastore.models import InferenceJob
+from serving.jobs.callbacks import allowed, non_public, signing_key
+from serving.jobs.messages import queue_callback
+from serving.jobs.states import job_fields
 
 TIMEOUT = 10  # seconds a callback receiver has to answer
-REFUSED = "refused: "  # a callback this deployment may not call: not retried
+Callback = InferenceJob.CallbackStatus
 
 
-def normalised(url: str) -> str:
-    """The callback URL as it goes on the wire: non-ASCII characters of its path and query percent-encoded
-    (``iri_to_uri``), so its delivery never fails on encoding.
+class CallbackRefused(Exception):
+    """A callback host this deployment may not call; ``reason`` says why. Not retried."""
 
-    Raises:
-        ValueError: a host name with non-ASCII characters (it is to be given in its ``xn--`` IDNA form).
-    """
-    from django.utils.encoding import iri_to_uri
-
-    if not (urlsplit(url).hostname or "").isascii():
-        raise ValueError("callback_url: give an internationalised host name in its xn-- (IDNA) form")
-    return iri_to_uri(url)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-def refusal(url: str) -> str:
-    """Why a callback URL is refused at submit, or "": its host is a literal non-public address or ``localhost``
-    and not allowed (``FSML_CALLBACK_ALLOWED_HOSTS``). Names are judged again, resolved, when a worker connects
-    (``_checked_connection``): the workers' DNS may differ, and may change between the two."""
-    host = unquote(urlsplit(url).hostname or "").lower()
-    allowed = settings.FSML_CALLBACK_ALLOWED_HOSTS  # lower-cased; "*": every host
-    if "*" in allowed or host in allowed:
-        return ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return _judge(host, ["127.0.0.1"])
-    try:
-        return _judge(host, [host])
-    except ValueError:  # a name, not an address
-        return ""
-
-
-def _judge(host: str, addresses: list[str]) -> str:
-    """The refusal for a host with these addresses when one of them is not public (loopback, private,
-    link-local, reserved...: workers sit inside the deployment's network, beside its database and the cloud's
-    metadata service), or "". Raises ValueError for something that is not an address."""
-    inner = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
-    if inner:
-        return (
-            f"{REFUSED}callback host {host} is a non-public address ({inner[0]}); "
-            "list it in FSML_CALLBACK_ALLOWED_HOSTS to allow it"
-        )
-    return ""
-
-
-class _Refused(OSError):
+class _Blocked(OSError):  # raised where the connection is made; urllib hands OSErrors on as URLError.reason
     pass
 
 
@@ -82,12 +48,11 @@ def _checked_connection(
     not public (unless allowed), and connect to the very address that was checked (no second lookup that DNS
     rebinding could answer differently)."""
     host, port = address
-    allowed = settings.FSML_CALLBACK_ALLOWED_HOSTS
-    if "*" in allowed or host.lower() in allowed:
+    if allowed(host):
         return socket.create_connection(address, timeout, source_address)
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if why := _judge(host, [str(info[4][0]) for info in infos]):
-        raise _Refused(why)
+    if why := non_public(host, [str(info[4][0]) for info in infos]):
+        raise _Blocked(why)
     family, kind, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -129,22 +94,6 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is a failed delivery: a redirect could lead a worker to an address it must not call
 
 
-def signing_key(user_id: Any) -> str:
-    """The key that signs the callbacks of one calling service (its user), or "" when ``FSML_CALLBACK_SECRET`` is
-    unset: 64 hex characters, whose ASCII bytes are the HMAC key. Each service's key is derived (HMAC-SHA256) from
-    that secret, the service's user id and its current API token, so a receiver holding its own key cannot sign
-    calls another service would accept, and rotating a service's token (``fsml service NAME --rotate``) changes
-    its key too. ``GET /api/callback-key/`` and ``fsml service NAME`` give a service its key; changing the secret
-    changes every key."""
-    secret = settings.FSML_CALLBACK_SECRET
-    if not secret:
-        return ""
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.filter(user_id=user_id).values_list("key", flat=True).first() or ""
-    return hmac.new(secret.encode(), f"fsml-callback-key:{user_id}:{token}".encode(), hashlib.sha256).hexdigest()
-
-
 def post(job: InferenceJob, body: bytes) -> str:
     """POST a finished job to its callback URL. Returns "" when the receiver took it (2xx), else the reason.
     The host is checked where the connection is made (``_checked_connection``); no proxy from the environment is
@@ -153,6 +102,9 @@ def post(job: InferenceJob, body: bytes) -> str:
     With ``FSML_CALLBACK_SECRET`` set, ``X-Fsml-Timestamp: <unix seconds>`` and ``X-Fsml-Signature:
     sha256=<HMAC of "<timestamp>." + body>`` under the submitting service's ``signing_key`` let the receiver check
     that the call came from here, and recently (refusing old timestamps stops a captured call from being replayed).
+
+    Raises:
+        CallbackRefused: the host, resolved, has a non-public address this deployment does not allow.
     """
     headers = {"Content-Type": "application/json", "User-Agent": "fsml-callback/1", "X-Fsml-Job": str(job.pk)}
     if key := signing_key(job.submitted_by_id):
@@ -170,6 +122,56 @@ def post(job: InferenceJob, body: bytes) -> str:
         return f"HTTP {exc.code}" + (" (redirects are not followed)" if 300 <= exc.code < 400 else "")
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return str(reason) if isinstance(reason, _Refused) else f"unreachable: {reason}"
+        if isinstance(reason, _Blocked):
+            raise CallbackRefused(str(reason)) from None
+        return f"unreachable: {reason}"
     except (http.client.HTTPException, ValueError) as exc:  # a malformed answer or URL: recorded, retried
         return f"failed: {type(exc).__name__}: {exc}"
+
+
+def callback_body(job: InferenceJob) -> bytes:
+    """The job as ``GET /api/jobs/ID/`` shows it, without the delivery's own bookkeeping: every retry sends the
+    same body."""
+    fields = {k: v for k, v in job_fields(job).items() if not k.startswith("callback_")}
+    return json.dumps(fields, cls=DjangoJSONEncoder).encode()
+
+
+def deliver(job: InferenceJob, last_try: bool) -> bool:
+    """POST ``job`` to its callback URL once and record the attempt: delivered, refused (never retried), or failed,
+    with the reason; a failed ``last_try`` gives up. Returns whether to try again."""
+    try:
+        failure = post(job, callback_body(job))
+    except CallbackRefused as exc:
+        record_callback(job.pk, Callback.REFUSED, exc.reason)
+        return False
+    if not failure:
+        record_callback(job.pk, Callback.DELIVERED)
+        return False
+    record_callback(job.pk, Callback.GAVE_UP if last_try else Callback.RETRYING, failure)
+    return not last_try
+
+
+def record_callback(job_id: Any, status: InferenceJob.CallbackStatus, error: str = "") -> None:
+    """Record one delivery attempt on the job: where its callback stands now, and why when not delivered."""
+    InferenceJob.objects.filter(pk=job_id).update(
+        callback_status=status, callback_error=error, callback_attempts=F("callback_attempts") + 1
+    )
+
+
+def resend_callbacks() -> int:
+    """Queue again the callbacks that could not be queued when their job ended (the broker was down then).
+    Every worker's requeue loop calls this; returns how many were sent."""
+    with transaction.atomic():
+        # Locked rows are skipped: two workers' loops never send the same callback. A broker error rolls the
+        # marks back, so what was not sent is tried next round (a message sent before the error may go twice:
+        # receivers dedupe by X-Fsml-Job, and deliver_callback skips a job already delivered).
+        pending = (
+            InferenceJob.objects.select_for_update(skip_locked=True)
+            .filter(callback_status=Callback.NOT_QUEUED)
+            .values_list("pk", flat=True)
+        )
+        ids = list(pending[:500])
+        for job_id in ids:
+            queue_callback(job_id)
+        # The reason it could not be queued stays in callback_error, for the record.
+        return InferenceJob.objects.filter(pk__in=ids).update(callback_status=Callback.PENDING)
