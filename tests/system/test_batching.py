@@ -474,4 +474,4 @@ def test_a_claim_waits_for_batch_mates_holding_no_row_lock(live_env, clean_broke
     batch = claimed[0]
     assert batch is not None and [j.pk for j in batch.jobs] == [*ids, late.pk], "the late job joined the batch"
     stored = InferenceJob.objects.filter(claim=batch.claim)
-    assert sorted(j.batch_size for j in stored) == [3, 3, 3], "every job of the batch records its final size"
+    assert [j.batch_size for j in stored] == [3, 3, 3], "every job of the batch records its final size"

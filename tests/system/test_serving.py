@@ -27,7 +27,7 @@ class GenericJobSerializer(JobSerializer):
     """JobSerializer's fields as DRF's ModelSerializer shows them, field by field: what its hand-built output must
     equal."""
 
-    to_representation = serializers.ModelSerializer.to_representation
+    to_representation = serializers.ModelSerializer.to_representation  # type: ignore[assignment]  # DRF's own, on purpose
 
 
 def test_jobs_are_served_by_the_worker_process_not_eagerly(celery_worker, registered_model, service_client) -> None:
@@ -263,7 +263,7 @@ def test_a_callback_is_retried_until_the_receiver_takes_it(
     body = {"model": "sentiment-test", "inputs": {"text": "on time!"}, "callback_url": url}
     job_id = service_client.post("/api/jobs/", body, format="json").json()["id"]
     deadline = time.monotonic() + 60
-    seen = []  # the callback's states, in the order this test saw them
+    seen: list[tuple[str, str]] = []  # the callback's states, in the order this test saw them
     while time.monotonic() < deadline:
         job = InferenceJob.objects.get(pk=job_id)
         if not seen or seen[-1] != (job.callback_status, job.callback_error):
