@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from annotation import api, views
 
 urlpatterns = [
+    path("", include("annotation.intake.urls")),
+    path("", include("annotation.datamanager.urls")),
+    path("", include("annotation.team.urls")),
     path("", views.home, name="home"),
     path("annotate/<int:project_id>/", views.label, name="label"),
     path("review/<int:project_id>/", views.review, name="review"),

@@ -134,9 +134,85 @@ class ProjectMember(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    is_active = models.BooleanField(
+        default=True, help_text="A deactivated member keeps their history but is handed no task and sees no page."
+    )
+    added_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="member_once_per_project")]
+
+
+class GuidelineVersion(models.Model):
+    """One version of a project's guidelines. Every annotation records the version it was made under, so
+    agreement can be compared before and after a change."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guideline_versions")
+    number = models.PositiveIntegerField()
+    text = models.TextField(blank=True)
+    note = models.CharField(max_length=500, blank=True, help_text="What changed, in a line.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="guideline_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.project} guidelines v{self.number}"
+
+
+class SourceFeed(models.Model):
+    """A project that follows a source: items that later crawls store and that pass ``filters`` become tasks
+    as they arrive (Label Studio's storage sync)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feeds")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="feeds")
+    filters = models.JSONField(default=dict, blank=True, help_text="The item filters of datastore.selection.")
+    active = models.BooleanField(default=True)
+    items_added = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "source"], name="feed_once_per_project_source")]
+
+
+class ProjectJob(models.Model):
+    """Background work on a project (pre-annotation, a large import, adding items), run by a Celery worker,
+    with progress. A failed job keeps its reason and has written nothing."""
+
+    class Kind(models.TextChoices):
+        PREANNOTATE = "preannotate"
+        IMPORT = "import"
+        ADD_ITEMS = "add_items"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "created_at"])]
 
 
 class Task(models.Model):
@@ -153,6 +229,9 @@ class Task(models.Model):
     prediction = models.JSONField(null=True, blank=True, help_text="A model's suggestion (pre-annotation).")
     uncertainty = models.FloatField(null=True, blank=True, help_text="1 - top confidence of the prediction.")
     final_value = models.JSONField(null=True, blank=True, help_text="The adjudicated label.")
+    split = models.CharField(
+        max_length=8, blank=True, default="", help_text="train, val or test fixed by an import; empty: hash split."
+    )
     adjudicated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -200,6 +279,9 @@ class Question(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     answered_at = models.DateTimeField(null=True, blank=True)
+    added_to_guidelines = models.ForeignKey(
+        GuidelineVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="questions"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
 
@@ -210,6 +292,9 @@ class Annotation(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     value = models.JSONField(help_text="The label: a name, a list of names, or a list of spans.")
     lead_time = models.FloatField(default=0.0, help_text="Seconds the annotator spent.")
+    guideline_version = models.ForeignKey(
+        GuidelineVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="annotations"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,7 +14,9 @@ import typer
 
 from crawler.errors import CrawlError
 from deploy.cli_datasets import dataset_app, pipeline_app
+from deploy.cli_lineage import lineage_app
 from deploy.cli_models import model_app
+from deploy.cli_projects import project_app, user_app
 from deploy.cli_support import fail as _fail
 from deploy.cli_support import repo_or_default as _repo
 from deploy.cli_support import start_django as _django
@@ -31,6 +33,9 @@ app = typer.Typer(
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(model_app, name="model")
+app.add_typer(project_app, name="project")
+app.add_typer(user_app, name="user")
+app.add_typer(lineage_app, name="lineage")
 
 
 @app.command()
@@ -289,9 +294,10 @@ def worker(
     queues: Annotated[
         str,
         typer.Option(
-            help="Queues to consume, comma-separated: inference (shared), callbacks, model.NAME (FSML_MODEL_QUEUES)."
+            help="Queues to consume, comma-separated: inference (shared), callbacks, projects (background project jobs), "
+            "model.NAME (FSML_MODEL_QUEUES)."
         ),
-    ] = "inference,callbacks",
+    ] = "inference,callbacks,projects",
 ) -> None:
     """Run a Celery worker (the same command docker compose runs). With FSML_WORKER_METRICS_PORT set, its
     processes' Prometheus metrics are served there (/metrics); FSML_SERVING_BACKEND picks the model runtime."""

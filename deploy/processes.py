@@ -37,7 +37,9 @@ def web_command(host: str, port: int, workers: int = 2, threads: int = 4) -> lis
     ]
 
 
-def worker_command(concurrency: int = 1, queues: str = "inference,callbacks", name: str = "worker@%h") -> list[str]:
+def worker_command(
+    concurrency: int = 1, queues: str = "inference,callbacks,projects", name: str = "worker@%h"
+) -> list[str]:
     return [
         sys.executable,
         "-m",

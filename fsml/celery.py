@@ -10,4 +10,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsml.settings.local")
 
 app = Celery("fsml")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["serving"])
+app.autodiscover_tasks(["serving", "annotation"])

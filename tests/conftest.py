@@ -80,7 +80,7 @@ def worker_pool(
     """The worker that ``celery_worker`` hands out; stopped before any test that does not ask for one."""
 
     def start(env: dict[str, str]) -> Service:
-        return start_worker(tmp_path_factory.mktemp("worker"), "test", queues="inference,callbacks", **env)
+        return start_worker(tmp_path_factory.mktemp("worker"), "test", queues="inference,callbacks,projects", **env)
 
     pool = SharedService(start)
     pytestconfig.stash[WORKERS] = pool
