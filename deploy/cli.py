@@ -294,7 +294,7 @@ def worker(
     queues: Annotated[
         str,
         typer.Option(
-            help="Queues to consume, comma-separated: inference (shared), callbacks, projects (background project jobs), "
+            help="Queues to consume, comma-separated: inference (shared), callbacks, projects (background jobs), "
             "model.NAME (FSML_MODEL_QUEUES)."
         ),
     ] = "inference,callbacks,projects",
