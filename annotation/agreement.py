@@ -8,6 +8,7 @@ task is one unit; a multi-label task is one binary unit per label; a span task i
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -115,3 +116,11 @@ def agreement(task_type: str, labels: list[str], annotations: list[dict[str, Any
 
 def _finite(x: float) -> float | None:
     return None if x is None or math.isnan(x) else round(x, 4)
+
+
+def majority_share(values: list[Any]) -> float | None:
+    """Share of one task's annotations equal to the most common one (1.0: all agree); None without any."""
+    if not values:
+        return None
+    counts = Counter(json.dumps(v, sort_keys=True) for v in values)
+    return counts.most_common(1)[0][1] / len(values)

@@ -3,6 +3,7 @@ login (token or session with CSRF) and membership of the project, and denies by 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation import formats, services
+from annotation import formats, image_formats, image_imports, preannotation, services
 from datastore.models import Assignment, Item, Project, Question, Task
-from datastore.services.registry import resolve
 
 
 def visible_projects(user: Any) -> QuerySet[Project]:
@@ -28,7 +28,7 @@ def visible_projects(user: Any) -> QuerySet[Project]:
     projects = Project.objects.order_by("id").prefetch_related(answered)
     if user.is_staff:
         return projects
-    return projects.filter(memberships__user=user).annotate(
+    return projects.filter(memberships__user=user, memberships__is_active=True).annotate(
         member_role=F("memberships__role"), member_user=F("memberships__user")
     )
 
@@ -240,19 +240,36 @@ class AnswerQuestion(APIView):
 
 
 class PreannotateIn(serializers.Serializer):
-    model = serializers.CharField(help_text="NAME or NAME:VERSION of a registered model")
+    model = serializers.CharField(help_text="NAME, NAME:VERSION or NAME@ALIAS of a registered model")
+    only_open = serializers.BooleanField(required=False, default=True, help_text="Leave done tasks alone.")
+    only_unsuggested = serializers.BooleanField(
+        required=False, default=False, help_text="Leave tasks that have a suggestion already alone."
+    )
 
 
 class Preannotate(APIView):
-    @extend_schema(request=PreannotateIn, responses=JSON)
+    @extend_schema(responses=JSON, description="The registered models, each with why it does not fit the project.")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_for(request.user, project_id)
+        services.require_role(project, request.user, services.Role.MANAGER)
+        return Response([preannotation.candidate_payload(c) for c in preannotation.candidates(project)])
+
+    @extend_schema(
+        request=PreannotateIn,
+        responses={202: JSON},
+        description="Start pre-annotation as a background job (GET /api/project-jobs/ID/ follows it). A model "
+        "whose task type or labels do not fit the project is refused with the reason and no job is made.",
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
         body = PreannotateIn(data=request.data)
         body.is_valid(raise_exception=True)
-        model = resolve(body.validated_data["model"])  # RegistryError: fsml.api.exception_handler
-        count = services.preannotate(project, model)
-        return Response({"tasks": count, "model": str(model)})
+        data = body.validated_data  # RegistryError and AnnotationError: fsml.api.exception_handler
+        job = preannotation.start_preannotation(
+            project, request.user, data["model"], data["only_open"], data["only_unsuggested"]
+        )
+        return Response(preannotation.job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -263,23 +280,38 @@ class ImportTasks(APIView):
         request={
             "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
         },
-        parameters=[OpenApiParameter("format", str, enum=[*formats.FORMATS, "images"], required=True)],
-        responses={201: JSON},
+        parameters=[
+            OpenApiParameter("format", str, enum=[*formats.FORMATS, "imagefolder", "images"], required=True),
+            OpenApiParameter("manifest", str, description="The CSV or JSON file inside a zip archive, if several."),
+        ],
+        responses={201: JSON, 202: JSON},
+        description="A records file, image files (format=images), or one zip archive of labelled images: an "
+        "ImageFolder tree (format=imagefolder), or a CSV (format=csv) or Label Studio JSON (format=labelstudio) "
+        f"with the image files. More than {image_imports.LARGE_IMPORT} records or images: 202 with the background "
+        "job (GET /api/project-jobs/ID/ follows it).",
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, services.Role.MANAGER)  # before any work on the body
-        if request.query_params.get("format") == "images":
+        fmt = request.query_params.get("format", "")
+        if fmt == "images":
             return self.images(request, project)
         upload = request.FILES.get("file")
         if upload is None:
             return Response({"detail": "send the file as multipart field 'file'"}, status=400)
-        if upload.size > MAX_IMPORT_BYTES:
-            return Response({"detail": f"the file is larger than {MAX_IMPORT_BYTES} bytes"}, status=413)
-        records, created = services.import_file(
-            project, request.user, request.query_params.get("format", ""), upload.read()
-        )
-        return Response({"records": records, "tasks_created": created}, status=201)
+        archive = image_imports.is_archive(upload)
+        limit = image_formats.MAX_ARCHIVE_BYTES if archive else MAX_IMPORT_BYTES
+        if upload.size > limit:
+            return Response({"detail": f"the file is larger than {limit} bytes"}, status=413)
+        if archive:
+            result = image_imports.import_archive(
+                project, request.user, fmt, upload, request.query_params.get("manifest", "")
+            )
+        elif fmt == "imagefolder":
+            return Response({"detail": "format=imagefolder takes one zip archive of <class>/<file> folders"}, 400)
+        else:
+            result = image_imports.import_records_file(project, request.user, fmt, upload)
+        return import_response(result)
 
     def images(self, request: Request, project: Project) -> Response:
         """``format=images``: one or more image files (repeated multipart field ``file``) become tasks."""
@@ -291,23 +323,49 @@ class ImportTasks(APIView):
         return Response({"records": len(uploads), "tasks_created": created}, status=201)
 
 
+def import_response(result: dict[str, Any]) -> Response:
+    """201 with an import's counts, or 202 with the background job that runs a large one."""
+    job = result.get("job")
+    if job is None:
+        return Response(result, status=201)
+    body = {**preannotation.job_payload(job), "url": f"/api/project-jobs/{job.pk}/"}
+    return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
 class ExportTasks(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(formats.FORMATS), required=True)],
+        parameters=[
+            OpenApiParameter("format", str, enum=list(formats.FORMATS), required=True),
+            OpenApiParameter("include_files", bool, description="A zip of the export file and the image files."),
+        ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
-    def get(self, request: Request, project_id: int) -> HttpResponse | Response:
+    def get(self, request: Request, project_id: int) -> HttpResponse | FileResponse | Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
         fmt = request.query_params.get("format", "")
+        rows = services.export_rows(project)
         try:
-            payload, content_type = formats.export(fmt, project.task_type, services.export_rows(project))
+            if request.query_params.get("include_files") in ("1", "true", "yes"):
+                return self.archive(project, fmt, rows)
+            payload, content_type = formats.export(fmt, project.task_type, rows)
         except formats.ImportFormatError as exc:
             return Response({"detail": str(exc)}, status=400)
         extension = formats.EXTENSIONS[fmt]
         response = HttpResponse(payload, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{project.name}.{extension}"'
         return response
+
+    def archive(self, project: Project, fmt: str, rows: list[dict[str, Any]]) -> FileResponse:
+        """The export file and every image in one zip, spooled to disk (a large project's images are big)."""
+        spool = tempfile.TemporaryFile()  # noqa: SIM115  # FileResponse closes it once the body is sent
+        try:
+            formats.write_archive(spool, fmt, project.task_type, rows)
+        except OSError as exc:
+            spool.close()
+            raise services.AnnotationError(f"an image cannot be read for the export: {exc}", 409) from None
+        spool.seek(0)
+        return FileResponse(spool, as_attachment=True, filename=f"{project.name}.zip", content_type="application/zip")
 
 
 class ItemImage(APIView):

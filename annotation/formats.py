@@ -10,8 +10,9 @@ import csv
 import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 FORMATS = ("labelstudio", "doccano", "conll", "csv")
 EXTENSIONS = {"labelstudio": "json", "doccano": "jsonl", "conll": "conll", "csv": "csv"}  # of exported files
@@ -188,13 +189,16 @@ def _parse_csv(text: str, task_type: str) -> list[dict[str, Any]]:
 def export(fmt: str, task_type: str, rows: list[dict[str, Any]]) -> tuple[bytes, str]:
     """Serialise rows ``{"id", "text", "label", "annotations": [{"annotator", "value"}]}``.
 
-    Returns (payload, content type).
+    Rows of image tasks also carry ``file_name``, ``content_hash`` and ``image`` (the file's path inside an
+    export folder, ``images/<hash><suffix>``): every format names the image. Returns (payload, content type).
     """
+    if task_type == "image_classification" and fmt == "conll":
+        raise ImportFormatError("conll", [(0, "CoNLL export is for span projects")])
     if fmt == "labelstudio":
         out = [
             {
                 "id": r["id"],
-                "data": {"text": r["text"]},
+                "data": _ls_data(r),
                 "annotations": (
                     [{"completed_by": "adjudicated", "ground_truth": True, "result": _ls_result(task_type, r["final"])}]
                     if r.get("final") is not None
@@ -207,6 +211,11 @@ def export(fmt: str, task_type: str, rows: list[dict[str, Any]]) -> tuple[bytes,
             }
             for r in rows
         ]
+        if task_type == "image_classification":  # Label Studio's image tag reads data.image
+            for task in out:
+                for ann in task["annotations"]:
+                    for result in ann["result"]:
+                        result["to_name"] = "image"
         return json.dumps(out, ensure_ascii=False, indent=1).encode(), "application/json"
     if fmt == "doccano":
         lines = []
@@ -216,7 +225,9 @@ def export(fmt: str, task_type: str, rows: list[dict[str, Any]]) -> tuple[bytes,
                 label = [[s["start"], s["end"], s["label"]] for s in label or []]
             elif task_type != "multi_label" and label is not None:
                 label = [label]
-            lines.append(json.dumps({"id": r["id"], "text": r["text"], "label": label or []}, ensure_ascii=False))
+            line = {"id": r["id"], "text": r["text"], "label": label or []}
+            line.update({k: r[k] for k in IMAGE_KEYS if k in r})
+            lines.append(json.dumps(line, ensure_ascii=False))
         return ("\n".join(lines) + "\n").encode(), "application/jsonl"
     if fmt == "conll":
         if task_type != "spans":
@@ -226,12 +237,47 @@ def export(fmt: str, task_type: str, rows: list[dict[str, Any]]) -> tuple[bytes,
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["id", "text", "label", "annotations"])
+        images = task_type == "image_classification"
+        writer.writerow(
+            ["id", *IMAGE_KEYS, "label", "split", "annotations"] if images else ["id", "text", "label", "annotations"]
+        )
         for r in rows:
             label = "|".join(r["label"]) if isinstance(r["label"], list) else (r["label"] or "")
-            writer.writerow([r["id"], r["text"], label, len(r["annotations"])])
+            if images:
+                named = [r.get(k, "") for k in IMAGE_KEYS]
+                writer.writerow([r["id"], *named, label, r.get("split", ""), len(r["annotations"])])
+            else:
+                writer.writerow([r["id"], r["text"], label, len(r["annotations"])])
         return buf.getvalue().encode(), "text/csv"
     raise ImportFormatError(fmt, [(0, f"unknown format; choose one of {', '.join(FORMATS)}")])
+
+
+IMAGE_KEYS = ("file_name", "content_hash", "image")
+
+
+def _ls_data(row: dict[str, Any]) -> dict[str, Any]:
+    if "image" not in row:
+        return {"text": row["text"]}
+    return {"image": row["image"], "file_name": row["file_name"], "content_hash": row["content_hash"]}
+
+
+def write_archive(out: BinaryIO, fmt: str, task_type: str, rows: list[dict[str, Any]]) -> int:
+    """A zip of the export file (``tasks.<ext>``) and each row's image at its ``image`` path; returns the number
+    of images written. Rows of image tasks carry ``image_file``, the stored file to copy.
+
+    Raises:
+        OSError: a stored image cannot be read.
+    """
+    payload, _ = export(fmt, task_type, rows)
+    written = set()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"tasks.{EXTENSIONS[fmt]}", payload)
+        for r in rows:
+            if "image_file" in r and r["image"] not in written:
+                written.add(r["image"])
+                # Images are compressed already: stored as they are.
+                archive.write(r["image_file"], r["image"], compress_type=zipfile.ZIP_STORED)
+    return len(written)
 
 
 def _ls_result(task_type: str, value: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 
-from annotation import formats
+from annotation import formats, image_formats, image_imports
 from annotation.api import MAX_IMPORT_BYTES
 from annotation.services import Role
 from datastore.models import Project
@@ -96,17 +96,22 @@ class MultipleFileField(forms.FileField):
 
 class ImportForm(forms.Form):
     format = forms.ChoiceField(
-        choices=[(name, FORMAT_NAMES[name]) for name in formats.FORMATS] + [("images", "Image files")]
+        choices=[(name, FORMAT_NAMES[name]) for name in formats.FORMATS]
+        + [("imagefolder", "Image folders (zip of class folders)"), ("images", "Image files")]
     )
     file = MultipleFileField(
         help_text="All or nothing: one bad record refuses the whole file. Labels become final (gold) labels. "
-        "Image files (PNG, JPEG, GIF, WebP; several at once) go to image projects."
+        "Image files (PNG, JPEG, GIF, WebP; several at once) go to image projects. Labelled images: one zip "
+        "archive of class folders (optionally under train/, val/, test/), or with a CSV (image, label, split) or "
+        "Label Studio JSON beside the files. Large imports run in the background."
     )
 
     def clean_file(self) -> Any:
         uploads = self.cleaned_data["file"]
-        if sum(upload.size for upload in uploads) > MAX_IMPORT_BYTES:
-            raise forms.ValidationError(f"the upload is larger than {MAX_IMPORT_BYTES} bytes")
+        archive = len(uploads) == 1 and image_imports.is_archive(uploads[0])
+        limit = image_formats.MAX_ARCHIVE_BYTES if archive else MAX_IMPORT_BYTES
+        if sum(upload.size for upload in uploads) > limit:
+            raise forms.ValidationError(f"the upload is larger than {limit} bytes")
         return uploads
 
     def clean(self) -> dict[str, Any]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from annotation import background
+from annotation import image_imports as _image_imports  # noqa: F401  # registers the import runner
+from annotation import preannotation as _preannotation  # noqa: F401  # registers the preannotate runner
+from annotation.intake import services as _intake  # noqa: F401  # registers the add_items runner
 
 
 @shared_task(name=background.RUN_PROJECT_JOB, acks_late=True, reject_on_worker_lost=True)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("annotation.intake.urls")),
     path("", include("annotation.datamanager.urls")),
     path("", include("annotation.team.urls")),
+    path("", include("annotation.preannotation_urls")),
     path("", views.home, name="home"),
     path("annotate/<int:project_id>/", views.label, name="label"),
     path("review/<int:project_id>/", views.review, name="review"),

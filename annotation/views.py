@@ -18,16 +18,21 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation import formats, services
+from annotation import formats, image_imports, services
 from annotation.api import project_for, visible_projects
 from annotation.forms import AddMemberForm, ImportForm, NewProjectForm, RoleForm, SettingsForm
+from annotation.intake.forms import ItemFilterForm
+from annotation.intake.services import create_project_from_crawl
 from annotation.services import AnnotationError, Role, role_of
+from annotation.team.services import with_figures
 from datastore.models import Project, ProjectMember
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    rows = [(project, role_of(project, request.user)) for project in visible_projects(request.user)]
+    # Every figure is a subquery of the one project query: the page costs the same queries for any number.
+    projects = with_figures(visible_projects(request.user))
+    rows = [(project, role_of(project, request.user)) for project in projects]
     can_create = services.can_create_projects(request.user)
     return render(request, "annotation/home.html", {"rows": rows, "can_create": can_create})
 
@@ -50,15 +55,26 @@ def new_project(request: HttpRequest) -> HttpResponse:
     if not services.can_create_projects(request.user):
         raise PermissionDenied("only staff or users allowed to add projects can create one")
     form = NewProjectForm(request.POST) if request.method == "POST" else NewProjectForm()
-    if form.is_valid():
+    # The optional crawl part: filled in, the project starts with the matching items as its tasks.
+    items = ItemFilterForm(request.POST, prefix="items") if request.method == "POST" else ItemFilterForm(prefix="items")
+    if form.is_valid() and items.is_valid():
         try:
-            project = services.start_project(request.user, **form.cleaned_data)
+            if items.is_empty():
+                project = services.start_project(request.user, **form.cleaned_data)
+                done = f"Created {project.name}. Add its members and import its tasks below."
+            else:
+                data = dict(form.cleaned_data)
+                project, added = create_project_from_crawl(
+                    request.user, data.pop("name"), data.pop("task_type"), data.pop("labels"), items.to_filter(), **data
+                )
+                done = f"Created {project.name}. {added.message()}"
         except AnnotationError as exc:
             form.add_error(None, exc.reason)
         else:
-            messages.success(request, f"Created {project.name}. Add its members and import its tasks below.")
+            messages.success(request, done)
             return redirect("manage-project", project.pk)
-    return render(request, "annotation/manage_new.html", {"form": form}, status=400 if form.errors else 200)
+    failed = bool(form.errors or items.errors)
+    return render(request, "annotation/manage_new.html", {"form": form, "items": items}, status=400 if failed else 200)
 
 
 def managed_project(request: HttpRequest, project_id: int) -> Project:
@@ -168,7 +184,20 @@ def import_tasks(request: HttpRequest, project_id: int) -> HttpResponse:
             return (
                 f"Imported {len(files)} image(s): {services.import_images(project, request.user, files)} new task(s)."
             )
-        records, created = services.import_file(project, request.user, data["format"], data["file"][0].read())
-        return f"Imported {records} record(s): {created} new task(s)."
+        upload = data["file"][0]
+        if image_imports.is_archive(upload):
+            result = image_imports.import_archive(project, request.user, data["format"], upload)
+        elif data["format"] == "imagefolder":
+            raise AnnotationError("Image folders come as one zip archive of <class>/<file> folders.")
+        else:
+            result = image_imports.import_records_file(project, request.user, data["format"], upload)
+        if "job" in result:
+            return f"The import runs in the background (job {result['job'].pk}); its progress is on this page."
+        if "files" in result:
+            return (
+                f"Imported {result['files']} image(s): {result['tasks_created']} new task(s), "
+                f"{result['duplicates']} duplicate(s), {result['already_in_project']} already in the project."
+            )
+        return f"Imported {result['records']} record(s): {result['tasks_created']} new task(s)."
 
     return post_form(request, project, "import_form", ImportForm(request.POST, request.FILES), load)

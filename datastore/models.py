@@ -226,6 +226,11 @@ class Task(models.Model):
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="tasks")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     annotation_count = models.PositiveSmallIntegerField(default=0)
+    agreement = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Share of the annotations equal to the most common one (null: none), kept by annotation.services.",
+    )
     prediction = models.JSONField(null=True, blank=True, help_text="A model's suggestion (pre-annotation).")
     uncertainty = models.FloatField(null=True, blank=True, help_text="1 - top confidence of the prediction.")
     final_value = models.JSONField(null=True, blank=True, help_text="The adjudicated label.")
@@ -243,6 +248,11 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["project", "status", "id"]),
             models.Index(fields=["project", "status", "uncertainty"]),
+            # The data manager sorts a whole project by these without a filesort.
+            models.Index(fields=["project", "uncertainty"], name="task_project_uncertainty"),
+            models.Index(fields=["project", "annotation_count"], name="task_project_annotations"),
+            models.Index(fields=["project", "created_at"], name="task_project_created"),
+            models.Index(fields=["project", "agreement"], name="task_project_agreement"),
         ]
 
 

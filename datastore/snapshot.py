@@ -16,7 +16,8 @@ from datastore.dvcrepo import DataRepo
 from datastore.errors import SnapshotError
 from datastore.loader import dataset_path, dataset_tag
 from datastore.models import Annotation, DatasetVersion, Project, Task
-from datastore.splits import SPLITS, split_of
+from datastore.provenance import snapshot_provenance
+from datastore.splits import DEFAULT_TEST_PCT, DEFAULT_VAL_PCT, SPLITS, SplitError, check_ratios, split_of
 
 
 def final_label(values: list[Any]) -> Any:
@@ -32,7 +33,8 @@ def collect_records(project: Project) -> list[dict[str, Any]]:
 
     A record's ``id`` is the item's identity (the SHA-256 of its canonical URL), which outlives re-crawls
     that change the text: splits hash the id, so an item keeps its split in every version. Sorted by id,
-    so the same database gives the same bytes. Image items carry ``image_file``, the stored file to copy.
+    so the same database gives the same bytes. Image items carry ``image_file``, the stored file to copy, and
+    tasks whose split an import fixed carry ``fixed_split``.
     """
     values: dict[int, list[Any]] = {}
     for task_id, value in Annotation.objects.filter(task__project=project, task__status=Task.Status.DONE).values_list(
@@ -51,16 +53,19 @@ def collect_records(project: Project) -> list[dict[str, Any]]:
             "item__text",
             "item__canonical_url",
             "item__image",
+            "split",
         )
     )
     records = []
-    for pk, final_value, url_hash, content_hash, text, url, image in labelled.iterator(chunk_size=2000):
+    for pk, final_value, url_hash, content_hash, text, url, image, split in labelled.iterator(chunk_size=2000):
         if final_value is None and pk not in values:
             continue  # done without annotations or a final label: nothing to take
         label = final_value if final_value is not None else final_label(values[pk])
         record = {"id": url_hash, "content_hash": content_hash, "text": text, "url": url, "label": label}
         if image:
             record["image_file"] = image
+        if split:
+            record["fixed_split"] = split  # set by an import; write_snapshot puts the record there
         records.append(record)
     records.sort(key=lambda r: r["id"])
     return records
@@ -89,16 +94,28 @@ def copy_images(folder: Path, records: list[dict[str, Any]]) -> None:
         record["image"] = rel
 
 
-def write_snapshot(folder: Path, project: Project, records: list[dict[str, Any]]) -> dict[str, Any]:
+def write_snapshot(
+    folder: Path,
+    project: Project,
+    records: list[dict[str, Any]],
+    val_pct: int = DEFAULT_VAL_PCT,
+    test_pct: int = DEFAULT_TEST_PCT,
+    seed: str = "",
+) -> dict[str, Any]:
     """Write one JSONL file per split (records sorted by id), images as files, and a manifest.
 
-    Nothing in the folder depends on the time or the machine: the same records give the same bytes.
+    A record whose split an import fixed goes there; the rest by the hash of their id (salted by ``seed``)
+    into ``val_pct`` and ``test_pct`` percent. Nothing in the folder depends on the time or the machine: the
+    same records and options give the same bytes.
     """
     folder.mkdir(parents=True)
     copy_images(folder, records)
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    fixed = 0
     for record in records:
-        by_split[split_of(record["id"])].append(record)
+        split = record.pop("fixed_split", "")
+        fixed += bool(split)
+        by_split[split or split_of(record["id"], val_pct, test_pct, seed)].append(record)
     files = {}
     for split, rows in by_split.items():
         data = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows).encode("utf-8")
@@ -120,18 +137,29 @@ def write_snapshot(folder: Path, project: Project, records: list[dict[str, Any]]
         "schema": {"format": "jsonl", "record": fields},
         "counts": {s: len(rows) for s, rows in by_split.items()},
         "label_distribution": {s: label_counts(rows) for s, rows in by_split.items()},
+        "provenance": snapshot_provenance(project, by_split),
         "source_query": {
             "project": project.name,
             "tasks": "status done (annotations from tasks with all their annotations), or with a final value",
             "label": "final value (adjudicated or imported gold), else the majority of annotations; ties to the "
             "smallest value",
         },
-        "split": {"method": "sha256(id)[:8] % 100", "key": "id", "val_pct": 10, "test_pct": 10},
+        "split": split_record(val_pct, test_pct, seed, fixed),
         "files": files,
         "format": "jsonl",
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def split_record(val_pct: int, test_pct: int, seed: str, fixed: int) -> dict[str, Any]:
+    """The manifest's ``split`` key. The default (no seed, no fixed split) is the key every earlier version has."""
+    split: dict[str, Any] = {"method": "sha256(id)[:8] % 100", "key": "id", "val_pct": val_pct, "test_pct": test_pct}
+    if seed:
+        split.update(method="sha256(seed + id)[:8] % 100", seed=seed)
+    if fixed:
+        split["fixed"] = fixed  # records whose split an import fixed (train/val/test); the hash split the rest
+    return split
 
 
 LABEL_FIELD = {
@@ -154,13 +182,28 @@ def label_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: Any = None) -> DatasetVersion:
+def snapshot_project(
+    project: Project,
+    name: str,
+    repo: DataRepo,
+    created_by: Any = None,
+    val_pct: int = DEFAULT_VAL_PCT,
+    test_pct: int = DEFAULT_TEST_PCT,
+    seed: str = "",
+) -> DatasetVersion:
     """Export, ``dvc add``, commit, tag and push a dataset version, then record it.
 
+    Tasks whose split an import fixed keep it; the others are split by the hash of their id into
+    ``val_pct``/``test_pct`` percent, salted by ``seed`` when given (the default is the stable hash split).
+
     Raises:
-        SnapshotError: the name is not a valid version name, is taken, or the project has no finished
-            labels. Nothing is recorded.
+        SnapshotError: the name is not a valid version name, is taken, the split options are out of range,
+            or the project has no finished labels. Nothing is recorded.
     """
+    try:
+        check_ratios(val_pct, test_pct)
+    except SplitError as exc:
+        raise SnapshotError(name, exc.reason) from None
     # The name becomes a folder that is deleted and rewritten, and a git tag: check it before either.
     if not services.NAME_RE.fullmatch(name):
         raise SnapshotError(name, f"dataset version names must match {services.NAME_RE.pattern}")
@@ -177,7 +220,7 @@ def snapshot_project(project: Project, name: str, repo: DataRepo, created_by: An
     folder = repo.root / dataset_path(name)
     if folder.exists():
         shutil.rmtree(folder)  # left over from a failed attempt that recorded nothing
-    manifest = write_snapshot(folder, project, records)
+    manifest = write_snapshot(folder, project, records, val_pct, test_pct, seed)
     committed = repo.commit_folder(dataset_path(name), f"Dataset version {name}", dataset_tag(name))
     try:
         return services.record_dataset_version(

@@ -14,7 +14,7 @@ import typer
 
 from crawler.errors import CrawlError
 from deploy.cli_datasets import dataset_app, pipeline_app
-from deploy.cli_lineage import lineage_app
+from deploy.cli_lineage import lineage
 from deploy.cli_models import model_app
 from deploy.cli_projects import project_app, user_app
 from deploy.cli_support import fail as _fail
@@ -35,7 +35,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(model_app, name="model")
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
-app.add_typer(lineage_app, name="lineage")
+app.command("lineage")(lineage)
 
 
 @app.command()

@@ -1,18 +1,21 @@
-"""``fsml dataset`` (snapshot, list, show, diff, pull) and ``fsml pipeline`` (the road as a DVC pipeline).
+"""``fsml dataset`` (snapshot, import, export, list, show, diff, pull) and ``fsml pipeline`` (the road as a DVC
+pipeline).
 
-Only ``snapshot``, and ``list`` without ``--repo``, touch the database; the rest read the data repository.
+Only ``snapshot``, ``import``, ``export``, and ``list`` without ``--repo``, touch the database; the rest read the data
+repository.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from deploy.cli_support import RepoOption, fail, repo_or_default, start_django, write_json
-from deploy.console import console
+from deploy.console import console, progress
 
 if TYPE_CHECKING:
     from datastore.loader import LoadedVersion
@@ -38,8 +41,15 @@ def dataset_snapshot(
     name: Annotated[str, typer.Option(help="Name of the new dataset version.")],
     if_missing: Annotated[bool, typer.Option(help="Succeed without a new snapshot when NAME exists.")] = False,
     info: Annotated[Path | None, typer.Option(help="Write the version's name, hashes and counts here (JSON).")] = None,
+    val_pct: Annotated[int, typer.Option(help="Percent of records (without a fixed split) for val.")] = 10,
+    test_pct: Annotated[int, typer.Option(help="Percent of records (without a fixed split) for test.")] = 10,
+    split_seed: Annotated[str, typer.Option(help="Salt for the hash split (empty: the stable default split).")] = "",
 ) -> None:
-    """Freeze a project's finished labels as a DVC-tracked dataset version (immutable once made)."""
+    """Freeze a project's finished labels as a DVC-tracked dataset version (immutable once made).
+
+    Tasks whose split an import fixed (a split column or train/val/test folders) keep it; the rest are split by a
+    stable hash of the item, into --val-pct and --test-pct percent, salted by --split-seed when given.
+    """
     start_django()
     # local: the models and the snapshot need Django, set up just above
     from datastore.dvcrepo import DataRepoError
@@ -56,13 +66,117 @@ def dataset_snapshot(
         if found is None:
             fail(f"no project named {project!r}")
         try:
-            version = snapshot_project(found, name, data_repo())
+            version = snapshot_project(found, name, data_repo(), val_pct=val_pct, test_pct=test_pct, seed=split_seed)
         except (SnapshotError, DataRepoError) as exc:
             fail(str(exc))
         console.print(f"dataset version {name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
     if info is not None:
         fields = {"name": name, "md5": version.dvc_md5, "git_rev": version.git_rev, "counts": version.counts}
         write_json(info, {**fields, "label_distribution": version.label_distribution})
+
+
+@dataset_app.command("import")
+def dataset_import(
+    project: Annotated[str, typer.Argument(help="Annotation project name.")],
+    path: Annotated[Path, typer.Argument(help="A folder, a zip archive, or the CSV/JSON file beside the images.")],
+    fmt: Annotated[str, typer.Option("--format", help="imagefolder, csv, labelstudio (or doccano, conll).")],
+    as_user: Annotated[str, typer.Option("--as", help="Username of a manager of the project (or staff).")],
+    manifest: Annotated[str, typer.Option(help="The CSV or JSON file inside the folder or archive, if several.")] = "",
+) -> None:
+    """Import labelled data from disk, all or nothing: labels become final (gold) labels, a split column or
+    train/val/test folders become fixed splits, file names are kept.
+
+    Image projects take an ImageFolder tree (<class>/<file>, optionally under train/, val/, test/), or a CSV
+    (image or file, label, split) or Label Studio JSON with the image files; text projects take a records file.
+    """
+    start_django()
+    # local: the models and the services need Django, set up just above
+    from django.contrib.auth import get_user_model
+
+    from annotation import image_formats, services
+    from annotation.formats import ImportFormatError
+    from datastore.models import Project
+
+    found = Project.objects.filter(name=project).first()
+    if found is None:
+        fail(f"no project named {project!r}")
+    user = get_user_model().objects.filter(username=as_user).first()
+    if user is None:
+        fail(f"no user named {as_user!r}")
+    if not path.exists():
+        fail(f"{path} does not exist")
+    try:
+        if found.task_type != Project.TaskType.IMAGE_CLASSIFICATION and path.is_file() and not _is_zip(path):
+            records, created = services.import_file(found, user, fmt, path.read_bytes())
+            console.print(f"imported {records} record(s) into {project}: {created} new task(s)")
+            return
+        if path.is_file() and not _is_zip(path):  # the manifest itself: the images lie beside it
+            bundle: image_formats.Bundle = image_formats.FolderBundle(path.parent)
+            manifest = manifest or path.name
+        else:
+            bundle = image_formats.ZipBundle(path) if path.is_file() else image_formats.FolderBundle(path)
+        with progress() as bar:
+            task = bar.add_task("reading images", total=None)
+            result = services.import_labelled_images(
+                found, user, bundle, fmt, manifest, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    except ImportFormatError as exc:
+        fail(str(exc))
+    except services.AnnotationError as exc:
+        fail(exc.reason)
+    console.print(
+        f"imported {result['files']} image(s) into {project}: {result['tasks_created']} new task(s) "
+        f"({result['labelled']} labelled), {result['duplicates']} duplicate(s), "
+        f"{result['already_in_project']} already in the project; splits {result['splits']}"
+    )
+
+
+def _is_zip(path: Path) -> bool:
+    import zipfile  # local: only this command reads archives
+
+    return zipfile.is_zipfile(path)
+
+
+@dataset_app.command("export")
+def dataset_export(
+    project: Annotated[str, typer.Argument(help="Annotation project name.")],
+    fmt: Annotated[str, typer.Option("--format", help="labelstudio, doccano, csv or conll.")],
+    out: Annotated[Path, typer.Option(help="Folder to write tasks.<ext> (and images/) into.")],
+    with_files: Annotated[
+        bool, typer.Option(help="Copy each image to images/<content hash><suffix> in --out.")
+    ] = False,
+) -> None:
+    """Export every task of a project with its labels; image tasks name their file (file name, content hash and
+    the path of the image inside --out)."""
+    start_django()
+    # local: the models and the services need Django, set up just above
+    from annotation import formats, services
+    from datastore.models import Project
+
+    found = Project.objects.filter(name=project).first()
+    if found is None:
+        fail(f"no project named {project!r}")
+    rows = services.export_rows(found)
+    try:
+        payload, _ = formats.export(fmt, found.task_type, rows)
+    except formats.ImportFormatError as exc:
+        fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"tasks.{formats.EXTENSIONS[fmt]}"
+    target.write_bytes(payload)
+    copied = 0
+    if with_files:
+        for row in rows:
+            if "image_file" in row and not (out / row["image"]).exists():
+                (out / row["image"]).parent.mkdir(exist_ok=True)
+                try:
+                    shutil.copyfile(row["image_file"], out / row["image"])
+                except OSError as exc:
+                    fail(f"task {row['id']}: its image cannot be read: {exc}")
+                copied += 1
+    console.print(
+        f"exported {len(rows)} task(s) of {project} to {target}" + (f", {copied} image(s)" if with_files else "")
+    )
 
 
 @dataset_app.command("list")

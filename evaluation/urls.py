@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from evaluation import views
+from evaluation import lineage, views
 
 urlpatterns = [
     path("evaluations/", views.leaderboard, name="evaluations"),
@@ -14,6 +14,12 @@ urlpatterns = [
         views.send_back,
         name="evaluation-send-back",
     ),
+    path(
+        "evaluations/<int:evaluation_id>/cases/<int:prediction_id>/lineage/",
+        lineage.case_lineage,
+        name="evaluation-case-lineage",
+    ),
+    path("datasets/<str:name>/lineage/", lineage.dataset_page, name="dataset-lineage"),
     re_path(r"^evaluations/(?P<evaluation_id>\d+)/export\.(?P<fmt>json|csv)$", views.export, name="evaluation-export"),
     re_path(
         r"^evaluations/(?P<evaluation_id>\d+)/plots/(?P<kind>reliability|confusion)\.(?P<fmt>png|svg)$",

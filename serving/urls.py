@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from serving.web import api, health, registry_api
+from serving.web import api, health, lineage, registry_api
 
 urlpatterns = [
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),
     path("api/jobs/batch/", api.JobBatch.as_view(), name="api-jobs-batch"),
     path("api/jobs/sync/", api.JobSync.as_view(), name="api-jobs-sync"),
     path("api/jobs/<uuid:job_id>/", api.JobDetail.as_view(), name="api-job"),
+    path("api/jobs/<uuid:job_id>/lineage/", lineage.JobLineage.as_view(), name="api-job-lineage"),
+    path("jobs/<uuid:job_id>/lineage/", lineage.lineage_page, name="job-lineage"),
     path("api/callback-key/", api.CallbackKey.as_view(), name="api-callback-key"),
     path("api/models/", registry_api.ModelList.as_view(), name="api-models"),
     path("api/models/<str:name>/", registry_api.ModelDetail.as_view(), name="api-model"),

@@ -82,5 +82,9 @@ def project_with_gold(task_type: str, labels: list[str], records: list[dict]) ->
     manager = user("manager")
     project = create_project(f"p-{task_type}", task_type, labels, [], members=[])
     set_role(project, manager, "manager")
-    assert import_records(project, manager, records) > 0.9 * len(records)  # the corpus repeats some texts
+    # The corpus repeats some texts, at times under another label; an import refuses such conflicts: keep the first.
+    first: dict[str, dict] = {}
+    for record in records:
+        first.setdefault(record["text"], record)
+    assert import_records(project, manager, list(first.values())) > 0.9 * len(records)
     return project

@@ -39,3 +39,12 @@ def png(colour: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> bytes
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, format="PNG")
     return out.getvalue()
+
+
+def noise_png(seed: int, size: tuple[int, int] = (28, 28)) -> bytes:
+    """A deterministic greyscale PNG of random pixels: a different image for every seed."""
+    import random
+
+    out = io.BytesIO()
+    Image.frombytes("L", size, random.Random(seed).randbytes(size[0] * size[1])).save(out, format="PNG")
+    return out.getvalue()

@@ -192,6 +192,7 @@ def export(
         "training_config": result.config.as_dict(),
         "history": result.history,
         "export": asdict(report) | {"rtol": RTOL, "atol": ATOL, "parity_split": split},
+        "data_provenance": data_provenance(data),
     }
     (out_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2))
     return report
@@ -252,6 +253,19 @@ def signature(task: Task, result: TrainResult) -> dict[str, Any]:
     return {
         "inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"]}],
         "outputs": [{"name": "logits", "dtype": "float32", "shape": out_shape}],
+    }
+
+
+def data_provenance(data: LoadedVersion) -> dict[str, Any]:
+    """What the model was trained on and under which terms, copied from the dataset version's manifest (read
+    through the loader): its sources with licence notes, crawl jobs and record counts, and the guideline versions
+    of its labels. ``recorded`` is false for a version whose manifest lists no provenance."""
+    provenance = data.manifest.get("provenance")
+    return {
+        "dataset_version": data.name,
+        "recorded": provenance is not None,
+        "sources": (provenance or {}).get("sources", []),
+        "guideline_versions": (provenance or {}).get("guideline_versions", []),
     }
 
 

@@ -1,7 +1,7 @@
 """Every write of the annotation workflow, by stage: ``access`` (roles and refusals), ``projects`` (a project,
-its settings and members), ``queue`` (handing out tasks, labels, skips, undo), ``imports`` (tasks from files,
-images and model suggestions), ``review`` (adjudication, agreement, dashboards, questions) and ``relabel``
-(sending a labelled task back). Callers import from here."""
+its settings and members), ``queue`` (handing out tasks, labels, skips, undo), ``imports`` (tasks from files
+and images), ``review`` (adjudication, agreement, dashboards, questions) and ``relabel`` (sending a labelled
+task back). Callers import from here; a model's suggestions are ``annotation.preannotation``."""
 
 from annotation.services.access import (
     AnnotationError,
@@ -11,13 +11,20 @@ from annotation.services.access import (
     require_role,
     role_of,
 )
+from annotation.services.guidelines import (
+    add_answer_to_guidelines,
+    agreement_by_version,
+    current_guideline_version,
+    edit_guidelines,
+)
 from annotation.services.imports import (
     MAX_IMAGE_FILES,
     MAX_IMPORT_RECORDS,
+    count_labelled_images,
     import_file,
     import_images,
+    import_labelled_images,
     import_records,
-    preannotate,
 )
 from annotation.services.projects import (
     SETTINGS,
@@ -50,23 +57,28 @@ __all__ = [
     "SETTINGS",
     "AnnotationError",
     "Role",
+    "add_answer_to_guidelines",
     "add_member",
     "adjudicate",
+    "agreement_by_version",
     "answer",
     "ask",
     "can_create_projects",
     "change_role",
     "create_project",
+    "current_guideline_version",
     "dashboard",
     "disagreements",
+    "edit_guidelines",
     "export_rows",
     "has_labels",
+    "count_labelled_images",
     "import_file",
     "import_images",
+    "import_labelled_images",
     "import_records",
     "next_task",
     "pending",
-    "preannotate",
     "project_agreement",
     "project_for_user",
     "remove_member",

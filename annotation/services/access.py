@@ -28,11 +28,14 @@ def role_of(project: Project, user: Any) -> str | None:
         return cached[1]
     if getattr(project, "member_user", None) == user.pk:  # annotated by annotation.api.visible_projects
         return cast(str, project.member_role)  # type: ignore[attr-defined]  # the annotation named above
-    return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    # A deactivated member keeps their rows but has no role: every page and endpoint refuses them.
+    member = ProjectMember.objects.filter(project=project, user=user, is_active=True)
+    return member.values_list("role", flat=True).first()
 
 
 def project_for_user(project_id: int, user: Any) -> Project | None:
-    """The project and the user's role in one query, or None when the user is not allowed to see it.
+    """The project and the user's role in one query, or None when the user is not allowed to see it (not a
+    member, or a deactivated one).
 
     The role is kept on the instance, so ``role_of(project, user)`` costs no second query (staff need none:
     they manage every project). A plain join: it runs on every next-task and submit request, and a
@@ -40,7 +43,11 @@ def project_for_user(project_id: int, user: Any) -> Project | None:
     """
     if user.is_staff:
         return Project.objects.filter(pk=project_id).first()
-    member = ProjectMember.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()
+    member = (
+        ProjectMember.objects.select_related("project")
+        .filter(project_id=project_id, user_id=user.pk, is_active=True)
+        .first()
+    )
     if member is None:
         return None
     project = member.project

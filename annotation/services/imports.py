@@ -1,7 +1,11 @@
-"""Adding tasks to a project: records and files from an import, uploaded images, and a model's suggestions."""
+"""Adding tasks to a project: records and files from an import, and uploaded images (a model's suggestions are
+``annotation.preannotation``)."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,18 +13,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from annotation import formats
+from annotation import formats, image_formats
 from annotation.services.access import AnnotationError, Role, require_role, role_of
 from annotation.validation import InvalidLabel, clean_value
 from datastore import services as datastore_services
 from datastore.models import Item, Project, Task
-from datastore.services import unpacked_model
-from modelpack.archive import ArchiveError
-from modelpack.inputs import InputError
-from modelpack.runtime import load_runtime
-from modelpack.store import StoreError
+from datastore.services.items import ItemError, StoredImage, image_items, store_image_file
 
 MAX_IMPORT_RECORDS = 100_000
+MAX_CONFLICTS_LISTED = 200
 
 
 def import_source(project: Project) -> str:
@@ -51,11 +52,45 @@ def _new_items(project: Project, items: list[Item]) -> list[Item]:
     return fresh
 
 
-def _refuse_text_into_images(project: Project) -> None:
+def _refuse_text_into_images(project: Project, count: int) -> None:
     if project.task_type == Project.TaskType.IMAGE_CLASSIFICATION:
         raise AnnotationError(
-            f"{project.task_type} projects take image files (format=images), not text records; nothing imported"
+            f"{project.task_type} projects take image files (format=images, or a zip archive of labelled images), "
+            f"not text records: {count} text record(s) refused; nothing imported"
         )
+
+
+def merge_duplicates(keys: list[str], records: list[dict[str, Any]], named: list[str]) -> tuple[list[int], int]:
+    """The first record of each distinct key (a text, an image's content hash) carrying the key's one label.
+
+    Records repeating a key with the same label, or with none, are duplicates (counted); two different labels
+    for one key refuse the import with every conflict listed (``named[i]`` says which record ``i`` is): a
+    label is never chosen silently. Returns (indexes of the records to keep, duplicates).
+    """
+    first: dict[str, int] = {}
+    labels: dict[str, dict[str, list[int]]] = {}
+    predictions: dict[str, Any] = {}
+    for i, (key, record) in enumerate(zip(keys, records, strict=True)):
+        first.setdefault(key, i)
+        if record.get("value") is not None:
+            labels.setdefault(key, {}).setdefault(json.dumps(record["value"], sort_keys=True), []).append(i)
+        if record.get("prediction") is not None:
+            predictions.setdefault(key, record["prediction"])
+    conflicts = []
+    for key, by_label in labels.items():
+        if len(by_label) > 1:
+            said = "; ".join(f"{label} ({', '.join(named[i] for i in at[:5])})" for label, at in by_label.items())
+            conflicts.append(f"{named[first[key]]}: {said}")
+    if conflicts:
+        raise AnnotationError(
+            f"{len(conflicts)} item(s) with conflicting labels, nothing imported: " + " | ".join(conflicts[:20]),
+            errors=[(0, c) for c in conflicts[:MAX_CONFLICTS_LISTED]],
+        )
+    for key, i in first.items():
+        if key in labels:  # the key's one label, wherever it was given
+            records[i]["value"] = records[next(iter(labels[key].values()))[0]]["value"]
+        records[i]["prediction"] = predictions.get(key)
+    return sorted(first.values()), len(records) - len(first)
 
 
 def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -> int:
@@ -66,7 +101,7 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
     """
     if role_of(project, user) != Role.MANAGER:
         raise AnnotationError("only a manager of the project can import", 403)
-    _refuse_text_into_images(project)  # a task without an image cannot be labelled or evaluated
+    _refuse_text_into_images(project, len(records))  # a task without an image cannot be labelled or evaluated
     if len(records) > MAX_IMPORT_RECORDS:
         raise AnnotationError(f"at most {MAX_IMPORT_RECORDS} records per import", 413)
     problems = []
@@ -83,6 +118,9 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
             problems.append(f"record {n}: empty text")
     if problems:
         raise AnnotationError(f"{len(problems)} problem(s), nothing imported: " + "; ".join(problems[:20]))
+    texts = [r["text"] for r in records]
+    keep, _ = merge_duplicates(texts, records, [f"record {n} ({t[:40]!r})" for n, t in enumerate(texts, start=1)])
+    records = [records[i] for i in keep]
     with transaction.atomic():
         items = datastore_services.import_texts(import_source(project), [r["text"] for r in records])
         fresh = {item.pk for item in _new_items(project, items)}
@@ -91,7 +129,7 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
         for item, record in zip(items, records, strict=True):
             if item.pk not in fresh:
                 continue
-            fresh.discard(item.pk)  # a text repeated in the file: its first record makes the task
+            fresh.discard(item.pk)
             tasks.append(
                 Task(
                     project=project,
@@ -133,56 +171,134 @@ def import_images(project: Project, user: Any, files: list[tuple[str, bytes]]) -
     return len(fresh)
 
 
-def preannotate(project: Project, model: Any, batch_size: int = 256) -> int:
-    """Store a model version's prediction on every open task as a suggestion, with its uncertainty
-    (1 - top confidence) for active learning. Runs the verified archive through the shared runtime."""
-    if model.task_type != project.task_type:
-        raise AnnotationError(f"model {model} is for {model.task_type}, the project is {project.task_type}")
-    if set(model.manifest.get("labels", [])) != set(project.labels):
-        raise AnnotationError(f"model {model} predicts {model.manifest.get('labels')}, not {project.labels}")
-    try:
-        runtime = load_runtime(unpacked_model(model))
-    except (ArchiveError, InputError, StoreError) as exc:
-        raise AnnotationError(f"model {model} cannot be loaded: {exc}") from None
-    tasks = list(Task.objects.filter(project=project, status=Task.Status.OPEN).select_related("item").order_by("id"))
-    predictions = []
-    for start in range(0, len(tasks), batch_size):
-        chunk = tasks[start : start + batch_size]
-        try:
-            predictions += runtime.predict([_model_input(project, t) for t in chunk])
-        except InputError as exc:
-            raise AnnotationError(f"task {chunk[exc.index or 0].pk}: {exc.reason}; nothing was written") from None
-    for task, prediction in zip(tasks, predictions, strict=True):
-        task.prediction = {**prediction.as_dict(), "model": str(model)}
-        task.uncertainty = round(1.0 - prediction.confidence, 6)
-    with transaction.atomic():  # every suggestion of this model, or none
-        Task.objects.bulk_update(tasks, ["prediction", "uncertainty"], batch_size=1000)
-    return len(tasks)
-
-
-def _model_input(project: Project, task: Task) -> str | bytes:
-    """What the runtime takes for a task: the item's text, or for image projects its stored image file's bytes."""
-    if project.task_type != Project.TaskType.IMAGE_CLASSIFICATION:
-        return task.item.text
-    if not task.item.image:
-        raise AnnotationError(f"task {task.pk}: its item has no image; nothing was written", task_id=task.pk)
-    try:
-        return Path(task.item.image).read_bytes()
-    except OSError as exc:
-        raise AnnotationError(
-            f"task {task.pk}: its image cannot be read ({exc.strerror}); nothing was written", task_id=task.pk
-        ) from None
-
-
 def import_file(project: Project, user: Any, fmt: str, payload: bytes) -> tuple[int, int]:
     """Parse an import file and add its records as tasks, all or nothing, as the import API does.
 
     Returns (records read, new tasks). A malformed file is an AnnotationError with the parser's reasons.
     """
     require_role(project, user, Role.MANAGER)  # before any work on the file
-    _refuse_text_into_images(project)
     try:
         records = formats.parse(fmt, payload, project.task_type)
     except formats.ImportFormatError as exc:
         raise AnnotationError(str(exc), errors=exc.errors[: formats.MAX_ERRORS]) from None
     return len(records), import_records(project, user, records)
+
+
+PROGRESS_EVERY = 500  # files between progress reports
+
+
+def import_labelled_images(
+    project: Project,
+    user: Any,
+    bundle: image_formats.Bundle,
+    fmt: str,
+    manifest: str = "",
+    report: Callable[[int, int | None], None] | None = None,
+) -> dict[str, Any]:
+    """Add the labelled images of a bundle (``image_formats.parse_images``) as tasks, all or nothing.
+
+    Labels become final (gold) labels, a split (a CSV column, a Label Studio ``data.split``, a split folder)
+    becomes the task's fixed split, and each file's original name is kept on its item. Refused with the list,
+    nothing written: a malformed bundle, a label not in the project's schema, an unreadable image, or one image
+    given two different labels (the same content under two names). Each file is read, decoded and stored one at
+    a time (``report(done, total)`` follows them); the items and tasks are then written in one transaction.
+    """
+    records = _parsed_images(project, user, bundle, fmt, manifest)
+    store = Path(settings.FSML_HOME) / "files" / "uploads"
+    stored: list[StoredImage] = []
+    bad: list[str] = []
+    for n, record in enumerate(records, start=1):
+        try:
+            stored.append(store_image_file(record.file_name, bundle.read(record.file), store))
+        except ItemError as exc:
+            bad.append(f"{record.file}: {exc.reason}")
+        except OSError as exc:
+            bad.append(f"{record.file}: cannot be read ({exc.strerror or exc})")
+        if report is not None and (n % PROGRESS_EVERY == 0 or n == len(records)):
+            report(n, len(records))
+    if bad:
+        raise AnnotationError(
+            f"{len(bad)} file(s) are not readable images, nothing imported: " + "; ".join(bad[:20]),
+            errors=[(0, b) for b in bad[:MAX_CONFLICTS_LISTED]],
+        )
+    rows = [{"value": r.value, "prediction": r.prediction, "split": r.split} for r in records]
+    keep, duplicates = merge_duplicates([s.digest for s in stored], rows, [r.where or r.file for r in records])
+    # One split per image: a copy under train/ and test/ would leak the test set into training.
+    splits: dict[str, set[str]] = {}
+    for image, row in zip(stored, rows, strict=True):
+        splits.setdefault(image.digest, set()).add(row["split"])
+    leaks = [
+        f"{records[i].file}: {sorted(splits[stored[i].digest])}" for i in keep if len(splits[stored[i].digest]) > 1
+    ]
+    if leaks:
+        raise AnnotationError(
+            f"{len(leaks)} image(s) in more than one split, nothing imported: " + "; ".join(leaks[:20]),
+            errors=[(0, leak) for leak in leaks[:MAX_CONFLICTS_LISTED]],
+        )
+    with transaction.atomic():
+        items = image_items(import_source(project), [stored[i] for i in keep])
+        fresh = {item.pk for item in _new_items(project, items)}
+        now, tasks = timezone.now(), []
+        for item, i in zip(items, keep, strict=True):
+            if item.pk not in fresh:
+                continue
+            value = rows[i]["value"]
+            tasks.append(
+                Task(
+                    project=project,
+                    item=item,
+                    prediction=rows[i]["prediction"],
+                    status=Task.Status.DONE if value is not None else Task.Status.OPEN,
+                    final_value=value,
+                    adjudicated_by=user if value is not None else None,
+                    adjudicated_at=now if value is not None else None,
+                    split=rows[i]["split"],
+                )
+            )
+        Task.objects.bulk_create(tasks, batch_size=1000)
+    return {
+        "files": len(records),
+        "tasks_created": len(tasks),
+        "duplicates": duplicates,
+        "already_in_project": len(keep) - len(tasks),
+        "labelled": sum(t.final_value is not None for t in tasks),
+        "splits": dict(sorted(Counter(t.split or "hash" for t in tasks).items())),
+    }
+
+
+def count_labelled_images(project: Project, user: Any, bundle: image_formats.Bundle, fmt: str, manifest: str) -> int:
+    """How many images a bundle would import, after every check that needs no file read (an API request makes
+    them before it queues a large import). Raises AnnotationError as ``import_labelled_images`` does."""
+    return len(_parsed_images(project, user, bundle, fmt, manifest))
+
+
+def _parsed_images(
+    project: Project, user: Any, bundle: image_formats.Bundle, fmt: str, manifest: str
+) -> list[image_formats.ImageRecord]:
+    require_role(project, user, Role.MANAGER)
+    if project.task_type != Project.TaskType.IMAGE_CLASSIFICATION:
+        images = sum(image_formats.is_image_name(n) for n in bundle.names())
+        raise AnnotationError(
+            f"{project.task_type} projects take text records, not image files: {images} image file(s) refused; "
+            "nothing imported"
+        )
+    try:
+        records = image_formats.parse_images(fmt, bundle, manifest)
+    except formats.ImportFormatError as exc:
+        raise AnnotationError(str(exc), errors=exc.errors[: formats.MAX_ERRORS]) from None
+    if len(records) > MAX_IMPORT_RECORDS:
+        raise AnnotationError(f"at most {MAX_IMPORT_RECORDS} images per import", 413)
+    _check_image_labels(project, records)
+    return records
+
+
+def _check_image_labels(project: Project, records: list[image_formats.ImageRecord]) -> None:
+    """Refuse labels (and suggestions) that are not the project's, listing each with how often it occurs."""
+    allowed = set(project.labels)
+    unknown = Counter(str(v) for r in records for v in (r.value, r.prediction) if v is not None and (v not in allowed))
+    if unknown:
+        listed = ", ".join(f"{label!r} ({n})" for label, n in unknown.most_common(50))
+        raise AnnotationError(
+            f"{len(unknown)} label(s) not in the project's labels {list(project.labels)}: {listed}; nothing imported",
+            errors=[(0, label) for label in unknown],
+        )

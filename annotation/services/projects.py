@@ -14,8 +14,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.services.access import AnnotationError, Role, can_create_projects, require_role
+from annotation.services.guidelines import record_guidelines
 from annotation.validation import distinct_names
-from datastore.models import Annotation, Assignment, Item, Project, ProjectMember, Task
+from datastore.models import Annotation, Assignment, GuidelineVersion, Item, Project, ProjectMember, Task
 
 # What a manager may change after creation. The task type is fixed: every stored label depends on it.
 SETTINGS = ("name", "labels", "guidelines", "overlap", "allow_overlapping_spans", "lock_seconds", "queue_order")
@@ -42,6 +43,7 @@ def create_project(
         project = Project.objects.create(
             name=name, task_type=task_type, labels=list(labels), overlap=overlap, guidelines=guidelines, **options
         )
+        GuidelineVersion.objects.create(project=project, number=1, text=guidelines, note="first version")
         for user in members:
             set_role(project, user, Role.ANNOTATOR)
         Task.objects.bulk_create((Task(project=project, item=item) for item in items), batch_size=1000)
@@ -77,8 +79,10 @@ def has_labels(project: Project) -> bool:
     )
 
 
-def update_settings(project: Project, user: Any, **changes: Any) -> Project:
+def update_settings(project: Project, user: Any, guideline_note: str = "", **changes: Any) -> Project:
     """Change a project's settings (any of ``SETTINGS``) in one transaction, or nothing.
+
+    New guidelines become the next guideline version, with ``guideline_note`` saying what changed.
 
     Once anything is labelled, labels may be added or reordered but not removed or renamed, so every
     stored label stays in the schema. A new overlap re-decides which tasks are done.
@@ -99,6 +103,8 @@ def update_settings(project: Project, user: Any, **changes: Any) -> Project:
                 f"labels can only be added once the project has annotations; {', '.join(removed)} would be removed",
                 409,
             )
+        if "guidelines" in changes:
+            record_guidelines(current, user, changes["guidelines"], guideline_note)
         for field, value in changes.items():
             setattr(current, field, value)
         try:
@@ -154,7 +160,8 @@ def _keep_a_manager(project: Project, member: ProjectMember, new_role: str | Non
         raise AnnotationError(f"{member.user.username} is no longer a member", 404)
     if role != Role.MANAGER or new_role == Role.MANAGER:
         return
-    if not ProjectMember.objects.filter(project=project, role=Role.MANAGER).exclude(pk=member.pk).exists():
+    managers = ProjectMember.objects.filter(project=project, role=Role.MANAGER, is_active=True)
+    if not managers.exclude(pk=member.pk).exists():  # a deactivated manager cannot run the project
         raise AnnotationError(
             f"{member.user.username} is the project's only manager; make someone else a manager first", 409
         )

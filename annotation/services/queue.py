@@ -18,7 +18,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotation.agreement import majority_share
 from annotation.services.access import AnnotationError, project_for_user
+from annotation.services.guidelines import current_guideline_version
 from annotation.validation import InvalidLabel, clean_value
 from datastore.db import retry_deadlocks
 from datastore.models import Annotation, Assignment, Item, Project, Task
@@ -141,7 +143,11 @@ def submit(task_id: int, user: Any, value: Any, lead_time: float = 0.0) -> Annot
             raise AnnotationError(exc.reason, 400, task_id) from None
         try:  # the live assignment rules a second annotation out; the constraint is the backstop
             annotation = Annotation.objects.create(
-                task=task, annotator=user, value=value, lead_time=max(0.0, float(lead_time))
+                task=task,
+                annotator=user,
+                value=value,
+                lead_time=max(0.0, float(lead_time)),
+                guideline_version=current_guideline_version(project, user),  # the version the annotator saw
             )
         except IntegrityError:  # leaves the transaction with the error: everything is rolled back
             raise AnnotationError("you already annotated this task", 409, task_id) from None
@@ -150,7 +156,8 @@ def submit(task_id: int, user: Any, value: Any, lead_time: float = 0.0) -> Annot
         task.annotation_count += 1
         if task.annotation_count >= project.overlap:
             task.status = Task.Status.DONE
-        task.save(update_fields=["annotation_count", "status"])
+        task.agreement = majority_share(list(Annotation.objects.filter(task=task).values_list("value", flat=True)))
+        task.save(update_fields=["annotation_count", "status", "agreement"])
     return annotation
 
 
@@ -187,7 +194,8 @@ def undo(project: Project, user: Any) -> Assignment:
         # A manager may have lowered the overlap meanwhile: the others' labels can still be enough.
         done = task.annotation_count >= project.overlap
         task.status = Task.Status.DONE if done else Task.Status.OPEN
-        task.save(update_fields=["annotation_count", "status"])
+        task.agreement = majority_share(list(Annotation.objects.filter(task=task).values_list("value", flat=True)))
+        task.save(update_fields=["annotation_count", "status", "agreement"])
         assignment = Assignment.objects.select_related("task__item").get(task=task, annotator=user)
         assignment.status = Assignment.Status.ACTIVE
         assignment.expires_at = timezone.now() + timedelta(seconds=project.lock_seconds)

@@ -77,7 +77,9 @@ def send_back(task_id: int, user: Any, reason: str, prediction: Prediction | Non
         )
         task.annotations.all().delete()
         Assignment.objects.filter(task=task).delete()
-        task.status, task.annotation_count = Task.Status.OPEN, 0
+        task.status, task.annotation_count, task.agreement = Task.Status.OPEN, 0, None
         task.final_value, task.adjudicated_by, task.adjudicated_at = None, None, None
-        task.save(update_fields=["status", "annotation_count", "final_value", "adjudicated_by", "adjudicated_at"])
+        task.save(
+            update_fields=["status", "annotation_count", "agreement", "final_value", "adjudicated_by", "adjudicated_at"]
+        )
     return request

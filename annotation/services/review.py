@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import PurePath
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Avg, Count, Max, Min
+from django.db.models import Avg, Count, Max, Min, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from annotation.agreement import agreement
 from annotation.services.access import AnnotationError, Role, require_role
+from annotation.services.guidelines import add_answer_to_guidelines
 from annotation.validation import InvalidLabel, clean_value
 from datastore.models import Annotation, Assignment, Project, Question, Task
 from datastore.snapshot import final_label
@@ -109,24 +111,44 @@ def dashboard(project: Project) -> dict[str, Any]:
     }
 
 
-def export_rows(project: Project) -> list[dict[str, Any]]:
-    """Every task with its annotations and its final label (adjudicated, else the majority), in id order."""
+def export_rows(project: Project, tasks: QuerySet[Task] | None = None) -> list[dict[str, Any]]:
+    """Every task with its annotations and its final label (adjudicated, else the majority), in id order.
+
+    ``tasks`` (a queryset of the project's tasks) restricts the rows to a selection. Image tasks carry
+    ``file_name`` (the imported file's name), ``image`` (the file's path inside an export folder,
+    ``images/<content hash><suffix>``) and ``image_file`` (the stored file, to copy into an archive).
+    """
+    selected = Task.objects.filter(project=project)
+    if tasks is not None:
+        selected = selected.filter(pk__in=tasks.filter(project=project).values("pk"))
     values: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in (
-        Annotation.objects.filter(task__project=project)
+        Annotation.objects.filter(task__in=selected.values("pk"))
         .order_by("id")
         .values("task_id", "annotator__username", "value")
     ):
         values[row["task_id"]].append({"annotator": row["annotator__username"], "value": row["value"]})
-    rows = []
-    for task in Task.objects.filter(project=project).select_related("item").order_by("id").iterator(2000):
+    rows: list[dict[str, Any]] = []
+    for task in selected.select_related("item").order_by("id").iterator(2000):
         answers = values.get(task.pk, [])
         label = task.final_value
         if label is None and answers:
             label = final_label([a["value"] for a in answers])
-        rows.append(
-            {"id": task.pk, "text": task.item.text, "label": label, "annotations": answers, "final": task.final_value}
-        )
+        item = task.item
+        out: dict[str, Any] = {
+            "id": task.pk,
+            "text": item.text,
+            "label": label,
+            "annotations": answers,
+            "final": task.final_value,
+            "split": task.split,
+            "content_hash": item.content_hash,
+        }
+        if item.image:
+            out["file_name"] = (item.metadata or {}).get("file_name") or item.title or PurePath(item.image).name
+            out["image"] = f"images/{item.content_hash}{PurePath(item.image).suffix.lower()}"
+            out["image_file"] = item.image
+        rows.append(out)
     return rows
 
 
@@ -143,10 +165,16 @@ def ask(project: Project, user: Any, text: str, task_id: int | None = None) -> Q
     return Question.objects.create(project=project, task=task, asked_by=user, text=text)
 
 
-def answer(question: Question, manager: Any, text: str) -> Question:
+def answer(question: Question, manager: Any, text: str, add_to_guidelines: bool = False) -> Question:
+    """A manager's or reviewer's answer; with ``add_to_guidelines`` it also becomes a guideline entry (a new
+    guideline version), in the same transaction."""
     require_role(question.project, manager, Role.MANAGER, Role.REVIEWER)
     if not (text or "").strip():
         raise AnnotationError("an answer needs some text")
-    question.answer, question.answered_by, question.answered_at = text.strip(), manager, timezone.now()
-    question.save(update_fields=["answer", "answered_by", "answered_at"])
-    return question
+    with transaction.atomic():
+        locked = Question.objects.select_for_update().select_related("project").get(pk=question.pk)
+        locked.answer, locked.answered_by, locked.answered_at = text.strip(), manager, timezone.now()
+        locked.save(update_fields=["answer", "answered_by", "answered_at"])
+        if add_to_guidelines:
+            add_answer_to_guidelines(locked, manager)
+    return locked

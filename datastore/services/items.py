@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from datastore.db import retry_deadlocks
 from datastore.models import CrawlJob, Item, Source
+from datastore.services.feeds import feed_batch
 
 MAX_URL = 2000
 
@@ -84,7 +85,8 @@ def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> StoreResult:
     New URLs are inserted, known URLs with new content updated, unchanged ones skipped. The unique
     constraints on (source, URL) and (source, content) decide races between crawler processes; a
     deadlock between them is retried. Items that fail validation are reported, never stored, and do not
-    stop the rest of the batch.
+    stop the rest of the batch. After the batch commits, projects that follow the source (``SourceFeed``)
+    take its new and changed items that pass their filters.
     """
     result = StoreResult()
     rows: dict[str, Item] = {}
@@ -95,7 +97,10 @@ def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> StoreResult:
             result.failed.append(exc)
             continue
         rows[row.url_hash] = row
-    return _store_batch(job, rows, result.failed)
+    outcome = _store_batch(job, rows, result.failed)
+    if outcome.stored or outcome.updated:
+        feed_batch(job, sorted(rows))  # projects that follow the source take the new items, once committed
+    return outcome
 
 
 @retry_deadlocks()
@@ -201,18 +206,47 @@ def import_images(source_name: str, files: list[tuple[str, bytes]], store: Path)
     Every file is checked first: one unreadable file refuses them all, and nothing is written.
     """
     suffixes = [check_image(name, data) for name, data in files]
+    stored = [store_image_file(name, data, store, suffix) for (name, data), suffix in zip(files, suffixes, strict=True)]
+    return image_items(source_name, stored)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image file in the content-addressed store: its original name, SHA-256 and stored path."""
+
+    name: str
+    digest: str
+    path: str
+
+
+def store_image_file(name: str, data: bytes, store: Path, suffix: str | None = None) -> StoredImage:
+    """Check one image (``check_image``, unless its suffix is given) and write it under ``store`` by content.
+
+    The store is content-addressed: a file written for an import that is refused later is only reused, never
+    recorded. Raises ItemError for an unreadable or unsupported image.
+    """
+    suffix = suffix or check_image(name, data)
+    digest = hashlib.sha256(data).hexdigest()
+    path = store / digest[:2] / f"{digest}{suffix}"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a reader never sees half a file
+    return StoredImage(name, digest, str(path))
+
+
+def image_items(source_name: str, stored: list[StoredImage]) -> list[Item]:
+    """Image items of a source for stored files (one per distinct content), in input order, made in batches.
+
+    A new item keeps the original file name in ``title`` and ``metadata["file_name"]``; an item already stored
+    keeps its own.
+    """
     source = get_or_create_source(source_name, "import://" + source_name[:480])
     now = timezone.now()
     rows = []
-    for (name, data), suffix in zip(files, suffixes, strict=True):
-        digest = hashlib.sha256(data).hexdigest()
-        path = store / digest[:2] / f"{digest}{suffix}"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".part")
-            tmp.write_bytes(data)
-            tmp.replace(path)  # atomic: a reader never sees half a file
-        url = f"import://{source.pk}/{digest}"
+    for image in stored:
+        url = f"import://{source.pk}/{image.digest}"
         rows.append(
             Item(
                 source=source,
@@ -220,9 +254,10 @@ def import_images(source_name: str, files: list[tuple[str, bytes]], store: Path)
                 url=url,
                 canonical_url=url,
                 url_hash=sha256_text(url),
-                content_hash=digest,
-                title=name[:500],
-                image=str(path),
+                content_hash=image.digest,
+                title=image.name[:500],
+                image=image.path,
+                metadata={"file_name": image.name},
                 fetched_at=now,
                 robots="not_checked",
             )

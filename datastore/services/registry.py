@@ -198,6 +198,7 @@ def model_detail(name: str) -> dict[str, Any]:
                 "created_at": v.created_at.isoformat(),
                 "aliases": sorted(a for a, n in aliases.items() if n == v.version),
                 "test_metrics": {k: v.metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1")},
+                "trained_on": v.manifest.get("data_provenance"),  # sources, licence notes, counts (archive manifest)
             }
             for v in versions
         ],

@@ -21,6 +21,8 @@ from deploy.processes import Service, free_port, wait_http, wait_log, web_comman
 from training.config import TrainConfig
 
 DEMO_ADMIN = "demo-admin"
+DEMO_ANNOTATOR = "demo-annotator"  # the person who opens the labelling page signs in as this account
+LEFT_OPEN = 20  # tasks the scripted annotator leaves for that person
 
 
 @dataclass
@@ -39,11 +41,19 @@ class DemoResult:
     web_url: str = ""
     username: str = ""
     password: str = ""
+    project_id: int = 0
+    left_open: int = 0
+    annotator_username: str = ""
+    annotator_password: str = ""
+    preannotation: dict[str, Any] = field(default_factory=dict)
+    start_here: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
 def _users(run_id: str) -> tuple[Any, str, str, str]:
-    """Create the demo's manager login and token users for the annotator script and the calling service."""
+    """Create the demo's manager login and token users for the annotator script and the calling service.
+
+    The passwords are made afresh on every run and printed once, at the end; no fixed password exists."""
     # local: these need Django, which run_demo sets up before it calls this
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
@@ -55,6 +65,7 @@ def _users(run_id: str) -> tuple[Any, str, str, str]:
     admin.set_password(password)
     admin.save()
     annotator, _ = users.objects.get_or_create(username="annotator")
+    users.objects.get_or_create(username=DEMO_ANNOTATOR)  # its password is set with the project (_person)
     service, _ = users.objects.get_or_create(username="backend-service")
     return (
         annotator,
@@ -64,7 +75,60 @@ def _users(run_id: str) -> tuple[Any, str, str, str]:
     )
 
 
-def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int = 12, epochs: int = 8) -> DemoResult:
+def _person(project: Any) -> tuple[str, str]:
+    """The annotator account of the person trying the demo: a member of the project, with a new password."""
+    # local: these need Django, which run_demo sets up before it calls this
+    from django.contrib.auth import get_user_model
+
+    from annotation.services import set_role
+
+    person = get_user_model().objects.get(username=DEMO_ANNOTATOR)
+    password = secrets.token_urlsafe(12)
+    person.set_password(password)
+    person.save()
+    set_role(project, person, "annotator")
+    return DEMO_ANNOTATOR, password
+
+
+def _preannotate_left(project: Any, model: str, timeout: float = 300) -> dict[str, Any]:
+    """Pre-annotate the tasks left open as a background job on the demo's worker; the job's record, once over."""
+    # local: these need Django, which run_demo sets up before it calls this
+    from django.contrib.auth import get_user_model
+
+    from annotation.preannotation import job_payload, start_preannotation
+    from datastore.models import ProjectJob
+
+    admin = get_user_model().objects.get(username=DEMO_ADMIN)
+    job = start_preannotation(project, admin, model)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in (ProjectJob.Status.SUCCEEDED, ProjectJob.Status.FAILED):
+            break
+        time.sleep(0.2)
+    return job_payload(job)
+
+
+def start_here(result: DemoResult) -> list[str]:
+    """Where a person starts once the demo is over: the labelling page and its login, the manager pages."""
+    web, pk = result.web_url, result.project_id
+    return [
+        f"Label the {result.left_open} task(s) left open: {web}annotate/{pk}/  "
+        f"login: {result.annotator_username} / {result.annotator_password}",
+        f"Manage the project (members, pre-annotation, queue order, import, export): {web}manage/{pk}/  "
+        f"login: {result.username} / {result.password}",
+        f"Review and dashboard: {web}review/{pk}/   Django admin: {web}admin/",
+    ]
+
+
+def run_demo(
+    limit: int = 3000,
+    serve: bool = True,
+    port: int = 8000,
+    jobs: int = 12,
+    epochs: int = 8,
+    left_open: int = LEFT_OPEN,
+) -> DemoResult:
     """Run every stage for real and return what each produced.
 
     Args:
@@ -73,6 +137,8 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
         port: preferred web port (another free one is used if it is taken).
         jobs: inference jobs to submit through the REST API.
         epochs: training epochs.
+        left_open: tasks the scripted annotator leaves open for a person to label; the demo's model
+            pre-annotates them.
     """
     setup(migrate=True)
     # local: the models and the services need Django, set up just above
@@ -80,7 +146,7 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
 
     from annotation.services import create_project
     from crawler.run import crawl
-    from datastore.models import Item
+    from datastore.models import Item, Task
     from datastore.services import registry
     from datastore.snapshot import snapshot_project
     from deploy import stages
@@ -128,13 +194,18 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
         wait_http(web, f"http://127.0.0.1:{port}/readyz")
         result.web_url = f"http://127.0.0.1:{port}/"
         client = ApiClient(result.web_url, annotator_token)
+        result.project_id = project.pk
+        to_label = max(project.tasks.count() - left_open, 0)
         with progress() as bar:
-            task = bar.add_task("   scripted annotator via REST API", total=project.tasks.count())
-            while (next_task := client.next_task(project.pk)) is not None:
+            task = bar.add_task("   scripted annotator via REST API", total=to_label)
+            while result.annotations < to_label and (next_task := client.next_task(project.pk)) is not None:
                 label = next_task["item"]["metadata"].get("meta", {}).get("category")
                 client.annotate(next_task["id"], label, lead_time=0.5)
                 result.annotations += 1
                 bar.advance(task)
+        result.left_open = project.tasks.filter(status=Task.Status.OPEN).count()
+        result.annotator_username, result.annotator_password = _person(project)
+        console.print(f"   {result.left_open} task(s) left open for you to label")
         lap("annotate")
 
         result.dataset = f"sentiment-{run_id}"
@@ -180,6 +251,13 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
         submitted = [caller.submit_job(result.model, {"text": t}) for t in texts]
         result.jobs = caller.wait_jobs([s["id"] for s in submitted])
         _print_jobs(result.jobs)
+        if result.left_open:
+            result.preannotation = _preannotate_left(project, result.model)
+            console.print(
+                f"8. Pre-annotation job {result.preannotation['id']} on the worker: {result.preannotation['status']}, "
+                f"{result.preannotation['done']}/{result.preannotation['total']} open task(s) given a suggestion"
+                + (f" ({result.preannotation['error']})" if result.preannotation["error"] else "")
+            )
         lap("serve")
 
         result.username, result.password = DEMO_ADMIN, password
@@ -192,7 +270,10 @@ def run_demo(limit: int = 3000, serve: bool = True, port: int = 8000, jobs: int 
             f"Jobs served by the Celery worker: {sum(j['status'] == 'succeeded' for j in result.jobs)}"
             f"/{len(result.jobs)}"
         )
-        console.print(f"Web UI: {result.web_url}  login: {DEMO_ADMIN} / {password}   (admin: {result.web_url}admin/)")
+        result.start_here = start_here(result)
+        console.print("Start here (the passwords were made for this run and are shown only now):")
+        for line in result.start_here:
+            console.print(f"  {line}", soft_wrap=True)
         console.print(f"Logs in {logs}; timings {result.timings}")
         if serve:
             console.print("Serving; press Ctrl-C to stop.")

@@ -227,7 +227,7 @@ def test_endpoints_deny_anonymous_non_members_and_non_annotators() -> None:
 
 
 def test_preannotation_suggests_and_orders_the_queue_by_uncertainty(registered_model) -> None:
-    from annotation.services import preannotate
+    from annotation.preannotation import preannotate
 
     project = make_project(
         labels=("negative", "neutral", "positive"),

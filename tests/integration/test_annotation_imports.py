@@ -11,12 +11,12 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from annotation.preannotation import preannotate
 from annotation.services import (
     AnnotationError,
     create_project,
     import_file,
     import_images,
-    preannotate,
     set_role,
     update_settings,
 )
@@ -86,7 +86,8 @@ def test_text_records_are_refused_by_an_image_project(fmt: str) -> None:
     )
     assert res.status_code == 400
     assert res.json()["detail"] == (
-        "image_classification projects take image files (format=images), not text records; nothing imported"
+        "image_classification projects take image files (format=images, or a zip archive of labelled images), "
+        "not text records: 1 text record(s) refused; nothing imported"
     )
     assert not Task.objects.filter(project=project).exists() and not Item.objects.exists()
 

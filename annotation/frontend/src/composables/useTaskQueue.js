@@ -1,7 +1,7 @@
 // The annotator's queue, shared by every task type: fetch the next task, submit an answer, skip, undo, ask
 // a question, and the status line that says how each went. TaskLayout renders it (through provide/inject).
 import { computed, inject, nextTick, onMounted, provide, ref } from 'vue'
-import { post } from '../api.js'
+import { get, post } from '../api.js'
 import { describeValue, suggestionText } from '../values.js'
 
 const TASK_QUEUE = Symbol('task queue')
@@ -22,6 +22,7 @@ export function useTaskQueue(project, answer) {
   const panel = ref('') // '' | 'skip' | 'ask'
   const skipReason = ref('')
   const question = ref('')
+  const progress = ref(null) // GET /api/projects/ID/progress/; refreshed after every change
   let panelInput = null
   let shownAt = 0
 
@@ -40,10 +41,16 @@ export function useTaskQueue(project, answer) {
     shownAt = performance.now()
   }
 
+  async function loadProgress() {
+    const res = await get(`/api/projects/${project.id}/progress/`)
+    if (res.ok) progress.value = res.data // a failed refresh keeps the last figures; the queue goes on
+  }
+
   async function loadNext() {
     loading.value = true
     const res = await post(`/api/projects/${project.id}/next/`)
     loading.value = false
+    loadProgress()
     if (res.status === 204) {
       task.value = null
       done.value = true
@@ -92,6 +99,7 @@ export function useTaskQueue(project, answer) {
     if (!res.ok) return say(`Cannot undo: ${res.data.detail}`, 'error')
     show(res.data.task)
     say('Undone: the previous task is back.', 'ok')
+    loadProgress()
   }
 
   async function ask() {
@@ -134,6 +142,7 @@ export function useTaskQueue(project, answer) {
     loading,
     busy,
     status,
+    progress,
     panel,
     skipReason,
     question,
