@@ -4,14 +4,20 @@ A request starts a job (``start``) and returns at once; a Celery worker on the `
 (``run``) with the function registered for its kind (``@runs(kind)``), which reports progress through the
 ``report(done, total)`` it is given and returns the job's result. A job that raises ends ``failed`` with its
 reason: the function does its writes in one transaction, so nothing is half-applied.
+
+A job never stays unfinished for ever: its Celery task has a time limit (``FSML_PROJECT_JOB_TIME_LIMIT``), a job
+whose worker died is failed once that time has passed (``fail_stale``, called wherever jobs are listed or
+checked), and a job whose message cannot be queued fails at once with the broker's error.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,8 +51,30 @@ def start(project: Project, kind: str, params: dict[str, Any], user: Any) -> Pro
     from celery import current_app  # local: Celery loads its app lazily; the web side only sends by name
 
     job = ProjectJob.objects.create(project=project, kind=kind, params=params, created_by=user)
-    transaction.on_commit(lambda: current_app.send_task(RUN_PROJECT_JOB, args=[job.pk], queue=PROJECT_QUEUE))
+
+    def send() -> None:
+        try:
+            current_app.send_task(RUN_PROJECT_JOB, args=[job.pk], queue=PROJECT_QUEUE)
+        except Exception as exc:  # the broker is down: the job says so instead of waiting for ever
+            log.warning("project job %s could not be queued: %s", job.pk, exc)
+            _finish(job, ProjectJob.Status.FAILED, error=f"the job could not be queued ({exc}); start it again")
+
+    transaction.on_commit(send)
     return job
+
+
+def fail_stale(project: Project | None = None) -> int:
+    """Fail the jobs whose worker stopped before they ended: still running past the time limit. Returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.PROJECT_JOB_TIME_LIMIT + 60)
+    stale = ProjectJob.objects.filter(status=ProjectJob.Status.RUNNING, started_at__lt=cutoff)
+    if project is not None:
+        stale = stale.filter(project=project)
+    return stale.update(
+        status=ProjectJob.Status.FAILED,
+        error="the worker stopped before the job ended (no result within FSML_PROJECT_JOB_TIME_LIMIT); nothing was "
+        "applied: start it again",
+        finished_at=timezone.now(),
+    )
 
 
 def run(job_id: int) -> ProjectJob | None:

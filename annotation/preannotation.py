@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import transaction
 
-from annotation.background import Report, runs, start
+from annotation.background import Report, fail_stale, runs, start
 from annotation.services.access import AnnotationError, Role, require_role
 from datastore.models import ModelAlias, ModelVersion, Project, ProjectJob, Task
 from datastore.services import unpacked_model
@@ -84,6 +84,7 @@ def start_preannotation(
     reason = misfit(project, model)
     if reason:
         raise AnnotationError(f"{reason}; nothing was started")
+    fail_stale(project)  # a job whose worker died does not block this one
     active = ProjectJob.objects.filter(project=project, kind=ProjectJob.Kind.PREANNOTATE, status__in=ACTIVE).first()
     if active is not None:
         raise AnnotationError(f"pre-annotation job {active.pk} of this project is {active.status}; wait for it", 409)
@@ -192,7 +193,8 @@ def job_payload(job: ProjectJob) -> dict[str, Any]:
 
 
 def recent_jobs(project: Project, kind: str | None = None, limit: int = 20) -> list[ProjectJob]:
-    """The project's latest jobs (of ``kind`` when given), newest first."""
+    """The project's latest jobs (of ``kind`` when given), newest first; jobs whose worker died show as failed."""
+    fail_stale(project)
     jobs = ProjectJob.objects.filter(project=project).select_related("created_by")
     if kind:
         jobs = jobs.filter(kind=kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from annotation import background
 from annotation import image_imports as _image_imports  # noqa: F401  # registers the import runner
@@ -10,7 +11,13 @@ from annotation import preannotation as _preannotation  # noqa: F401  # register
 from annotation.intake import services as _intake  # noqa: F401  # registers the add_items runner
 
 
-@shared_task(name=background.RUN_PROJECT_JOB, acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name=background.RUN_PROJECT_JOB,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.PROJECT_JOB_TIME_LIMIT - 30,  # raised inside the runner: the job fails with the reason
+    time_limit=settings.PROJECT_JOB_TIME_LIMIT,
+)
 def run_project_job(job_id: int) -> str:
     job = background.run(job_id)
     return job.status if job is not None else "not queued"

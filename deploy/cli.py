@@ -92,7 +92,7 @@ def crawl(
     console.print(
         f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} new, "
         f"{job.items_updated} updated, {job.items_unchanged} unchanged, {job.items_duplicate} duplicates, "
-        f"{job.items_failed} invalid, {job.errors} errors; skipped: {job.stats.get('failures', {}).keys() or 'none'}"
+        f"{job.items_failed} invalid, {job.errors} errors; skipped: {', '.join(job.stats.get('failures', {})) or 'none'}"
     )
 
 

@@ -57,6 +57,15 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def suggested(prediction: Any) -> str:
+    """A model's suggestion as people read it: its label(s) and the model, not the stored record."""
+    if not isinstance(prediction, dict):
+        return shown(prediction)
+    value = next((prediction[k] for k in ("label", "labels", "spans", "value") if prediction.get(k) is not None), None)
+    model = f" ({prediction['model']})" if prediction.get("model") else ""
+    return shown(value) + model
+
+
 def decorated(row: dict[str, Any]) -> dict[str, Any]:
     for a in row["annotations"]:
         a["shown"] = shown(a["value"])
@@ -64,7 +73,7 @@ def decorated(row: dict[str, Any]) -> dict[str, Any]:
     return row | {
         "status_name": status,
         "final_shown": shown(row["final_value"]),
-        "prediction_shown": shown(row["prediction"]),
+        "prediction_shown": suggested(row["prediction"]),
     }
 
 
@@ -155,7 +164,7 @@ def task(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
         "history": history,
         "status_name": detail["status"].replace("_", " "),
         "final_shown": shown((detail["adjudication"] or {}).get("value")),
-        "prediction_shown": shown(detail["prediction"]),
+        "prediction_shown": suggested(detail["prediction"]),
         "back": back,
         "single_label": project.task_type
         in (Project.TaskType.TEXT_CLASSIFICATION, Project.TaskType.IMAGE_CLASSIFICATION),

@@ -242,6 +242,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A batch's hard time limit (serving.tasks); a claim's lease (FSML_JOB_LEASE_SECONDS) must outlast it, or the
 # jobs of a live worker are put back and run twice.
 INFERENCE_TASK_TIME_LIMIT = 60
+# A background project job's hard time limit (annotation.tasks): a job still running after it (its worker died)
+# is marked failed, so it never blocks the next one.
+PROJECT_JOB_TIME_LIMIT = env_number("FSML_PROJECT_JOB_TIME_LIMIT", 3600, minimum=60)
 
 # Serving: web processes and workers both read these (README "Settings", docs/operations.md).
 FSML_MODEL_QUEUES = env_list("FSML_MODEL_QUEUES", "")  # models whose jobs go to a queue of their own, model.NAME

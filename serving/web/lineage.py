@@ -6,6 +6,7 @@ Only the job's submitter and staff see a job's lineage; to anyone else the job d
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -76,4 +77,10 @@ def lineage_page(request: HttpRequest, job_id: str) -> HttpResponse:
     if job is None:
         raise Http404("no such job")
     chain = lineage_of(job)
-    return render(request, "serving/lineage.html", {"chain": chain, "trained_on": chain["trained_on"]})
+    result = chain["job"].get("result")
+    context = {
+        "chain": chain,
+        "trained_on": chain["trained_on"],
+        "result_json": "" if result is None else json.dumps(result, ensure_ascii=False, sort_keys=True),
+    }
+    return render(request, "serving/lineage.html", context)

@@ -140,3 +140,43 @@ def test_a_model_removed_from_the_registry_fails_the_job(registered_model) -> No
     finished = background.run(job.pk)
     assert finished is not None and finished.status == ProjectJob.Status.FAILED
     assert finished.error == "model sentiment-test:1 is no longer registered; nothing was written"
+
+
+
+def test_a_job_whose_worker_died_is_failed_and_does_not_block_the_next(registered_model, settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.preannotation import recent_jobs
+
+    project, manager = project_of(3), user("mona")
+    long_ago = timezone.now() - timedelta(seconds=settings.PROJECT_JOB_TIME_LIMIT + 120)
+    dead = ProjectJob.objects.create(
+        project=project, kind="preannotate", status="running", created_by=manager, started_at=long_ago
+    )
+    alive = ProjectJob.objects.create(
+        project=project, kind="preannotate", status="running", created_by=manager, started_at=timezone.now()
+    )
+    with pytest.raises(AnnotationError, match=f"job {alive.pk} of this project is running"):
+        start_preannotation(project, manager, "sentiment-test")
+    dead.refresh_from_db()
+    assert dead.status == "failed" and "the worker stopped before the job ended" in dead.error
+    ProjectJob.objects.filter(pk=alive.pk).update(status="succeeded")
+    assert start_preannotation(project, manager, "sentiment-test").status == "queued"
+    assert [j.status for j in recent_jobs(project)][-1] == "failed"
+
+
+def test_a_job_that_cannot_be_queued_fails_with_the_broker_error(
+    registered_model, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    from celery import current_app
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(current_app, "send_task", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start_preannotation(project_of(3), user("mona"), "sentiment-test")
+    job.refresh_from_db()
+    assert job.status == "failed" and "could not be queued (Error 111" in job.error
