@@ -15,8 +15,9 @@ from annotation.intake import services as _intake  # noqa: F401  # registers the
     name=background.RUN_PROJECT_JOB,
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=settings.PROJECT_JOB_TIME_LIMIT - 30,  # raised inside the runner: the job fails with the reason
-    time_limit=settings.PROJECT_JOB_TIME_LIMIT,
+    # raised inside the runner: the job fails with the reason
+    soft_time_limit=int(settings.PROJECT_JOB_TIME_LIMIT) - 30,
+    time_limit=int(settings.PROJECT_JOB_TIME_LIMIT),
 )
 def run_project_job(job_id: int) -> str:
     job = background.run(job_id)

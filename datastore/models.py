@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -309,6 +312,65 @@ class Annotation(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="annotation_once_per_annotator")]
+
+
+def labels_in(value: Any) -> set[str]:
+    """The label names a stored value carries: a name, each name of a list, each span's label."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list):
+        return {v for v in value if isinstance(v, str)} | {
+            v["label"] for v in value if isinstance(v, dict) and isinstance(v.get("label"), str)
+        }
+    return set()
+
+
+def label_key(name: str) -> str:
+    """A label name as a TaskLabel keeps it: exact under any collation (MariaDB's compare "Pos" = "pos ") and
+    of one length whatever the name's."""
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+class TaskLabel(models.Model):
+    """A label a task carries in its final value or in any of its annotations: the data manager's label filter
+    is an indexed semi-join on these rows, not a scan of every annotation's JSON. Kept by ``refresh`` wherever
+    annotations or final values are written (submit, undo, send back, adjudication, imports of gold labels)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="label_rows")
+    key = models.CharField(max_length=32, help_text="label_key(the label's name).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "key"], name="task_label_once")]
+        indexes = [models.Index(fields=["project", "key", "task"], name="task_label_filter")]
+
+    @staticmethod
+    def refresh(task_ids: Iterable[int]) -> None:
+        """Make these tasks' rows match their final values and annotations (call it under the task's lock)."""
+        ids = list(task_ids)
+        for start in range(0, len(ids), 2000):
+            chunk = ids[start : start + 2000]
+            wanted: dict[int, set[str]] = {}
+            project_of: dict[int, int] = {}
+            tasks = Task.objects.filter(pk__in=chunk).values_list("pk", "project_id", "final_value")
+            for pk, project_id, final in tasks:
+                project_of[pk], wanted[pk] = project_id, {label_key(name) for name in labels_in(final)}
+            for task_id, value in Annotation.objects.filter(task_id__in=chunk).values_list("task_id", "value"):
+                wanted[task_id] |= {label_key(name) for name in labels_in(value)}
+            stale, have = [], set()
+            for pk, task_id, key in TaskLabel.objects.filter(task_id__in=chunk).values_list("pk", "task_id", "key"):
+                if key in wanted.get(task_id, ()):
+                    have.add((task_id, key))
+                else:
+                    stale.append(pk)
+            if stale:
+                TaskLabel.objects.filter(pk__in=stale).delete()
+            TaskLabel.objects.bulk_create(
+                TaskLabel(task_id=task_id, project_id=project_of[task_id], key=key)
+                for task_id, keys in wanted.items()
+                for key in sorted(keys)
+                if (task_id, key) not in have
+            )
 
 
 class DatasetVersion(models.Model):

@@ -89,10 +89,11 @@ def crawl(
             )
         except CrawlError as exc:
             _fail(str(exc))
+    skipped = ", ".join(job.stats.get("failures", {})) or "none"
     console.print(
         f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} new, "
         f"{job.items_updated} updated, {job.items_unchanged} unchanged, {job.items_duplicate} duplicates, "
-        f"{job.items_failed} invalid, {job.errors} errors; skipped: {', '.join(job.stats.get('failures', {})) or 'none'}"
+        f"{job.items_failed} invalid, {job.errors} errors; skipped: {skipped}"
     )
 
 

@@ -15,7 +15,7 @@ from datastore.dvcrepo import DataRepo
 from datastore.loader import load
 from datastore.models import DatasetVersion, Evaluation, ModelVersion, Project
 from datastore.snapshot import snapshot_project
-from deploy.demo.corpora import sentiment_corpus
+from tests.helpers import gold_rows
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -58,11 +58,7 @@ def evaluated_project(tmp_path: Path, n: int = 600) -> Evaluated:
     manager.save()
     project = create_project("sentiment", "text_classification", LABELS, [], members=[])
     set_role(project, manager, "manager")
-    # The corpus repeats some texts under different labels; an import refuses such conflicts, so keep the first.
-    first_label: dict[str, str] = {}
-    for r in sentiment_corpus(limit=n, seed=5):
-        first_label.setdefault(r.text, r.label)
-    rows = [{"text": text, "value": label} for text, label in first_label.items()]
+    rows = gold_rows(limit=n, seed=5)
     import_records(project, manager, rows)
     repo = DataRepo(tmp_path / "data", str(tmp_path / "remote"))
     dataset = snapshot_project(project, "v1", repo, created_by=manager)

@@ -40,6 +40,15 @@ def corpus_version(n: int = 1500, name: str = "corpus") -> LoadedVersion:
     return LoadedVersion(name, manifest, splits)
 
 
+def gold_rows(limit: int, seed: int) -> list[dict[str, str]]:
+    """Corpus texts with their labels as import records, one per text: the corpus repeats some texts, at times
+    under another label, and an import refuses such conflicts, so the first label of a text is kept."""
+    first: dict[str, str] = {}
+    for row in sentiment_corpus(limit=limit, seed=seed):
+        first.setdefault(row.text, row.label)
+    return [{"text": text, "value": label} for text, label in first.items()]
+
+
 def small_config(model: ModelConfig | None = None, **values: Any) -> TrainConfig:
     """A training config for the in-memory corpus: 3 epochs of batches of 32 of ``model`` (the bag of embeddings
     unless given), with ``values`` set."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,10 @@ from annotation import formats, image_formats
 from annotation.services.access import AnnotationError, Role, require_role, role_of
 from annotation.validation import InvalidLabel, clean_value
 from datastore import services as datastore_services
-from datastore.models import Item, Project, Task
+from datastore.models import Item, Project, Task, TaskLabel
 from datastore.services.items import ItemError, StoredImage, image_items, store_image_file
+
+log = logging.getLogger(__name__)
 
 MAX_IMPORT_RECORDS = 100_000
 MAX_CONFLICTS_LISTED = 200
@@ -31,6 +34,15 @@ def import_source(project: Project) -> str:
     renamed project must find the items it imported before.
     """
     return f"import:project-{project.pk}"
+
+
+def _labelled_ids(project: Project, tasks: list[Task]) -> list[int]:
+    """The ids of the just created tasks that came with a gold label (looked up when the insert gave no ids)."""
+    labelled = [t for t in tasks if t.final_value is not None]
+    if all(t.pk is not None for t in labelled):
+        return [t.pk for t in labelled]
+    items = [t.item_id for t in labelled]
+    return list(Task.objects.filter(project=project, item_id__in=items).values_list("pk", flat=True))
 
 
 def _new_items(project: Project, items: list[Item]) -> list[Item]:
@@ -143,6 +155,7 @@ def import_records(project: Project, user: Any, records: list[dict[str, Any]]) -
                 )
             )
         Task.objects.bulk_create(tasks, batch_size=1000)
+        TaskLabel.refresh(_labelled_ids(project, tasks))  # gold labels: the data manager's label filter
     return len(tasks)
 
 
@@ -202,7 +215,38 @@ def import_labelled_images(
     nothing written: a malformed bundle, a label not in the project's schema, an unreadable image, or one image
     given two different labels (the same content under two names). Each file is read, decoded and stored one at
     a time (``report(done, total)`` follows them); the items and tasks are then written in one transaction.
+    A refused (or failed) import removes the image files it added to the store that no item records.
     """
+    written: list[str] = []
+    try:
+        return _import_labelled_images(project, user, bundle, fmt, manifest, report, written)
+    except BaseException:
+        _remove_unrecorded(written)
+        raise
+
+
+def _remove_unrecorded(paths: list[str]) -> None:
+    """Delete these store files unless an item records one (another import may have taken it meanwhile)."""
+    try:
+        for i in range(0, len(paths), 500):
+            batch = paths[i : i + 500]
+            recorded = set(Item.objects.filter(image__in=batch).values_list("image", flat=True))
+            for path in batch:
+                if path not in recorded:
+                    Path(path).unlink(missing_ok=True)
+    except Exception:  # the database gone as well: keep the files (unrecorded, they harm nothing)
+        log.warning("could not remove the %d image file(s) of a refused import", len(paths), exc_info=True)
+
+
+def _import_labelled_images(
+    project: Project,
+    user: Any,
+    bundle: image_formats.Bundle,
+    fmt: str,
+    manifest: str,
+    report: Callable[[int, int | None], None] | None,
+    written: list[str],
+) -> dict[str, Any]:
     records = _parsed_images(project, user, bundle, fmt, manifest)
     store = Path(settings.FSML_HOME) / "files" / "uploads"
     stored: list[StoredImage] = []
@@ -210,6 +254,8 @@ def import_labelled_images(
     for n, record in enumerate(records, start=1):
         try:
             stored.append(store_image_file(record.file_name, bundle.read(record.file), store))
+            if stored[-1].written:
+                written.append(stored[-1].path)
         except ItemError as exc:
             bad.append(f"{record.file}: {exc.reason}")
         except OSError as exc:
@@ -256,6 +302,7 @@ def import_labelled_images(
                 )
             )
         Task.objects.bulk_create(tasks, batch_size=1000)
+        TaskLabel.refresh(_labelled_ids(project, tasks))  # gold labels: the data manager's label filter
     return {
         "files": len(records),
         "tasks_created": len(tasks),

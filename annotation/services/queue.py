@@ -23,7 +23,7 @@ from annotation.services.access import AnnotationError, project_for_user
 from annotation.services.guidelines import current_guideline_version
 from annotation.validation import InvalidLabel, clean_value
 from datastore.db import retry_deadlocks
-from datastore.models import Annotation, Assignment, Item, Project, Task
+from datastore.models import Annotation, Assignment, Item, Project, Task, TaskLabel
 
 MAX_SKIP_REASON = 500
 
@@ -158,6 +158,7 @@ def submit(task_id: int, user: Any, value: Any, lead_time: float = 0.0) -> Annot
             task.status = Task.Status.DONE
         task.agreement = majority_share(list(Annotation.objects.filter(task=task).values_list("value", flat=True)))
         task.save(update_fields=["annotation_count", "status", "agreement"])
+        TaskLabel.refresh([task.pk])  # the data manager's label filter
     return annotation
 
 
@@ -196,6 +197,7 @@ def undo(project: Project, user: Any) -> Assignment:
         task.status = Task.Status.DONE if done else Task.Status.OPEN
         task.agreement = majority_share(list(Annotation.objects.filter(task=task).values_list("value", flat=True)))
         task.save(update_fields=["annotation_count", "status", "agreement"])
+        TaskLabel.refresh([task.pk])  # the data manager's label filter
         assignment = Assignment.objects.select_related("task__item").get(task=task, annotator=user)
         assignment.status = Assignment.Status.ACTIVE
         assignment.expires_at = timezone.now() + timedelta(seconds=project.lock_seconds)

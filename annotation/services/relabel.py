@@ -13,7 +13,7 @@ from django.db import transaction
 
 from annotation.services.access import AnnotationError, Role, project_for_user, require_role
 from datastore.db import retry_deadlocks
-from datastore.models import Assignment, Prediction, RelabelRequest, Task
+from datastore.models import Assignment, Prediction, RelabelRequest, Task, TaskLabel
 
 MAX_REASON = 500
 
@@ -82,4 +82,5 @@ def send_back(task_id: int, user: Any, reason: str, prediction: Prediction | Non
         task.save(
             update_fields=["status", "annotation_count", "agreement", "final_value", "adjudicated_by", "adjudicated_at"]
         )
+        TaskLabel.refresh([task.pk])  # no annotation and no final label left: no label rows
     return request

@@ -16,7 +16,7 @@ from annotation.agreement import agreement
 from annotation.services.access import AnnotationError, Role, require_role
 from annotation.services.guidelines import add_answer_to_guidelines
 from annotation.validation import InvalidLabel, clean_value
-from datastore.models import Annotation, Assignment, Project, Question, Task
+from datastore.models import Annotation, Assignment, Project, Question, Task, TaskLabel
 from datastore.snapshot import final_label
 
 
@@ -60,6 +60,7 @@ def adjudicate(task_id: int, reviewer: Any, value: Any, override: bool = False) 
             raise AnnotationError(exc.reason, 400, task_id) from None
         task.adjudicated_by, task.adjudicated_at = reviewer, timezone.now()
         task.save(update_fields=["final_value", "adjudicated_by", "adjudicated_at"])
+        TaskLabel.refresh([task.pk])  # the data manager's label filter
     return task
 
 

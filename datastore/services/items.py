@@ -212,28 +212,32 @@ def import_images(source_name: str, files: list[tuple[str, bytes]], store: Path)
 
 @dataclass(frozen=True)
 class StoredImage:
-    """An image file in the content-addressed store: its original name, SHA-256 and stored path."""
+    """An image file in the content-addressed store: its original name, SHA-256 and stored path; ``written`` when
+    this call added the file to the store (it was not there before)."""
 
     name: str
     digest: str
     path: str
+    written: bool = False
 
 
 def store_image_file(name: str, data: bytes, store: Path, suffix: str | None = None) -> StoredImage:
     """Check one image (``check_image``, unless its suffix is given) and write it under ``store`` by content.
 
-    The store is content-addressed: a file written for an import that is refused later is only reused, never
-    recorded. Raises ItemError for an unreadable or unsupported image.
+    The store is content-addressed: a file already there is reused. A caller whose import is refused later
+    removes the files it wrote (``written``) that no item records. Raises ItemError for an unreadable or unsupported
+    image.
     """
     suffix = suffix or check_image(name, data)
     digest = hashlib.sha256(data).hexdigest()
     path = store / digest[:2] / f"{digest}{suffix}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # atomic: a reader never sees half a file
-    return StoredImage(name, digest, str(path))
+    if path.exists():
+        return StoredImage(name, digest, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return StoredImage(name, digest, str(path), written=True)
 
 
 def image_items(source_name: str, stored: list[StoredImage]) -> list[Item]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q
+from django.test.utils import CaptureQueriesContext
 
+from annotation.datamanager import bulk
 from annotation.datamanager.history import task_detail
 from annotation.datamanager.services import TaskFilter, list_tasks
-from annotation.services import AnnotationError, adjudicate, ask, send_back, skip, submit, undo
-from datastore.models import Project, Task
+from annotation.services import AnnotationError, adjudicate, ask, import_records, send_back, skip, submit, undo
+from datastore.models import Annotation, Project, Task, TaskLabel, label_key
 from tests.annotation_helpers import client_for, make_project, user
 from tests.helpers import claim_task
 
@@ -179,6 +185,123 @@ def test_agreement_column_follows_submit_undo_and_send_back(project: Project) ->
     assert Task.objects.get(pk=ids[1]).agreement == 0.5
     send_back(ids[1], user("rita"), "recheck")
     assert Task.objects.get(pk=ids[1]).agreement is None
+
+
+def by_json(project: Project, label: str) -> set[int]:
+    """The tasks carrying ``label`` read from the JSON itself (final value or any annotation): the oracle."""
+    wanted: Any = {"label": label} if project.task_type == Project.TaskType.SPANS else label
+    annotated = Exists(Annotation.objects.filter(task=OuterRef("pk"), value__contains=wanted))
+    carrying = Task.objects.filter(project=project).filter(Q(final_value__contains=wanted) | Q(annotated))
+    return set(carrying.values_list("pk", flat=True))
+
+
+def assert_labels_in_step(project: Project) -> None:
+    """Each label's filter and its TaskLabel rows name exactly the tasks whose JSON carries it."""
+    for label in project.labels:
+        truth = by_json(project, label)
+        for order in ("id", "-id", "-annotations"):  # a join on the label rows in id order, else a semi-join
+            page = list_tasks(project, TaskFilter(label=label, order=order), page_size=500)
+            assert {row["id"] for row in page.rows} == truth and page.count == len(truth), (label, order)
+        rows = TaskLabel.objects.filter(project=project, key=label_key(label))
+        assert set(rows.values_list("task_id", flat=True)) == truth, label
+    assert not TaskLabel.objects.filter(project=project).exclude(key__in=[label_key(n) for n in project.labels])
+
+
+def test_label_rows_follow_submit_undo_adjudicate_and_send_back(project: Project) -> None:
+    ids = project.ids  # type: ignore[attr-defined]
+    assert_labels_in_step(project)
+    assert listed(project, label="neg") == [2, 5]
+    undo(project, user("bob"))  # bob's neg on T2 is taken back
+    assert listed(project, label="neg") == [5]
+    assert_labels_in_step(project)
+    submit(ids[1], user("bob"), "neg")
+    assert listed(project, label="neg") == [2, 5]
+    adjudicate(ids[4], user("rita"), "pos", override=True)  # T5 has no annotation: its neg goes with it
+    assert listed(project, label="neg") == [2] and listed(project, label="pos") == [2, 5]
+    assert_labels_in_step(project)
+    adjudicate(ids[1], user("rita"), "pos")  # T2 keeps bob's neg: the filter looks at annotations too
+    assert listed(project, label="neg") == [2]
+    send_back(ids[1], user("rita"), "recheck")  # no annotation and no final label left
+    assert listed(project, label="neg") == [] and listed(project, label="pos") == [5]
+    assert not TaskLabel.objects.filter(task_id=ids[1]).exists()
+    assert_labels_in_step(project)
+
+
+def test_label_rows_follow_bulk_adjudication_and_bulk_send_back(project: Project) -> None:
+    ids = project.ids  # type: ignore[attr-defined]
+    done = bulk.run(project, user("rita"), "adjudicate", ids=[ids[5], ids[6]], params={"value": "neg"})
+    assert done.done == 2 and listed(project, label="neg") == [2, 5, 6, 7]
+    assert_labels_in_step(project)
+    back = bulk.run(project, user("mona"), "send_back", flt=TaskFilter(label="neg"), params={"reason": "recheck"})
+    assert back.done == 4 and listed(project, label="neg") == [] and listed(project, label="pos") == []
+    assert_labels_in_step(project)
+
+
+def test_gold_labels_of_an_import_are_found_by_the_label_filter() -> None:
+    project = make_project(n=1)
+    records = [{"text": "gold one", "value": "pos"}, {"text": "gold two", "value": "neg"}, {"text": "unlabelled"}]
+    assert import_records(project, user("mona"), records) == 3
+    gold = dict(Task.objects.filter(project=project).values_list("item__text", "pk"))
+    assert [r["id"] for r in list_tasks(project, TaskFilter(label="pos")).rows] == [gold["gold one"]]
+    assert [r["id"] for r in list_tasks(project, TaskFilter(label="neg")).rows] == [gold["gold two"]]
+    assert_labels_in_step(project)
+
+
+@pytest.mark.parametrize(
+    ("task_type", "value", "carried"),
+    [
+        ("multi_label", ["neg", "pos"], {"neg", "pos"}),
+        ("multi_label", [], set()),
+        ("spans", [{"start": 0, "end": 4, "label": "pos"}], {"pos"}),
+    ],
+)
+def test_label_rows_of_multi_label_and_span_annotations(task_type: str, value: Any, carried: set[str]) -> None:
+    project = make_project(task_type, overlap=1, n=2, text="good text {i}")
+    task_id = claim_task(project, user("alice")).task_id
+    submit(task_id, user("alice"), value)
+    assert set(TaskLabel.objects.filter(task_id=task_id).values_list("key", flat=True)) == {
+        label_key(n) for n in carried
+    }
+    assert_labels_in_step(project)
+
+
+def test_labels_differing_in_case_spaces_or_past_255_characters_are_told_apart() -> None:
+    stem = "x" * 300
+    labels = ("Pos", "pos", "pos ", stem + "-one", stem + "-two")  # equal to MariaDB's default collation, or long
+    project = make_project("multi_label", labels=labels, overlap=1, n=2)
+    first = claim_task(project, user("alice")).task_id
+    submit(first, user("alice"), ["pos", stem + "-one"])
+    for label in labels:
+        expected = [first] if label in ("pos", stem + "-one") else []
+        assert [r["id"] for r in list_tasks(project, TaskFilter(label=label)).rows] == expected, label
+    assert_labels_in_step(project)
+
+
+def test_the_label_filter_reads_label_rows_not_the_annotations_json(project: Project) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        list_tasks(project, TaskFilter(label="neg"))
+    listing = [q["sql"] for q in queries.captured_queries[:2]]  # the count and the page's ids
+    assert all("tasklabel" in sql.lower() and "json_contains" not in sql.lower() for sql in listing), listing
+    qn = connection.ops.quote_name
+    assert f"ORDER BY {qn('datastore_tasklabel')}.{qn('task_id')} ASC" in listing[1]  # the index's order: no sort
+
+
+def test_a_label_filter_pages_in_id_order_either_way(project: Project) -> None:
+    assert listed(project, label="neg", order="-id") == [5, 2]
+    first = list_tasks(project, TaskFilter(label="neg"), page=1, page_size=1)
+    second = list_tasks(project, TaskFilter(label="neg"), page=2, page_size=1)
+    assert (first.count, first.pages) == (2, 2)
+    assert [first.rows[0]["id"], second.rows[0]["id"]] == [project.ids[1], project.ids[4]]  # type: ignore[attr-defined]
+
+
+def test_migration_0012_fills_label_rows_for_existing_tasks(project: Project) -> None:
+    fill = import_module("datastore.migrations.0012_task_labels").fill_task_labels
+    kept = set(TaskLabel.objects.values_list("task_id", "project_id", "key"))
+    assert kept  # the fixture's writers made rows
+    TaskLabel.objects.all().delete()
+    fill(django_apps, None)
+    assert set(TaskLabel.objects.values_list("task_id", "project_id", "key")) == kept
+    assert_labels_in_step(project)
 
 
 def test_api_list_and_detail_for_managers_and_reviewers_only(project: Project) -> None:

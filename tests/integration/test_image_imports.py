@@ -101,6 +101,18 @@ def test_an_imagefolder_archive_with_split_folders_becomes_gold_labelled_tasks()
     assert (again["tasks_created"], again["already_in_project"]) == (0, 3)
 
 
+def test_gold_labels_of_an_image_import_are_found_by_the_label_filter() -> None:
+    from annotation.datamanager.services import TaskFilter, list_tasks
+
+    project = image_project()
+    files = {"cat/c1.png": noise_png(1), "dog/d1.png": noise_png(2), "cat/c2.png": noise_png(3)}
+    assert post(project, "imagefolder", zipped(files)).status_code == 201
+    tasks = tasks_of(project)
+    cats = list_tasks(project, TaskFilter(label="cat")).rows
+    assert sorted(r["id"] for r in cats) == sorted([tasks["c1.png"].pk, tasks["c2.png"].pk])
+    assert [r["id"] for r in list_tasks(project, TaskFilter(label="dog")).rows] == [tasks["d1.png"].pk]
+
+
 def test_a_csv_archive_finds_files_by_path_or_name_and_keeps_splits() -> None:
     project = image_project()
     rows = "image,label,split\nimgs/a.png,cat,train\nb.png,dog,VAL\nc.png,,\n"
@@ -242,6 +254,45 @@ def test_a_decompression_bomb_is_refused_before_it_is_read() -> None:
     res = post(project, "imagefolder", out.getvalue())
     assert res.status_code == 400 and "'cat/bomb.png': inflates" in res.json()["detail"]
     assert nothing_written(project)
+
+
+def store_files(home: Path) -> set[str]:
+    return {p.name for p in (home / "files" / "uploads").rglob("*") if p.is_file()}
+
+
+def test_a_refused_import_removes_the_files_it_stored_and_keeps_those_items_use(home: Path) -> None:
+    project = image_project()
+    assert post(project, "imagefolder", zipped({"cat/kept.png": noise_png(5)})).status_code == 201
+    kept = store_files(home)
+    assert len(kept) == 1
+    conflicting = {
+        "cat/kept-again.png": noise_png(5),  # already stored and recorded by the first import
+        "cat/new.png": noise_png(6),
+        "cat/a.png": noise_png(7),
+        "dog/a.png": noise_png(7),  # two labels for one image: refused after every file was stored
+    }
+    res = post(project, "imagefolder", zipped(conflicting))
+    assert res.status_code == 400 and "conflicting labels" in res.json()["detail"]
+    assert store_files(home) == kept
+    unreadable = {"dog/b.png": noise_png(8), "dog/c.png": b"not a png"}
+    res = post(project, "imagefolder", zipped(unreadable))
+    assert res.status_code == 400 and "dog/c.png: not a readable image" in res.json()["detail"]
+    assert store_files(home) == kept
+    assert Task.objects.filter(project=project).count() == 1
+    ok = post(project, "imagefolder", zipped({"cat/new.png": noise_png(6)})).json()
+    assert ok["tasks_created"] == 1 and Path(Item.objects.get(title="new.png").image).is_file()
+
+
+def test_files_of_a_refused_import_that_an_item_records_meanwhile_are_kept(home: Path) -> None:
+    from annotation.services.imports import _remove_unrecorded
+    from datastore.services.items import image_items, store_image_file
+
+    store = home / "files" / "uploads"
+    taken, lone = (store_image_file(f"{n}.png", noise_png(n), store) for n in (1, 2))
+    assert taken.written and lone.written and not store_image_file("again.png", noise_png(1), store).written
+    image_items("import:elsewhere", [taken])  # another import recorded the same file before the refusal's clean-up
+    _remove_unrecorded([taken.path, lone.path])
+    assert Path(taken.path).is_file() and not Path(lone.path).exists()
 
 
 def test_a_large_import_runs_as_a_background_job_all_or_nothing(monkeypatch, home: Path) -> None:

@@ -142,7 +142,6 @@ def test_a_model_removed_from_the_registry_fails_the_job(registered_model) -> No
     assert finished.error == "model sentiment-test:1 is no longer registered; nothing was written"
 
 
-
 def test_a_job_whose_worker_died_is_failed_and_does_not_block_the_next(registered_model, settings) -> None:
     from datetime import timedelta
 

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 
 from annotation.services import create_project, import_records
 from datastore.models import DatasetVersion
-from deploy.demo.corpora import sentiment_corpus
+from tests.helpers import gold_rows
 
 BIN = Path(sys.executable).parent
 
@@ -36,8 +36,7 @@ def ran(proc: subprocess.CompletedProcess[str]) -> list[str]:
 def test_repro_reruns_what_changed_and_metrics_diff_compares(live_env, tmp_path: Path) -> None:
     manager = get_user_model().objects.create(username="manager", is_staff=True)
     project = create_project("reviews", "text_classification", ["negative", "neutral", "positive"], [])
-    rows = [{"text": r.text, "value": r.label} for r in sentiment_corpus(limit=400, seed=3)]
-    import_records(project, manager, rows)  # gold labels: the project is ready to snapshot
+    import_records(project, manager, gold_rows(limit=400, seed=3))  # gold labels: the project is ready to snapshot
     folder = tmp_path / "research"
     init = subprocess.run(
         [str(BIN / "fsml"), "pipeline", "init", str(folder), "--project", "reviews", "--dataset", "reviews-v1"]
