@@ -280,16 +280,19 @@ def project_add_member(
     start_django()
     from django.contrib.auth import get_user_model  # local: needs Django, set up just above
 
-    from annotation.services import AnnotationError, require_role, set_role
+    from annotation.services import AnnotationError, add_member, change_role
     from datastore.models import ProjectMember
 
     user, found = _operator(as_user), _project(project)
     newcomer = get_user_model().objects.filter(username=username).first()
     if newcomer is None:
         fail(f"no user named {username!r} (fsml user create {username})")
-    try:
-        require_role(found, user, ProjectMember.Role.MANAGER)
-        set_role(found, newcomer, role)
+    try:  # the page's rules: only managers, and a project never loses its last manager
+        member = ProjectMember.objects.filter(project=found, user=newcomer).first()
+        if member is None:
+            add_member(found, user, newcomer, role)
+        else:
+            change_role(found, user, member, role)
     except AnnotationError as exc:
         fail(exc.reason)
     say(f"{username} is {role} in {found.name}")

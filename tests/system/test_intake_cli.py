@@ -76,6 +76,13 @@ def test_accounts_projects_items_and_feeds_from_the_command_line(live_env) -> No
     as_annotator = run("project", "add-items", "cli-news", "--kind", "text", "--as", "ann")
     assert as_annotator.returncode == 2 and "needs the role manager" in said(as_annotator)
     assert run("project", "add-member", "cli-news", "ghost").returncode == 2
+    last = run("project", "add-member", "cli-news", "root", "--role", "annotator")
+    assert last.returncode == 2 and "only manager" in said(last), "the page's rule: never without a manager"
+    reviewer = run("project", "add-member", "cli-news", "ann", "--role", "reviewer")
+    assert (
+        reviewer.returncode == 0 and ProjectMember.objects.get(project=project, user__username="ann").role == "reviewer"
+    )
+    run("project", "add-member", "cli-news", "ann", "--role", "annotator")
 
     follow = run("project", "follow", "cli-news", "--source", "cli-site", "--url-pattern", "/blog/")
     assert follow.returncode == 0 and SourceFeed.objects.get(project=project).active
