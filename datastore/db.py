@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import random
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,8 +14,9 @@ T = TypeVar("T")
 RETRYABLE = (1213, 1205)  # MySQL deadlock, lock wait timeout: the transaction was rolled back whole
 
 
-def retry_deadlocks(attempts: int = 3) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Run a function that opens its own transaction again when MySQL rolled it back for a deadlock."""
+def retry_deadlocks(attempts: int = 5) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Run a function that opens its own transaction again when MySQL rolled it back for a deadlock, after a short
+    random pause (outside any transaction: the rolled-back one holds no lock), so the two sides do not meet again."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
@@ -24,6 +27,7 @@ def retry_deadlocks(attempts: int = 3) -> Callable[[Callable[..., T]], Callable[
                 except OperationalError as exc:
                     if not (exc.args and exc.args[0] in RETRYABLE) or attempt == attempts:
                         raise
+                    time.sleep(random.uniform(0, 0.02 * attempt))  # noqa: S311 -- jitter, not a secret
             raise AssertionError("unreachable")
 
         return run
