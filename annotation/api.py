@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import formats, image_formats, image_imports, preannotation, services
+from annotation.payloads import item_payload
 from datastore.models import Assignment, Item, Project, Question, Task
 
 
@@ -79,15 +80,7 @@ def task_payload(assignment: Assignment) -> dict[str, Any]:
         "project": task.project_id,
         "expires_at": assignment.expires_at,
         "prediction": task.prediction,
-        "item": {
-            "id": item.pk,
-            "kind": item.kind,
-            "title": item.title,
-            "text": item.text,
-            "url": item.canonical_url,
-            "image": f"/api/items/{item.pk}/image/" if item.image else None,
-            "metadata": item.metadata,
-        },
+        "item": item_payload(item) | {"metadata": item.metadata},
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,3 +121,37 @@ def expect_task(page: Any, text: str) -> None:
     from playwright.sync_api import expect
 
     expect(page.get_by_test_id("task-text")).to_have_text(text)
+
+
+def invite(manager: Any, server: str, username: str, role: str = "annotator") -> str:
+    """On the team page the manager is on: create ``username``'s account with ``role``; returns the invitation
+    (set-password) link the page shows."""
+    from playwright.sync_api import expect
+
+    manager.fill("#id_username", username)
+    manager.fill("#id_email", f"{username}@example.test")
+    manager.select_option("#id_role", role)
+    manager.click("[data-testid=create-account-form] button[type=submit]")
+    expect(manager.get_by_test_id("messages")).to_contain_text(f"Created {username} ({role})")
+    link: str = manager.get_by_test_id("invite-url").input_value()
+    assert re.fullmatch(rf"{server}/accounts/reset/[\w-]+/[\w-]+/", link), link
+    return link
+
+
+def set_password(page: Any, password: str) -> None:
+    """On an invitation link's page: set ``password`` (twice) and see it accepted."""
+    from playwright.sync_api import expect
+
+    page.fill("#id_new_password1", password)
+    page.fill("#id_new_password2", password)
+    page.click("[data-testid=set-password-form] button[type=submit]")
+    expect(page.get_by_test_id("password-set")).to_be_visible()
+
+
+def sign_in_from_password_set(page: Any, server: str, username: str, password: str) -> None:
+    """From the "password set" page: follow its sign-in link and sign in; lands on the home page."""
+    page.get_by_role("link", name="Sign in").click()
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server}/")

@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from annotation.agreement import majority_share
-from annotation.datamanager.services import READ_ROLES, file_name, status_of
+from annotation.datamanager.services import READ_ROLES, status_of
+from annotation.payloads import item_payload
 from annotation.services.access import AnnotationError, project_for_user, require_role
 from datastore.models import Assignment, Task
 
@@ -117,19 +118,8 @@ def task_detail(task_id: int, user: Any) -> dict[str, Any]:
         "agreement": majority_share([a["value"] for a in annotations]),
         "split": task.split,
         "created_at": task.created_at,
-        "item": {
-            "id": item.pk,
-            "kind": item.kind,
-            "title": item.title,
-            "text": item.text,
-            "url": item.canonical_url,
-            "file_name": file_name(item.title, item.image),
-            "content_hash": item.content_hash,
-            "image": f"/api/items/{item.pk}/image/" if item.image else None,
-            "source": item.source.name,
-            "crawl_job": item.crawl_job_id,
-            "fetched_at": item.fetched_at,
-        },
+        "item": item_payload(item)
+        | {"source": item.source.name, "crawl_job": item.crawl_job_id, "fetched_at": item.fetched_at},
         "annotations": annotations,
         "assignments": assignments,
         "adjudication": adjudication,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from pathlib import PurePath
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -32,6 +31,7 @@ from datastore.models import (
     TaskLabel,
     label_key,
 )
+from datastore.services.items import image_file_name
 
 STATUSES = ("open", "held", "done", "skipped", "adjudicated", "sent_back")
 # Query value -> the task columns it sorts by; "-" reverses. Confidence is 1 - uncertainty, so "confidence" (least
@@ -229,11 +229,6 @@ def ordered(tasks: QuerySet[Task], order: str, by_label: bool = False) -> QueryS
     return tasks.order_by(*columns)
 
 
-def file_name(title: str, image: str) -> str:
-    """An image item's file name: its title (an upload's name) or the stored file's."""
-    return (title or PurePath(image).name) if image else ""
-
-
 @dataclass(frozen=True)
 class TaskPage:
     count: int
@@ -364,7 +359,7 @@ def row_of(r: dict[str, Any], annotations: list[dict[str, Any]]) -> dict[str, An
             "excerpt": r["excerpt"] + ("…" if (r["text_length"] or 0) > EXCERPT else ""),
             "title": r["item__title"],
             "url": r["item__canonical_url"],
-            "file_name": file_name(r["item__title"], r["item__image"]),
+            "file_name": image_file_name(r["item__title"], r["item__image"]),
             "content_hash": r["item__content_hash"],
             "source": r["item__source__name"],
             "image": f"/api/items/{r['item_id']}/image/" if r["item__image"] else None,

@@ -17,6 +17,7 @@ from annotation.services.access import AnnotationError, Role, require_role
 from annotation.services.guidelines import add_answer_to_guidelines
 from annotation.validation import InvalidLabel, clean_value
 from datastore.models import Annotation, Assignment, Project, Question, Task, TaskLabel
+from datastore.services.items import image_file_name
 from datastore.snapshot import final_label
 
 
@@ -146,7 +147,7 @@ def export_rows(project: Project, tasks: QuerySet[Task] | None = None) -> list[d
             "content_hash": item.content_hash,
         }
         if item.image:
-            out["file_name"] = (item.metadata or {}).get("file_name") or item.title or PurePath(item.image).name
+            out["file_name"] = image_file_name(item.title, item.image)
             out["image"] = f"images/{item.content_hash}{PurePath(item.image).suffix.lower()}"
             out["image_file"] = item.image
         rows.append(out)

@@ -6,7 +6,7 @@ import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -238,6 +238,12 @@ def store_image_file(name: str, data: bytes, store: Path, suffix: str | None = N
     tmp.write_bytes(data)
     tmp.replace(path)  # atomic: a reader never sees half a file
     return StoredImage(name, digest, str(path), written=True)
+
+
+def image_file_name(title: str, image: str) -> str:
+    """An image item's file name: its title (an import keeps the uploaded name there) or the stored file's name;
+    empty for a text item."""
+    return (title or PurePath(image).name) if image else ""
 
 
 def image_items(source_name: str, stored: list[StoredImage]) -> list[Item]:

@@ -10,7 +10,6 @@ names the crawled URL and its fetch time.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,16 @@ from django.contrib.auth import get_user_model
 from datastore import services
 from datastore.models import CrawlJob, DatasetVersion, GuidelineVersion, Item, Project, Question, RelabelRequest
 from deploy.demo.samplesite import SampleSiteServer
-from tests.browser_support import api_session, login, screenshot_on_failure, snapshot, user
+from tests.browser_support import (
+    api_session,
+    invite,
+    login,
+    screenshot_on_failure,
+    set_password,
+    sign_in_from_password_set,
+    snapshot,
+    user,
+)
 from tests.helpers import fsml
 from tests.processes import wait_done
 
@@ -105,26 +113,14 @@ def test_a_crawl_becomes_tasks_labels_a_model_and_a_served_job_traces_back_to_th
 
         # 2. An annotator's account and invitation link, from the team page.
         manager.get_by_test_id("team-link").click()
-        manager.fill("#id_username", "ann")
-        manager.fill("#id_email", "ann@example.test")
-        manager.select_option("#id_role", "annotator")
-        manager.click("[data-testid=create-account-form] button[type=submit]")
-        expect(manager.get_by_test_id("messages")).to_contain_text("Created ann (annotator)")
-        link = manager.get_by_test_id("invite-url").input_value()
-        assert re.fullmatch(rf"{server}/accounts/reset/[\w-]+/[\w-]+/", link), link
+        link = invite(manager, server, "ann")
 
     # 3. The annotator sets a password through the link, labels three tasks by keyboard and asks a question.
     ann = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     with screenshot_on_failure(ann, request):
         ann.goto(link)
-        ann.fill("#id_new_password1", PASSWORD)
-        ann.fill("#id_new_password2", PASSWORD)
-        ann.click("[data-testid=set-password-form] button[type=submit]")
-        ann.get_by_role("link", name="Sign in").click()
-        ann.fill("#id_username", "ann")
-        ann.fill("#id_password", PASSWORD)
-        ann.click("button[type=submit]")
-        ann.wait_for_url(f"{server}/")
+        set_password(ann, PASSWORD)
+        sign_in_from_password_set(ann, server, "ann", PASSWORD)
         ann.get_by_role("link", name="Label").click()
         for n in range(3):
             expect(ann.get_by_test_id("progress-mine")).to_contain_text(f"{n} of ")

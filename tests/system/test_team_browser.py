@@ -4,14 +4,23 @@ and asks a question; the manager answers it on the question page and adds it to 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 from annotation.services import create_project, set_role
 from datastore.models import GuidelineVersion, Question
-from tests.browser_support import expect_task, login, screenshot_on_failure, snapshot, texts, user
+from tests.browser_support import (
+    expect_task,
+    invite,
+    login,
+    screenshot_on_failure,
+    set_password,
+    sign_in_from_password_set,
+    snapshot,
+    texts,
+    user,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -29,14 +38,8 @@ def test_an_invited_annotator_asks_and_the_manager_adds_the_answer_to_the_guidel
     with screenshot_on_failure(manager, request):
         manager.get_by_test_id("team-link").click()
         manager.wait_for_url(f"{server}/manage/{project.pk}/team/")
-        manager.fill("#id_username", "newbie")
-        manager.fill("#id_email", "newbie@example.test")
-        manager.select_option("#id_role", "annotator")
-        manager.click("[data-testid=create-account-form] button[type=submit]")
-        expect(manager.get_by_test_id("messages")).to_contain_text("Created newbie (annotator)")
+        link = invite(manager, server, "newbie")
         expect(manager.get_by_test_id("team-newbie")).to_contain_text("invited")
-        link = manager.get_by_test_id("invite-url").input_value()
-        assert re.fullmatch(rf"{server}/accounts/reset/[\w-]+/[\w-]+/", link), link
         snapshot(manager, "team")
 
     newcomer = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -44,15 +47,8 @@ def test_an_invited_annotator_asks_and_the_manager_adds_the_answer_to_the_guidel
         newcomer.goto(link)
         expect(newcomer.get_by_test_id("set-password-form")).to_be_visible()
         snapshot(newcomer, "set-password")
-        newcomer.fill("#id_new_password1", "a fresh long password 31")
-        newcomer.fill("#id_new_password2", "a fresh long password 31")
-        newcomer.click("[data-testid=set-password-form] button[type=submit]")
-        expect(newcomer.get_by_test_id("password-set")).to_be_visible()
-        newcomer.get_by_role("link", name="Sign in").click()
-        newcomer.fill("#id_username", "newbie")
-        newcomer.fill("#id_password", "a fresh long password 31")
-        newcomer.click("button[type=submit]")
-        newcomer.wait_for_url(f"{server}/")
+        set_password(newcomer, "a fresh long password 31")
+        sign_in_from_password_set(newcomer, server, "newbie", "a fresh long password 31")
         expect(newcomer.get_by_test_id(f"tasks-{project.pk}")).to_have_text("3")
         newcomer.get_by_role("link", name="Label").click()
         expect_task(newcomer, "the flight was fine, I guess")
