@@ -174,6 +174,7 @@ def requests_of(project: Any) -> dict[str, dict[str, str]]:
         "has question": {"has_question": "yes"},
         "source": {"source": f"{NAME}-b"},
         "text search 'refund' (half the tasks: counted to 10,000)": {"q": "refund"},
+        "text search 'refund delay gate' (a few tasks)": {"q": "refund delay gate"},
         "text search 'xylophone' (no task: a full scan)": {"q": "xylophone"},
         "sort by uncertainty (most first)": {"order": "-uncertainty"},
         "sort by confidence, page 100": {"order": "confidence", "page": "100"},

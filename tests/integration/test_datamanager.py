@@ -92,6 +92,27 @@ def test_a_text_search_counts_up_to_a_cap(project: Project, monkeypatch: pytest.
     assert list_tasks(project, TaskFilter()).count == 7  # no search: always exact
 
 
+@pytest.mark.parametrize("items_estimate", [None, 0, 10**9], ids=["other-db", "item-first", "task-first"])
+@pytest.mark.parametrize("few", [1000, 1], ids=["by-item-ids", "by-join"])
+def test_a_text_search_finds_the_same_tasks_by_either_plan(
+    project: Project, monkeypatch: pytest.MonkeyPatch, items_estimate: int | None, few: int
+) -> None:
+    """Whichever table the search reads first, it lists this project's matching tasks passing the other filters,
+    never an item outside the project whose text matches too."""
+    from annotation.datamanager import services
+    from tests.helpers import stored_items
+
+    stored_items(3, "elsewhere text {i}")  # stored items with no task in this project: not listed
+    monkeypatch.setattr(services, "estimated_rows", lambda model: items_estimate)
+    monkeypatch.setattr(services, "FEW_MATCHES", few)
+    everyone = list_tasks(project, TaskFilter(q="text"), page_size=100)
+    assert (everyone.count, everyone.count_is_exact) == (7, True)
+    assert [r["id"] for r in everyone.rows] == project.ids  # type: ignore[attr-defined]
+    assert listed(project, q="text", status="open") == [6, 7]
+    assert listed(project, q="text", order="-id", disagreement="yes") == [2]
+    assert listed(project, q="no such words") == []
+
+
 def test_bad_filters_are_refused_with_the_reason(project: Project) -> None:
     for params, reason in [
         ({"status": "finished"}, "unknown status"),
