@@ -92,4 +92,4 @@ log "lint"
 "$VENV/bin/mypy"
 
 log "pytest"
-"$VENV/bin/python" -m pytest "$@"
+"$VENV/bin/python" -m pytest -n "${FSML_TEST_WORKERS:-2}" --dist loadfile "$@"
