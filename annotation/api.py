@@ -56,6 +56,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "guidelines",
             "overlap",
             "allow_overlapping_spans",
+            "hotkeys",
             "lock_seconds",
             "queue_order",
             "role",
@@ -123,12 +124,33 @@ class ProjectDetail(APIView):
         return Response(ProjectSerializer(project, context={"request": request}).data)
 
 
+MAX_BATCH = 100
+
+
 class NextTask(APIView):
-    @extend_schema(request=None, responses={200: JSON, 204: None}, description="Hold and return the next task.")
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "count",
+                int,
+                description=f"Hold up to this many tasks at once (1 to {MAX_BATCH}; the grid view) and return "
+                '{"tasks": [...]}, an empty list when nothing is left. Without it: one task, or 204.',
+            )
+        ],
+        responses={200: JSON, 204: None},
+        description="Hold and return the next task (or, with count, the next tasks).",
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         if services.role_of(project, request.user) != services.Role.ANNOTATOR and not request.user.is_staff:
             return Response({"detail": "only annotators of this project label its tasks"}, status=403)
+        if "count" in request.query_params:
+            count = request.query_params["count"]
+            if not count.isdigit() or not 1 <= int(count) <= MAX_BATCH:
+                return Response({"detail": f"count is a whole number from 1 to {MAX_BATCH}"}, status=400)
+            held = services.next_tasks(project, request.user, int(count))
+            return Response({"tasks": [task_payload(assignment) for assignment in held]})
         assignment = services.next_task(project, request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -161,11 +183,16 @@ class SkipTask(APIView):
 
 
 class Undo(APIView):
-    @extend_schema(request=None, responses=JSON)
+    @extend_schema(
+        request=None,
+        responses=JSON,
+        description='Take back your last answer in the project: {"task": the task, held for you again, "value": '
+        "the answer you had given}.",
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
-        assignment = services.undo(project, request.user)
-        return Response({"task": task_payload(assignment)})
+        undone = services.undo(project, request.user)
+        return Response({"task": task_payload(undone.assignment), "value": undone.value})
 
 
 class ReviewerReport(APIView):

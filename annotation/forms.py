@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from annotation import formats, image_formats, image_imports
 from annotation.api import MAX_IMPORT_BYTES
 from annotation.services import Role
+from annotation.validation import InvalidLabel, clean_hotkeys
 from datastore.models import Project
 
 MAX_LABEL_CHARS = 100
@@ -38,6 +39,31 @@ class LabelsField(forms.CharField):
             raise forms.ValidationError(f"Labels have at most {MAX_LABEL_CHARS} characters: {long[0][:40]}…")
 
 
+class HotkeysField(forms.CharField):
+    """A project's own label keys typed as text, one ``label = key`` per line; cleaned to ``{label: key}``.
+
+    The split is at the last "=", so a label may contain one; the key itself is checked against the labels in
+    the form's ``clean`` (annotation.validation.clean_hotkeys)."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "placeholder": "cat = c\ndog = d"})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(f"{label} = {key}" for label, key in value.items()) if isinstance(value, dict) else value
+
+    def to_python(self, value: Any) -> dict[str, str]:  # type: ignore[override]  # a mapping, not a string
+        keys: dict[str, str] = {}
+        for number, line in enumerate(str(value or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            label, equals, key = line.rpartition("=")
+            if not equals or not label.strip() or not key.strip():
+                raise forms.ValidationError(f"Line {number}: write “label = key”, e.g. “cat = c”.")
+            if label.strip() in keys:
+                raise forms.ValidationError(f"Line {number}: {label.strip()} has a key already; one key per label.")
+            keys[label.strip()] = key.strip()
+        return keys
+
+
 class SettingsForm(forms.ModelForm):
     """What a manager may change on an existing project (not its task type)."""
 
@@ -46,12 +72,37 @@ class SettingsForm(forms.ModelForm):
     lock_seconds = forms.IntegerField(
         min_value=30, max_value=86_400, initial=600, help_text="How long a task is held for the annotator who has it."
     )
+    hotkeys = HotkeysField(
+        required=False,
+        label="Label keys",
+        help_text="Optional, one “label = key” per line. Labels without one get 1–9, then 0, then letters, in "
+        "label order. Not the page's own keys: u, s, n, f, g, ?, +, = and -.",
+    )
 
     class Meta:
         model = Project
-        fields = ["name", "labels", "overlap", "lock_seconds", "queue_order", "allow_overlapping_spans", "guidelines"]
+        fields = [
+            "name",
+            "labels",
+            "hotkeys",
+            "overlap",
+            "lock_seconds",
+            "queue_order",
+            "allow_overlapping_spans",
+            "guidelines",
+        ]
         labels = {"allow_overlapping_spans": "Allow overlapping spans (span projects)"}
         help_texts = {"guidelines": "Markdown, shown beside every task."}
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if "labels" in data and "hotkeys" in data:
+            try:
+                data["hotkeys"] = clean_hotkeys(data["labels"], data["hotkeys"])
+            except InvalidLabel as exc:
+                self.add_error("hotkeys", exc.reason)
+        return data
 
 
 class NewProjectForm(SettingsForm):

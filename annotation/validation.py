@@ -74,3 +74,45 @@ def distinct_names(labels: Any) -> bool:
         and len(set(labels)) == len(labels)
         and all(isinstance(label, str) and label for label in labels)
     )
+
+
+# The labelling page's own single keys (annotation/frontend/src/hotkeys.js APP_KEYS lists the same): a label's
+# key may not be one of them. Letters are matched without case.
+APP_KEYS = {
+    "u": "undo",
+    "s": "skip",
+    "n": "next task",
+    "?": "ask a question",
+    "f": "fit the image",
+    "g": "grid view",
+    "+": "zoom in",
+    "=": "zoom in",
+    "-": "zoom out",
+}
+
+
+def clean_hotkeys(labels: list[str], hotkeys: Any) -> dict[str, str]:
+    """A project's own label keys ``{label: key}``, checked against its labels; in label order, letters lower case.
+
+    Labels left out keep their default key (1-9, 0, then letters). Raises InvalidLabel: a label not in the schema,
+    a key that is not one printable character, a key of the page itself (undo, skip, zoom…), or one key for two
+    labels.
+    """
+    if hotkeys in (None, ""):
+        return {}
+    if not isinstance(hotkeys, dict):
+        raise InvalidLabel('hotkeys map label names to keys, e.g. {"cat": "c", "dog": "d"}')
+    owner: dict[str, str] = {}
+    for label, key in hotkeys.items():
+        if label not in labels:
+            raise InvalidLabel(f"hotkey for {label!r}: there is no such label in the project's schema {labels}")
+        if not isinstance(key, str) or len(key) != 1 or key.isspace() or not key.isprintable():
+            raise InvalidLabel(f"hotkey of {label!r}: {key!r} is not one key; use one letter, digit or sign")
+        key = key.lower()
+        if key in APP_KEYS:
+            raise InvalidLabel(f"hotkey of {label!r}: {key!r} is the page's key to {APP_KEYS[key]}; choose another")
+        if key in owner:
+            raise InvalidLabel(f"labels {owner[key]!r} and {label!r} both have the key {key!r}; one key per label")
+        owner[key] = label
+    keys = {label: key for key, label in owner.items()}
+    return {label: keys[label] for label in labels if label in keys}

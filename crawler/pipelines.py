@@ -133,11 +133,15 @@ class DatabasePipeline:
         from datastore import services
 
         stats = dict(self.crawler.stats.get_stats())
-        reason = stats.get("finish_reason", "finished")
+        finish = stats.get("finish_reason", "finished")
         stats["failures"] = getattr(self.crawler.spider, "failures", {})
-        failed = self.store_failures > 0 or reason not in ("finished", "closespider_pagecount")
+        reason = ""
+        if self.store_failures:
+            reason = f"{self.store_failures} item(s) could not be stored (see the crawl log)"
+        elif finish not in ("finished", "closespider_pagecount"):
+            reason = f"the crawl stopped early: {finish}"
         if self.crawler.settings.getbool("FSML_SHARED_JOB"):  # the parent closes a distributed job
-            services.add_process_stats(self.job.pk, failed=failed, stats=stats)
+            services.add_process_stats(self.job.pk, failed=bool(reason), stats=stats, reason=reason)
         else:
-            services.finish_crawl_job(self.job.pk, failed=failed, stats=stats)
+            services.finish_crawl_job(self.job.pk, failed=bool(reason), stats=stats, reason=reason)
         connection.close()

@@ -151,14 +151,16 @@ def wait_crawl(
     if on_progress:
         on_progress(job.items_stored)
     codes = [p.returncode for p in procs]
-    if any(codes) and job.status == CrawlJob.Status.FINISHED:
-        services.close_crawl_job(job.pk, CrawlJob.Status.FAILED)
-        job.status = CrawlJob.Status.FAILED
-    if any(codes) or job.status != CrawlJob.Status.FINISHED:
+    if any(codes) and job.status in (CrawlJob.Status.FINISHED, CrawlJob.Status.RUNNING):
+        # A process that died before recording its end leaves the job running.
+        services.close_crawl_job(job.pk, CrawlJob.Status.FAILED, reason=f"scrapy exited with {codes}")
+    job.refresh_from_db()
+    if job.status != CrawlJob.Status.FINISHED:
+        reason = job.stats.get("reason") or f"scrapy exited with {codes}"
+        if not any(codes):  # the crawl ran and recorded why it failed: that is the message
+            raise CrawlError(job.pk, f"failed: {reason} (log {log_file(job.pk)})")
         tail = "\n".join(log_file(job.pk).read_text(errors="replace").strip().splitlines()[-8:])
-        if job.status == CrawlJob.Status.RUNNING:
-            services.close_crawl_job(job.pk, CrawlJob.Status.FAILED)
-        raise CrawlError(job.pk, f"scrapy exited with {codes}, job {job.status}; log {log_file(job.pk)}:\n{tail}")
+        raise CrawlError(job.pk, f"failed: {reason}; log {log_file(job.pk)}:\n{tail}")
     return job
 
 

@@ -1,3 +1,7 @@
+"""The admin: every record of fsml, with the columns, filters and searches that find one; the pages of the app
+(projects, data manager, evaluations) stay the place to work on them. Records that are history (alias moves,
+evaluations and their cases) are read-only here."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,9 +40,66 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ["title", "text", "canonical_url"]
 
 
+class MemberInline(admin.TabularInline):
+    model = models.ProjectMember
+    extra = 0
+    raw_id_fields = ["user"]
+    fields = ["user", "role", "is_active", "added_at"]
+    readonly_fields = ["added_at"]
+
+
 @admin.register(models.Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "task_type", "overlap", "created_at"]
+    list_display = ["name", "task_type", "overlap", "queue_order", "created_at"]
+    list_filter = ["task_type"]
+    search_fields = ["name"]
+    inlines = [MemberInline]
+
+
+@admin.register(models.ProjectMember)
+class ProjectMemberAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "is_active", "added_at"]
+    list_filter = ["role", "is_active", "project"]
+    search_fields = ["user__username", "project__name"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(models.GuidelineVersion)
+class GuidelineVersionAdmin(admin.ModelAdmin):
+    list_display = ["project", "number", "note", "created_by", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["text", "note"]
+    readonly_fields = [f.name for f in models.GuidelineVersion._meta.fields]
+
+
+@admin.register(models.SourceFeed)
+class SourceFeedAdmin(admin.ModelAdmin):
+    list_display = ["project", "source", "active", "items_added", "created_by", "created_at"]
+    list_filter = ["active", "source", "project"]
+
+
+@admin.register(models.ProjectJob)
+class ProjectJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "kind", "status", "done", "total", "created_by", "created_at", "finished_at"]
+    list_filter = ["kind", "status", "project"]
+    readonly_fields = [f.name for f in models.ProjectJob._meta.fields]
+
+
+@admin.register(models.Question)
+class QuestionAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "short_text", "asked_by", "answered", "answered_by", "created_at"]
+    list_filter = ["project", ("answered_at", admin.EmptyFieldListFilter)]
+    search_fields = ["text", "answer", "asked_by__username"]
+    raw_id_fields = ["task", "added_to_guidelines"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="question")
+    def short_text(self, question: models.Question) -> str:
+        return question.text if len(question.text) <= 80 else question.text[:79] + "…"
+
+    @admin.display(description="answered", boolean=True)
+    def answered(self, question: models.Question) -> bool:
+        return bool(question.answer)
 
 
 @admin.register(models.Task)
@@ -51,7 +112,17 @@ class TaskAdmin(admin.ModelAdmin):
 @admin.register(models.Annotation)
 class AnnotationAdmin(admin.ModelAdmin):
     list_display = ["id", "task", "annotator", "value", "lead_time", "created_at"]
+    list_filter = ["task__project"]
+    search_fields = ["annotator__username"]
     raw_id_fields = ["task"]
+
+
+@admin.register(models.RelabelRequest)
+class RelabelRequestAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "requested_by", "reason", "prediction", "created_at"]
+    list_filter = ["task__project"]
+    search_fields = ["reason"]
+    readonly_fields = [f.name for f in models.RelabelRequest._meta.fields]
 
 
 @admin.register(models.DatasetVersion)
@@ -126,3 +197,33 @@ class AliasMoveAdmin(admin.ModelAdmin):
 class InferenceJobAdmin(admin.ModelAdmin):
     list_display = ["id", "model_version", "status", "worker", "queued_at", "finished_at"]
     list_filter = ["status", "model_version"]
+    search_fields = ["model_ref", "idempotency_key"]
+
+
+@admin.register(models.Evaluation)
+class EvaluationAdmin(admin.ModelAdmin):
+    """Evaluations as ``fsml evaluate`` stored them: read-only (run a new one to change the figures)."""
+
+    list_display = ["id", "model_version", "dataset_version", "split", "task_type", "n", "score", "macro_f1",
+                    "created_at"]  # fmt: skip
+    list_filter = ["task_type", "split", "model_version__name", "dataset_version"]
+    search_fields = ["model_version__name", "dataset_version__name"]
+    readonly_fields = [f.name for f in models.Evaluation._meta.fields]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+
+@admin.register(models.Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    """One case of an evaluation (its page in the app: /evaluations/<id>/cases/<id>/)."""
+
+    list_display = ["id", "evaluation", "record_id", "true_label", "predicted_label", "confidence", "correct"]
+    list_filter = ["correct", "evaluation"]
+    search_fields = ["record_id", "text", "true_label", "predicted_label"]
+    readonly_fields = [f.name for f in models.Prediction._meta.fields]
+    list_select_related = ["evaluation__model_version", "evaluation__dataset_version"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False

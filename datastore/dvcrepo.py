@@ -12,10 +12,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-logging.getLogger("dvc").setLevel(logging.WARNING)
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+DVC_LOGGERS = ("dvc", "dvc_data", "dvc_objects")
+
+
+def dvc_repo_class() -> type[Repo]:
+    """DVC's ``Repo``, imported with DVC's logging handed to the application's.
+
+    Importing DVC gives its loggers handlers of their own, at INFO, that print to stdout ("Initialized DVC
+    repository", "To track the changes with git, run: git add ..."). Those handlers are taken off here and the
+    records propagate, at the level the loggers had before DVC loaded (WARNING when none was set), so the web app's
+    and the CLI's logging configuration decide where they go.
+    """
+    levels = {name: logging.getLogger(name).level or logging.WARNING for name in DVC_LOGGERS}
+    # local: DVC takes a third of a second to import; the web app imports this module but only snapshots use it
+    import dvc.logger
+    from dvc.repo import Repo
+
+    for name in DVC_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, dvc.logger.LoggerHandler)]:
+            logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(levels[name])
+    return Repo
 
 
 class DataRepoError(Exception):
@@ -52,17 +78,17 @@ class DataRepo:
 
     def ensure(self) -> None:
         """Create the repository, and commit its remote before any data (old revisions stay readable)."""
-        # local: DVC takes a third of a second to import; the web app imports this module but only snapshots use it
-        from dvc.repo import Repo
+        # local: scmrepo (DVC's git library) is slow to import; the web app imports this module without using it
         from scmrepo.git import Git
 
+        repo_class = dvc_repo_class()
         with self.locked():
             if (self.root / ".dvc").is_dir():
                 return
             self._ensure_bucket()
             if not (self.root / ".git").exists():
                 Git.init(str(self.root))
-            repo = Repo.init(str(self.root))
+            repo = repo_class.init(str(self.root))
             try:
                 with repo.config.edit() as conf:
                     conf["remote"]["storage"] = {"url": self.remote}
@@ -116,12 +142,10 @@ class DataRepo:
 
     def commit_folder(self, rel_dir: str, message: str, tag: str) -> Committed:
         """``dvc add`` a folder, commit its .dvc file, tag the commit and ``dvc push`` the data."""
-        # local: DVC takes a third of a second to import; the web app imports this module but only snapshots use it
-        from dvc.repo import Repo
-
+        repo_class = dvc_repo_class()
         self.ensure()
         with self.locked():
-            repo = Repo(str(self.root))
+            repo = repo_class(str(self.root))
             try:
                 target = self.root / rel_dir
                 try:

@@ -115,6 +115,11 @@ class Project(models.Model):
     guidelines = models.TextField(blank=True, help_text="Markdown shown beside every task.")
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Annotators per task.")
     allow_overlapping_spans = models.BooleanField(default=False)
+    hotkeys = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The project's own keys for labels, {label: key}; the others get 1-9, 0, then letters.",
+    )
     lock_seconds = models.PositiveIntegerField(default=600, help_text="How long an assignment is held.")
     queue_order = models.CharField(max_length=16, choices=QueueOrder.choices, default=QueueOrder.SEQUENTIAL)
     members: models.ManyToManyField = models.ManyToManyField(
@@ -426,6 +431,7 @@ class ModelAlias(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["name", "alias"], name="model_alias_unique")]
+        verbose_name_plural = "model aliases"  # Django's default adds an "s": "model aliass"
 
     def __str__(self) -> str:
         return f"{self.name}@{self.alias}"

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from datastore.loader import dataset_path, dataset_tag
 from datastore.models import Annotation, DatasetVersion, Project, Task
 from datastore.provenance import snapshot_provenance
 from datastore.splits import DEFAULT_TEST_PCT, DEFAULT_VAL_PCT, SPLITS, SplitError, check_ratios, split_of
+
+SNAPSHOT_STEPS = ("reading labels", "writing files", "dvc add, commit and push", "recording the version")
 
 
 def final_label(values: list[Any]) -> Any:
@@ -190,11 +193,13 @@ def snapshot_project(
     val_pct: int = DEFAULT_VAL_PCT,
     test_pct: int = DEFAULT_TEST_PCT,
     seed: str = "",
+    on_step: Callable[[str], None] | None = None,
 ) -> DatasetVersion:
     """Export, ``dvc add``, commit, tag and push a dataset version, then record it.
 
     Tasks whose split an import fixed keep it; the others are split by the hash of their id into
     ``val_pct``/``test_pct`` percent, salted by ``seed`` when given (the default is the stable hash split).
+    ``on_step`` is told each of the SNAPSHOT_STEPS as it starts (a progress bar's steps).
 
     Raises:
         SnapshotError: the name is not a valid version name, is taken, the split options are out of range,
@@ -213,6 +218,8 @@ def snapshot_project(
         and repo.has_tag(dataset_tag(name))
     ):
         raise SnapshotError(name, "a dataset version with this name already exists (versions are immutable)")
+    step = on_step or (lambda name: None)
+    step(SNAPSHOT_STEPS[0])
     records = collect_records(project)
     if not records:
         raise SnapshotError(name, f"project {project.name!r} has no finished labels")
@@ -220,8 +227,11 @@ def snapshot_project(
     folder = repo.root / dataset_path(name)
     if folder.exists():
         shutil.rmtree(folder)  # left over from a failed attempt that recorded nothing
+    step(SNAPSHOT_STEPS[1])
     manifest = write_snapshot(folder, project, records, val_pct, test_pct, seed)
+    step(SNAPSHOT_STEPS[2])
     committed = repo.commit_folder(dataset_path(name), f"Dataset version {name}", dataset_tag(name))
+    step(SNAPSHOT_STEPS[3])
     try:
         return services.record_dataset_version(
             name=name,

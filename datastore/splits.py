@@ -51,3 +51,19 @@ def fixed_split(value: str) -> str:
     if name and name not in SPLITS:
         raise SplitError(f"split {value!r} is not one of {', '.join(SPLITS)} (or empty)")
     return name
+
+
+def empty_split_warnings(counts: dict[str, int]) -> list[str]:
+    """Warnings for a version whose val or test split holds no record (``counts``: records per split)."""
+    out = []
+    if not counts.get("val"):
+        out.append(
+            "the val split is empty: fsml train and fsml export refuse this version (the best epoch is chosen and "
+            "the export checked on val records); snapshot again with --val-pct above 0"
+        )
+    if not counts.get("test"):
+        out.append(
+            "the test split is empty: no held-out score for a model trained on it (fsml package --no-evaluate "
+            "packages without one); snapshot again with --test-pct above 0"
+        )
+    return out

@@ -11,19 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datastore.loader import LoadedVersion
+from datastore.splits import empty_split_warnings
 
 IMBALANCE_RATIO = 10.0  # most frequent label over the least frequent one
 RARE_SHARE = 0.02  # a label on fewer than 2% of the records
 
 
 def describe(version: LoadedVersion) -> dict[str, Any]:
-    """Counts and label distribution per split, with warnings about imbalance and leakage.
+    """Counts and label distribution per split, with warnings about an empty val or test split, imbalance and
+    leakage.
 
     Leakage is the same content (``content_hash``, else the text) in more than one split: a model could be
     scored on what it was trained on.
     """
     manifest = version.manifest
-    warnings = []
+    counts = manifest.get("counts") or {split: len(rows) for split, rows in version.splits.items()}
+    warnings = empty_split_warnings(counts)
     totals: dict[str, int] = defaultdict(int)
     for dist in manifest.get("label_distribution", {}).values():
         for label, n in dist.items():

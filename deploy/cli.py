@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
+from rich.markup import escape
 
 from crawler.errors import CrawlError
+from deploy.cli_crawls import crawl, crawls
 from deploy.cli_datasets import dataset_app, pipeline_app
 from deploy.cli_lineage import lineage
 from deploy.cli_models import model_app
 from deploy.cli_projects import project_app, user_app
+from deploy.cli_support import MODEL_REF_HELP, write_json
 from deploy.cli_support import fail as _fail
 from deploy.cli_support import repo_or_default as _repo
 from deploy.cli_support import start_django as _django
-from deploy.cli_support import write_json
-from deploy.console import console, progress
+from deploy.console import console, print_json_line, progress
+from deploy.logs import setup_logging
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # serving only to this machine needs no login or DEBUG off
 
 app = typer.Typer(
-    help="fsml: crawl, annotate, version, train, export, evaluate, package and serve.",
-    no_args_is_help=True,
+    no_args_is_help=True,  # the help text is the docstring of ``options`` below
     pretty_exceptions_enable=False,
 )
 app.add_typer(dataset_app, name="dataset")
@@ -36,6 +36,27 @@ app.add_typer(model_app, name="model")
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
 app.command("lineage")(lineage)
+app.command("crawl")(crawl)
+app.command("crawls")(crawls)
+
+
+@app.callback()
+def options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show every library's log records and warnings too (they always go to the log file).",
+        ),
+    ] = False,
+) -> None:
+    """fsml: crawl, annotate, version, train, export, evaluate, package and serve.
+
+    Results go to stdout, progress bars and fsml's warnings to stderr. A model is named NAME (its latest
+    version), NAME:VERSION or NAME@ALIAS.
+    """
+    setup_logging(verbose)
 
 
 @app.command()
@@ -53,48 +74,6 @@ def demo(
     result = run_demo(limit=limit, serve=serve, port=port, jobs=jobs, epochs=epochs)
     if not result.jobs or result.test_metrics.get("accuracy", 0) <= result.test_metrics.get("majority_rate", 1):
         _fail("the demo did not finish")
-
-
-@app.command()
-def crawl(
-    spider: Annotated[str, typer.Argument(help="site (follow links from URL) or sitemap (URL is a sitemap).")],
-    url: Annotated[str, typer.Argument(help="Start URL(s), comma-separated, or the sitemap URL.")],
-    source: Annotated[str, typer.Option(help="Source name to record items under.")] = "",
-    licence: Annotated[str, typer.Option(help="Licence or terms note for the source.")] = "",
-    depth: Annotated[int, typer.Option(help="Link depth limit (0 = none).")] = 0,
-    allow: Annotated[str, typer.Option(help="Regex of URLs to follow.")] = "",
-    deny: Annotated[str, typer.Option(help="Regex of URLs not to follow.")] = "",
-    extract: Annotated[str, typer.Option(help="Regex of item page URLs (default: every page).")] = "",
-    images: Annotated[bool, typer.Option(help="Download images in the main content.")] = False,
-    resume: Annotated[int | None, typer.Option(help="Continue an interrupted crawl job by id.")] = None,
-) -> None:
-    """Crawl with Scrapy into the database (resumable; one job directory per crawl job)."""
-    _django()
-    from crawler.run import crawl as run_crawl  # local: needs Django, set up just above
-
-    options = {"extract": extract, "images": "1" if images else ""}
-    if spider == "site":
-        options.update(depth=str(depth), allow=allow, deny=deny)
-    with progress() as bar:
-        task = bar.add_task("crawling: items stored", total=None)
-        try:
-            job = run_crawl(
-                spider,
-                url,
-                source or (urlsplit(url).hostname or "web"),
-                licence_note=licence,
-                options={k: v for k, v in options.items() if v},
-                resume=resume,
-                on_progress=lambda n: bar.update(task, completed=n),
-            )
-        except CrawlError as exc:
-            _fail(str(exc))
-    skipped = ", ".join(job.stats.get("failures", {})) or "none"
-    console.print(
-        f"crawl job {job.pk}: {job.status}, {job.pages_crawled} pages, {job.items_stored} new, "
-        f"{job.items_updated} updated, {job.items_unchanged} unchanged, {job.items_duplicate} duplicates, "
-        f"{job.items_failed} invalid, {job.errors} errors; skipped: {skipped}"
-    )
 
 
 @app.command()
@@ -158,17 +137,23 @@ def export_cmd(
     """Export a run's checkpoint to ONNX (and INT8) and check parity with ONNX Runtime."""
     # local: training imports torch (over a second); importing them here keeps `fsml --help` fast
     from datastore.loader import DatasetError, load
-    from training.checkpoint import load_checkpoint
-    from training.export import export
+    from training.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from training.export import ExportError, export
 
     out = out or run / "export"
+    if not (run / "checkpoint" / CHECKPOINT_FILE).is_file():
+        _fail(f"{run} holds no checkpoint (checkpoint/{CHECKPOINT_FILE} is missing): run fsml train first")
     result = load_checkpoint(run / "checkpoint")
     images = result.config.task == "image_classification"
     try:
         data = load(result.config.dataset, repo=result.config.data_repo, splits=("val",), images=images)
+        with progress() as bar:
+            bar.add_task(f"exporting to ONNX, checking parity on {result.config.dataset}:val", total=None)
+            report = export(result, out, data)
     except DatasetError as exc:
         _fail(str(exc))
-    report = export(result, out, data)
+    except ExportError as exc:
+        _fail(exc.reason)
     console.print(
         f"exported {out / report.model_file} ({report.exporter}, opset {report.opset}); "
         f"parity max |diff| {report.max_abs_diff:.2e}"
@@ -208,12 +193,16 @@ def package(
         best = max(scored, key=lambda row: row["val_score"])
         metrics["val"] = {key[4:]: value for key, value in best.items() if key.startswith("val_")}
         metrics["val"]["epoch"] = best["epoch"]
-    if evaluate and dataset is not None:
-        try:
-            metrics["test"] = stages.evaluate_export(export_dir, dataset.name)["metrics"]
-        except (DatasetError, EvaluationError) as exc:
-            _fail(f"cannot score the export on {dataset.name}:test ({exc}); --no-evaluate packages it without")
-    model = stages.package_and_register(export_dir, name, dataset, metrics)
+    with progress() as bar:
+        if evaluate and dataset is not None:
+            step = bar.add_task(f"scoring the export on {dataset.name}:test", total=None)
+            try:
+                metrics["test"] = stages.evaluate_export(export_dir, dataset.name)["metrics"]
+            except (DatasetError, EvaluationError) as exc:
+                _fail(f"cannot score the export on {dataset.name}:test ({exc}); --no-evaluate packages it without")
+            bar.update(step, total=1, completed=1)
+        bar.add_task(f"packaging {name} into the model store", total=None)
+        model = stages.package_and_register(export_dir, name, dataset, metrics)
     console.print(f"registered {model} -> {model.archive_path} (sha256 {model.archive_sha256[:16]}…)")
     if "test" in metrics and dataset is not None:
         console.print(f"test accuracy {metrics['test'].get('accuracy', float('nan')):.4f} on {dataset.name}")
@@ -221,7 +210,7 @@ def package(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION, or an export folder")],
+    model: Annotated[str, typer.Argument(help=f"{MODEL_REF_HELP} Or an export folder (no database needed).")],
     target: Annotated[
         str, typer.Argument(help="DATASET_VERSION[:split] (default: the model's own version, split test)")
     ] = "",
@@ -232,7 +221,8 @@ def evaluate(
     metrics: Annotated[Path | None, typer.Option(help="Write the metrics here (JSON).")] = None,
     export: Annotated[Path | None, typer.Option(help="Write every prediction here (.json or .csv).")] = None,
 ) -> None:
-    """Score a model on a dataset version's split through the serving runtime and keep every prediction.
+    """Score a model (NAME, NAME:VERSION or NAME@ALIAS, or an export folder) on a dataset version's split through
+    the serving runtime and keep every prediction.
 
     A registered model version's evaluation is stored (browse it at /evaluations/); an export folder is scored
     without a database (--export writes its report as JSON).
@@ -261,7 +251,17 @@ def evaluate(
                 _fail("an export folder is evaluated on a dataset version: fsml evaluate FOLDER DATASET[:split]")
             if export is not None and export.suffix.lower() != ".json":
                 _fail("an export folder's predictions are written as .json (CSV is for stored evaluations)")
-            report = evaluate_folder(Path(model), dataset=name, repo=_repo(data_repo), split=split, backend=backend)
+            where = _repo(data_repo)
+            with progress() as bar:
+                step = bar.add_task(f"predicting {name}:{split}", total=None)
+                report = evaluate_folder(
+                    Path(model),
+                    dataset=name,
+                    repo=where,
+                    split=split,
+                    backend=backend,
+                    on_progress=lambda done, total: bar.update(step, completed=done, total=total),
+                )
             score, macro = headline(report["task"], report["metrics"])
             console.print(
                 f"{model} on {name}:{split}: score {score:.4f}, macro F1 {macro:.4f}, n={len(report['predictions'])}"
@@ -272,7 +272,9 @@ def evaluate(
             _django()
             from deploy import stages
 
-            stored = stages.evaluate_model(model, target, backend)
+            with progress() as bar:
+                bar.add_task(f"evaluating {model} on {target}", total=None)
+                stored = stages.evaluate_model(model, target, backend)
             console.print(
                 f"{stored.model_version} on {stored.dataset_version.name}:{stored.split}: "
                 f"score {stored.score:.4f}, macro F1 {stored.macro_f1:.4f}, n={stored.n}; "
@@ -376,13 +378,14 @@ def service(
 
 @app.command()
 def submit(
-    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION")],
+    model: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
     texts: Annotated[list[str], typer.Argument(help="Texts to classify, one job each.")],
     url: Annotated[str, typer.Option(envvar="FSML_URL")] = "http://127.0.0.1:8000/",
     token: Annotated[str, typer.Option(envvar="FSML_TOKEN", help="API token of the calling service.")] = "",
     timeout: Annotated[float, typer.Option()] = 60,
 ) -> None:
-    """Submit inference jobs through the REST API and wait for their results."""
+    """Submit inference jobs for MODEL (NAME, NAME:VERSION or NAME@ALIAS) through the REST API and wait for their
+    results: one JSON object per job and line (JSON Lines: id, status, result, error, worker), in the order given."""
     from deploy.client import ApiClient, ApiError  # local: it imports requests; `fsml --help` stays fast
 
     if not token:
@@ -391,7 +394,7 @@ def submit(
     try:
         ids = [client.submit_job(model, {"text": t})["id"] for t in texts]
         for job in client.wait_jobs(ids, timeout=timeout):
-            console.print(json.dumps({k: job[k] for k in ("id", "status", "result", "error", "worker")}))
+            print_json_line({k: job.get(k) for k in ("id", "status", "result", "error", "worker")})
     except (ApiError, TimeoutError) as exc:
         _fail(str(exc))
 
@@ -404,7 +407,8 @@ def _expected(exc: BaseException) -> bool:
     from datastore.loader import DatasetNotFound
     from modelpack.archive import ArchiveError
     from modelpack.store import StoreError
-    from training.export import ParityError
+    from training.export import ExportError, ParityError
+    from training.train import TrainingError
 
     return isinstance(
         exc,
@@ -412,7 +416,9 @@ def _expected(exc: BaseException) -> bool:
         | CrawlError
         | DataRepoError
         | DatasetNotFound
+        | ExportError
         | ParityError
+        | TrainingError
         | SnapshotError
         | StoreError
         | FileExistsError
@@ -427,5 +433,5 @@ def main() -> None:
     except Exception as exc:
         if not _expected(exc):
             raise
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)

@@ -7,15 +7,14 @@ repository.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deploy.cli_support import RepoOption, fail, repo_or_default, start_django, write_json
-from deploy.console import console, progress
+from deploy.cli_support import JsonOption, RepoOption, fail, repo_or_default, start_django, write_json
+from deploy.console import console, print_json, print_table, progress, say, warn
 
 if TYPE_CHECKING:
     from datastore.loader import LoadedVersion
@@ -55,7 +54,8 @@ def dataset_snapshot(
     from datastore.dvcrepo import DataRepoError
     from datastore.errors import SnapshotError
     from datastore.models import DatasetVersion, Project
-    from datastore.snapshot import snapshot_project
+    from datastore.snapshot import SNAPSHOT_STEPS, snapshot_project
+    from datastore.splits import empty_split_warnings
     from deploy.stages import data_repo
 
     version = DatasetVersion.objects.filter(name=name).first()
@@ -65,11 +65,23 @@ def dataset_snapshot(
         found = Project.objects.filter(name=project).first()
         if found is None:
             fail(f"no project named {project!r}")
-        try:
-            version = snapshot_project(found, name, data_repo(), val_pct=val_pct, test_pct=test_pct, seed=split_seed)
-        except (SnapshotError, DataRepoError) as exc:
-            fail(str(exc))
-        console.print(f"dataset version {name}: {version.counts}, md5 {version.dvc_md5}, git {version.git_rev}")
+        with progress() as bar:
+            task = bar.add_task(f"snapshot {name}", total=len(SNAPSHOT_STEPS))
+
+            def on_step(step: str) -> None:
+                bar.update(task, completed=SNAPSHOT_STEPS.index(step), description=f"snapshot {name}: {step}")
+
+            try:
+                version = snapshot_project(
+                    found, name, data_repo(), val_pct=val_pct, test_pct=test_pct, seed=split_seed, on_step=on_step
+                )
+            except (SnapshotError, DataRepoError) as exc:
+                fail(str(exc))
+            bar.update(task, completed=len(SNAPSHOT_STEPS), description=f"snapshot {name}: done")
+        counts = ", ".join(f"{split} {n}" for split, n in version.counts.items())
+        say(f"dataset version {name}: {counts} records; md5 {version.dvc_md5}, git {version.git_rev}")
+        for warning in empty_split_warnings(version.counts):
+            warn(f"{name}: {warning}")
     if info is not None:
         fields = {"name": name, "md5": version.dvc_md5, "git_rev": version.git_rev, "counts": version.counts}
         write_json(info, {**fields, "label_distribution": version.label_distribution})
@@ -180,24 +192,50 @@ def dataset_export(
 
 
 @dataset_app.command("list")
-def dataset_list(repo: RepoOption = "") -> None:
-    """List dataset versions: the database's records, or with --repo the versions tagged in that repository."""
+def dataset_list(repo: RepoOption = "", as_json: JsonOption = False) -> None:
+    """List dataset versions as a table: the database's records, or with --repo the versions tagged in that
+    repository. --json prints a list of objects (name, project, counts, md5, git_rev, created_at, created_by)."""
     if repo:
         from datastore.loader import list_versions  # local: keeps `fsml --help` fast
 
-        for name in list_versions(repo):
-            console.print(name)
+        names = list_versions(repo)
+        if as_json:
+            print_json([{"name": name} for name in names])
+        else:
+            print_table(["name"], [[name] for name in names])
         return
     start_django()
     from datastore.models import DatasetVersion  # local: needs Django, set up just above
 
-    rows = DatasetVersion.objects.select_related("project", "created_by").order_by("created_at")
-    for v in rows:
-        who = v.created_by.username if v.created_by else "-"
-        console.print(
-            f"{v.name}\t{v.project.name}\t{v.counts}\tmd5 {v.dvc_md5}\tgit {v.git_rev[:10]}\t"
-            f"{v.created_at:%Y-%m-%d %H:%M}\t{who}"
-        )
+    rows = [
+        {
+            "name": v.name,
+            "project": v.project.name,
+            "counts": v.counts,
+            "md5": v.dvc_md5,
+            "git_rev": v.git_rev,
+            "created_at": v.created_at.isoformat(),
+            "created_by": v.created_by.username if v.created_by else None,
+        }
+        for v in DatasetVersion.objects.select_related("project", "created_by").order_by("created_at")
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        say("no dataset versions yet (fsml dataset snapshot PROJECT --name NAME)")
+        return
+    print_table(
+        ["name", "project", "train", "val", "test", "md5", "git", "created (UTC)", "by"],
+        [
+            [
+                r["name"], r["project"], *(r["counts"].get(s, 0) for s in ("train", "val", "test")), r["md5"][:12],
+                r["git_rev"][:10], r["created_at"][:16].replace("T", " "), r["created_by"],
+            ]
+            for r in rows
+        ],
+        numeric=("train", "val", "test"),
+    )  # fmt: skip
 
 
 @dataset_app.command("show")
@@ -211,13 +249,20 @@ def dataset_show(
 
     info = describe(_load(name, repo_or_default(repo)))
     if as_json:
-        print(json.dumps(info, indent=2, ensure_ascii=False))
+        print_json(info)
         return
-    console.print(f"{info['name']}: project {info['project']}, {info['task_type']}, labels {info['labels']}")
-    for split, count in info["counts"].items():
-        console.print(f"  {split}: {count} records, {info['label_distribution'].get(split, {})}")
+    say(f"{info['name']}: project {info['project']}, {info['task_type']}, labels {', '.join(info['labels'])}")
+    labels = info["labels"]
+    print_table(
+        ["split", "records", *labels],
+        [
+            [split, count, *(info["label_distribution"].get(split, {}).get(label, 0) for label in labels)]
+            for split, count in info["counts"].items()
+        ],
+        numeric=("records", *labels),
+    )
     for warning in info["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        warn(warning)
 
 
 @dataset_app.command("diff")
@@ -234,7 +279,7 @@ def dataset_diff(
     where = repo_or_default(repo)
     result = diff(_load(a, where), _load(b, where))
     if as_json:
-        print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        print_json(result.as_dict())
         return
     console.print(
         f"{a} -> {b}: {len(result.added)} added, {len(result.removed)} removed, "
@@ -256,8 +301,11 @@ def dataset_pull(
     """Fetch a version's files from the DVC remote into a folder, checking every checksum."""
     from datastore.loader import DatasetError, pull  # local: keeps `fsml --help` fast
 
+    where = repo_or_default(repo)
     try:
-        folder = pull(name, repo_or_default(repo), out)
+        with progress() as bar:
+            bar.add_task(f"pulling {name} from the DVC remote", total=None)
+            folder = pull(name, where, out)
     except DatasetError as exc:
         fail(str(exc))
     files = [p for p in folder.rglob("*") if p.is_file()]

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from deploy.cli_support import fail, start_django
-from deploy.console import console
+from deploy.console import console, print_json
 
 
 def say(line: str, style: str = "") -> None:
@@ -37,7 +37,7 @@ def lineage(
     start_django()
     chain = _chain(job_id, dataset, prediction)
     if as_json:
-        print(json.dumps(chain, indent=2, ensure_ascii=False))
+        print_json(chain)
         return
     show(chain)
 

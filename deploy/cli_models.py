@@ -5,36 +5,45 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from deploy.cli_support import fail, start_django
-from deploy.console import console
-
-
-def say(line: str) -> None:
-    """One line as written: no rich markup ("[staging]" is text here), no wrapping."""
-    console.print(escape(line), soft_wrap=True)
-
+from deploy.cli_support import JsonOption, fail, start_django
+from deploy.console import print_json, print_table, say
 
 model_app = typer.Typer(help="Model versions and their aliases (stages: staging, production).", no_args_is_help=True)
 
 
 @model_app.command("list")
-def model_list() -> None:
-    """Every model: its versions, latest, and aliases."""
+def model_list(as_json: JsonOption = False) -> None:
+    """Every model as a table: its task, versions, latest, and aliases (NAME@ALIAS names the version an alias
+    points at). --json prints a list of objects (name, task, versions, latest, aliases)."""
     start_django()
     from datastore.services.registry import models_summary  # local: needs Django, set up just above
 
     rows = models_summary()
+    if as_json:
+        print_json(rows)
+        return
     if not rows:
         say("no models registered yet (fsml package RUN --name NAME)")
-    for row in rows:
-        aliases = ", ".join(f"{a}={v}" for a, v in row["aliases"].items()) or "no aliases"
-        say(f"{row['name']} ({row['task']}): versions {row['versions']}, latest {row['latest']}; {aliases}")
+        return
+    print_table(
+        ["name", "task", "versions", "latest", "aliases"],
+        [
+            [
+                row["name"],
+                row["task"],
+                ", ".join(str(v) for v in row["versions"]),
+                row["latest"],
+                ", ".join(f"{a}={v}" for a, v in row["aliases"].items()) or "-",
+            ]
+            for row in rows
+        ],
+        numeric=("latest",),
+    )
 
 
 @model_app.command("show")
-def model_show(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+def model_show(name: Annotated[str, typer.Argument(help="Model name (NAME, without :VERSION or @ALIAS).")]) -> None:
     """A model's versions (dataset, test metrics, aliases) and the moves of its aliases, newest first."""
     start_django()
     from datastore.services.registry import RegistryError, model_detail  # local: needs Django, set up just above
@@ -60,7 +69,8 @@ def model_promote(
     reason: Annotated[str, typer.Option(help="Why, kept in the log.")] = "",
     user: Annotated[str, typer.Option(help="Site user to record as the mover (default: none, the OS user).")] = "",
 ) -> None:
-    """Point NAME@STAGE at NAME:VERSION; workers serve jobs for NAME@STAGE with it from their next job."""
+    """Point NAME@STAGE at NAME:VERSION; workers serve jobs for NAME@STAGE with it from their next job (a job for
+    NAME alone gets the latest version, for NAME:VERSION that version)."""
     _move("promote", name, stage, reason, user, version)
 
 

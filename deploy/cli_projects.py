@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from deploy.cli_support import fail, start_django
-from deploy.console import console
+from deploy.cli_support import JsonOption, fail, start_django
+from deploy.console import console, print_json, print_table, say
 
 if TYPE_CHECKING:
     from datastore.models import Project
@@ -23,11 +22,6 @@ if TYPE_CHECKING:
 
 project_app = typer.Typer(help="Create projects, add crawled items and members.", no_args_is_help=True)
 user_app = typer.Typer(help="Create accounts, make admins, issue API tokens.", no_args_is_help=True)
-
-
-def say(line: str) -> None:
-    """One line as written: no rich markup, no wrapping."""
-    console.print(escape(line), soft_wrap=True)
 
 
 AsOption = Annotated[str, typer.Option("--as", help="Act as this user (default: the first superuser).")]
@@ -251,8 +245,8 @@ def project_unfollow(
 
 
 @project_app.command("list")
-def project_list() -> None:
-    """Every project: id, task type, tasks (done), members."""
+def project_list(as_json: JsonOption = False) -> None:
+    """Every project as a table: id, name, task type, tasks, done, members. --json prints a list of objects."""
     start_django()
     from django.db.models import Count, Q  # local: needs Django, set up just above
 
@@ -263,10 +257,19 @@ def project_list() -> None:
         n_done=Count("tasks", filter=Q(tasks__status="done"), distinct=True),
         n_members=Count("memberships", distinct=True),
     )
-    if not rows:
+    found = [
+        {"id": p.pk, "name": p.name, "task_type": p.task_type, "tasks": p.n_tasks, "done": p.n_done,
+         "members": p.n_members}
+        for p in rows
+    ]  # fmt: skip
+    if as_json:
+        print_json(found)
+        return
+    if not found:
         say("no projects yet (fsml project create NAME --task-type ... --labels ...)")
-    for p in rows:
-        say(f"{p.pk}\t{p.name}\t{p.task_type}\t{p.n_tasks} task(s), {p.n_done} done\t{p.n_members} member(s)")
+        return
+    columns = ["id", "name", "task_type", "tasks", "done", "members"]
+    print_table(columns, [[p[c] for c in columns] for p in found], numeric=("id", "tasks", "done", "members"))
 
 
 @project_app.command("add-member")
@@ -356,12 +359,27 @@ def user_token(username: Annotated[str, typer.Argument(help="Login name.")]) -> 
 
 
 @user_app.command("list")
-def user_list() -> None:
-    """Every account: name, admin/staff, active, projects."""
+def user_list(as_json: JsonOption = False) -> None:
+    """Every account as a table: name, role (admin, staff or user), active, projects. --json prints a list of
+    objects."""
     start_django()
     from django.contrib.auth import get_user_model  # local: needs Django, set up just above
     from django.db.models import Count
 
-    for u in get_user_model().objects.order_by("username").annotate(n=Count("memberships")):
-        flags = "admin" if u.is_superuser else "staff" if u.is_staff else "user"
-        say(f"{u.username}\t{flags}\t{'active' if u.is_active else 'inactive'}\t{u.n} project(s)")
+    found = [
+        {
+            "username": u.username,
+            "role": "admin" if u.is_superuser else "staff" if u.is_staff else "user",
+            "active": u.is_active,
+            "projects": u.n,
+        }
+        for u in get_user_model().objects.order_by("username").annotate(n=Count("memberships"))
+    ]
+    if as_json:
+        print_json(found)
+        return
+    print_table(
+        ["username", "role", "active", "projects"],
+        [[u["username"], u["role"], "yes" if u["active"] else "no", u["projects"]] for u in found],
+        numeric=("projects",),
+    )

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dvc.repo import Repo
 from scmrepo.git import Git
+
+from datastore.dvcrepo import dvc_repo_class
 
 DVC_YAML: dict[str, Any] = {
     "stages": {
@@ -75,7 +76,8 @@ def init_pipeline(folder: Path, project: str, dataset: str, data_repo: str, epoc
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     header = "# fsml's road as a DVC pipeline (fsml pipeline init): `dvc repro`, then `dvc metrics diff`.\n"
     (folder / "dvc.yaml").write_text(header + yaml.safe_dump(DVC_YAML, sort_keys=False, width=200))
-    repo = Repo.init(str(folder)) if not (folder / ".dvc").is_dir() else Repo(str(folder))
+    repo_class = dvc_repo_class()  # DVC's chatter ("Initialized DVC repository") goes to the log
+    repo = repo_class.init(str(folder)) if not (folder / ".dvc").is_dir() else repo_class(str(folder))
     try:
         names = ["params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore"]
         repo.scm.add([str(folder / n) for n in names if (folder / n).exists()])

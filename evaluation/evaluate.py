@@ -9,6 +9,7 @@ the report keeps each prediction with its confidence and per-label scores beside
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,10 @@ def evaluate(
     split: str = "test",
     batch_size: int = 256,
     backend: str = "onnxruntime",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Predict every record of ``split`` and compute the task's metrics.
+    """Predict every record of ``split`` and compute the task's metrics; ``on_progress`` is called with (records
+    predicted, records) after each batch.
 
     Returns:
         ``{"split", "dataset", "task", "labels", "backend", "seconds", "metrics", "predictions"}``; each
@@ -109,6 +112,8 @@ def evaluate(
         except InputError as exc:
             where = chunk[exc.index]["id"] if exc.index is not None else "a batch"
             raise EvaluationError(f"record {where} cannot be predicted: {exc}") from None
+        if on_progress:
+            on_progress(len(predictions), len(records))
     labels = _labels(runtime.labels, records, task)
     y_true = [r["label"] for r in records]
     y_pred = [p.label for p in predictions]

@@ -8,6 +8,7 @@ plots stored beside an evaluation can be checksummed like any other file.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from evaluation.metrics import MetricsInputError
 FORMATS = ("png", "svg")
 _METADATA = {"png": {"Software": None}, "svg": {"Date": None}}
 _ANNOTATE_UP_TO = 30  # labels; beyond that the cell counts are unreadable
+_TITLE_SIZE = 11  # points
+_CHAR_WIDTH = 0.6  # of the font size: a generous average for DejaVu Sans, so a wrapped line fits
 
 
 def reliability_diagram(
@@ -39,6 +42,11 @@ def reliability_diagram(
         The image as PNG or SVG bytes.
     """
     fmt, path = _target(path_or_format)
+    return _save(reliability_figure(calibration, title=title), fmt, path)
+
+
+def reliability_figure(calibration: Mapping[str, Any], *, title: str = "Reliability diagram") -> Figure:
+    """The figure ``reliability_diagram`` saves (its title wrapped to the figure's width)."""
     rows = calibration.get("rows") if isinstance(calibration, Mapping) else None
     if not isinstance(rows, list) or not rows or "ece" not in calibration:
         raise MetricsInputError("calibration", "must be a dict from evaluation.metrics.calibration (rows, ece)")
@@ -67,11 +75,12 @@ def reliability_diagram(
         alpha=0.3,
         label="gap to mean confidence",
     )
-    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"{title} (ECE {calibration['ece']:.3f})")
-    top.legend(loc="upper left")
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
+    _title(fig, f"{title} (ECE {calibration['ece']:.3f})")
+    top.legend(loc="upper left", fontsize="small")
     bottom.bar(lower, count, width=width, align="edge", edgecolor="black", color="tab:grey")
     bottom.set(xlabel="confidence", ylabel="items")
-    return _save(fig, fmt, path)
+    return fig
 
 
 def confusion_matrix_plot(
@@ -93,6 +102,13 @@ def confusion_matrix_plot(
         The image as PNG or SVG bytes.
     """
     fmt, path = _target(path_or_format)
+    return _save(confusion_figure(confusion, normalize=normalize, title=title), fmt, path)
+
+
+def confusion_figure(
+    confusion: Mapping[str, Any], *, normalize: bool = False, title: str = "Confusion matrix"
+) -> Figure:
+    """The figure ``confusion_matrix_plot`` saves (its title wrapped to the figure's width)."""
     labels = confusion.get("labels") if isinstance(confusion, Mapping) else None
     try:
         matrix = np.asarray(confusion["matrix"], dtype=float)  # (L, L)
@@ -114,13 +130,14 @@ def confusion_matrix_plot(
     ticks = range(len(labels))
     ax.set_xticks(ticks, [str(label) for label in labels], rotation=45, ha="right")
     ax.set_yticks(ticks, [str(label) for label in labels])
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set(xlabel="predicted", ylabel="true")
+    _title(fig, title)
     if len(labels) <= _ANNOTATE_UP_TO:
         threshold = matrix.max() / 2 if matrix.size else 0
         for (i, j), value in np.ndenumerate(matrix):
             text = f"{value:.2f}" if normalize else f"{int(value)}"
             ax.text(j, i, text, ha="center", va="center", color="white" if value > threshold else "black")
-    return _save(fig, fmt, path)
+    return fig
 
 
 def _target(path_or_format: str | Path) -> tuple[str, Path | None]:
@@ -139,6 +156,13 @@ def _target(path_or_format: str | Path) -> tuple[str, Path | None]:
             f"unknown plot format {str(path_or_format)!r}: give 'png' or 'svg', or a .png or .svg path",
         )
     return fmt, path
+
+
+def _title(fig: Figure, title: str) -> None:
+    """The figure's title, wrapped to its width: an axes title longer than the axes is clipped at the edges."""
+    width_in = fig.get_size_inches()[0] * 0.92  # the constrained layout keeps a small margin
+    columns = max(int(width_in * 72 / (_TITLE_SIZE * _CHAR_WIDTH)), 12)
+    fig.suptitle(textwrap.fill(title, columns, break_long_words=True), fontsize=_TITLE_SIZE)
 
 
 def _figure(size: tuple[float, float]) -> Figure:

@@ -1,5 +1,6 @@
 """Evaluation pages: the leaderboard, one evaluation (metrics, confusion matrix, filtered cases), one case as the
-annotator saw it with the send-back form, two model versions compared, exports and plots.
+annotator saw it (its neighbours in the list, links to its task, source page and lineage, the send-back form), two
+model versions compared (every metric with its delta, the records that changed, a page at a time), exports, plots.
 
 Server-rendered. Reads go through ``evaluation.records``, the one write (sending a case back for re-labelling)
 through ``annotation.services.send_back``. An evaluation shows to staff and to the members of its dataset version's
@@ -19,22 +20,36 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from annotation import services as annotation_services
 from annotation.services import AnnotationError, Role, project_for_user, role_of
 from datastore.models import Evaluation, Prediction, Task
+from datastore.naming import web_url
 from evaluation import records
 from evaluation.evaluate import EvaluationError
 from evaluation.metrics import SINGLE_LABEL
-from evaluation.rendering import highlight, sorted_scores, span_rows
+from evaluation.rendering import (
+    confusion_rows,
+    figures,
+    highlight,
+    metric_deltas,
+    metric_tables,
+    name_of,
+    neighbours,
+    sorted_scores,
+    span_rows,
+    table_deltas,
+)
 
 LIST_FIELDS = ("id", "evaluation_id", "record_id", "item_id", "true_label", "predicted_label", "confidence", "correct")
+ITEM_FIELDS = ("item__title", "item__canonical_url", "item__image")  # what an item's name is made of
 SNIPPET = 160  # characters of a case's text in lists; the database cuts them, so long texts never travel
-COMPARE_ROWS = 200
+COMPARE_PAGE = 50
+COMPARE_SECTIONS = ("fixed", "broken", "both_wrong")
 SEND_BACK_ROLES = (Role.MANAGER, Role.REVIEWER)
+TASK_ROLES = (Role.MANAGER, Role.REVIEWER)  # who may open a task in the data manager
 PLOT_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
@@ -82,12 +97,19 @@ def evaluation(request: HttpRequest, evaluation_id: int) -> HttpResponse:
         flt, context["filter_error"] = records.CaseFilter(), str(exc)
     else:
         listed = (
-            records.cases(ev, flt).only(*LIST_FIELDS).annotate(snippet=Left("text", SNIPPET), length=Length("text"))
+            records.cases(ev, flt)
+            .select_related("item")
+            .only(*LIST_FIELDS, *ITEM_FIELDS)
+            .annotate(snippet=Left("text", SNIPPET), length=Length("text"))
         )
-        context["page"] = Paginator(listed, records.PAGE_SIZE).get_page(request.GET.get("page"))
+        page = Paginator(listed, records.PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = list(page.object_list)
+        for p in page.object_list:
+            p.name = name_of(p.item, p.snippet)  # type: ignore[attr-defined]  # for the template only
+        context["page"] = page
     context |= {
         "flt": flt,
-        "confusion": confusion_rows(ev, flt),
+        "confusion": confusion_rows(ev, flt.true, flt.predicted),
         "label_options": label_options(ev),
         "others": Evaluation.objects.filter(dataset_version_id=ev.dataset_version_id, split=ev.split)
         .exclude(pk=ev.pk)
@@ -96,77 +118,6 @@ def evaluation(request: HttpRequest, evaluation_id: int) -> HttpResponse:
         .order_by("model_version__name", "model_version__version"),
     }
     return render(request, "evaluation/evaluation.html", context, status=400 if "filter_error" in context else 200)
-
-
-def figures(ev: Evaluation) -> list[tuple[str, float]]:
-    """The headline numbers of the evaluation's task type, as (name, value), those the metrics hold."""
-    m = ev.metrics
-    if ev.task_type == "multi_label":
-        names = [
-            "subset_accuracy",
-            "micro_precision",
-            "micro_recall",
-            "micro_f1",
-            "macro_f1",
-            "samples_f1",
-            "hamming_loss",
-        ]
-        return [(name.replace("_", " "), m[name]) for name in names if name in m]
-    if ev.task_type == "spans":
-        return [
-            (f"{kind} {name.replace('_', ' ')}", m[kind][name])
-            for kind in ("strict", "token")
-            for name in ("micro_precision", "micro_recall", "micro_f1", "macro_f1")
-            if name in m.get(kind, {})
-        ]
-    out = [(n.replace("_", " "), m[n]) for n in ("accuracy", "macro_precision", "macro_recall", "macro_f1") if n in m]
-    out += [(name.replace("_", "-"), value) for name, value in m.get("top_k", {}).items()]
-    if "majority_rate" in m:
-        out.append(("majority-class rate", m["majority_rate"]))
-    calibration = m.get("calibration", {})
-    out += [(name.upper(), calibration[name]) for name in ("ece", "mce") if name in calibration]
-    return out
-
-
-def metric_tables(ev: Evaluation) -> list[dict[str, Any]]:
-    """Per-class (single-label), per-label (multi-label) or per-label strict and token tables (spans)."""
-    m = ev.metrics
-    if ev.task_type == "spans":
-        return [
-            {"id": f"per-label-{kind}", "title": f"Per label, {kind} span match", "rows": m[kind]["per_label"]}
-            for kind in ("strict", "token")
-            if "per_label" in m.get(kind, {})
-        ]
-    key = "per_label" if ev.task_type == "multi_label" else "per_class"
-    title = "Per label" if ev.task_type == "multi_label" else "Per class"
-    return [{"id": key.replace("_", "-"), "title": title, "rows": m.get(key, {})}]
-
-
-def confusion_rows(ev: Evaluation, flt: records.CaseFilter) -> list[dict[str, Any]]:
-    """Rows of the confusion matrix (single-label tasks): each cell a link to its cases, shaded by its row share."""
-    confusion = ev.metrics.get("confusion_matrix")
-    if ev.task_type not in SINGLE_LABEL or not confusion:
-        return []
-    base = reverse("evaluation", args=[ev.pk])
-    labels = confusion["labels"]
-    rows = []
-    for i, (true, counts) in enumerate(zip(labels, confusion["matrix"], strict=True)):
-        total = sum(counts) or 1
-        cells = [
-            {
-                "i": i,
-                "j": j,
-                "count": count,
-                "url": f"{base}?{urlencode({'true': true, 'predicted': predicted})}#cases",
-                "predicted": predicted,
-                "diagonal": i == j,
-                "alpha": f"{0.08 + 0.6 * count / total:.2f}" if count else "0",
-                "active": (flt.true, flt.predicted) == (str(true), str(predicted)),
-            }
-            for j, (predicted, count) in enumerate(zip(labels, counts, strict=True))
-        ]
-        rows.append({"label": true, "cells": cells, "total": sum(counts)})
-    return rows
 
 
 def label_options(ev: Evaluation) -> list[str]:
@@ -204,18 +155,35 @@ def case_page(
     """The case as the annotator saw it; ``error`` (a refused send-back) is shown and sets the status."""
     project = ev.dataset_version.project
     task = task_of(ev, prediction)
-    back = request.GET.urlencode()
+    role = role_of(project, request.user)
+    query = request.GET.copy()
+    query.pop("page", None)
+    item = prediction.item
+    try:
+        flt = records.CaseFilter.from_query(query)
+    except EvaluationError:  # a hand-edited query: the neighbours of the unfiltered list
+        flt = records.CaseFilter()
+    around = neighbours(records.cases(ev, flt), prediction, flt.ORDERS[flt.order])
+    listed = query.copy()
+    if (page := (around["position"] - 1) // records.PAGE_SIZE + 1) > 1:
+        listed["page"] = str(page)  # back to the list's page that holds this case
+    back, query_text = listed.urlencode(), query.urlencode()
     context: dict[str, Any] = {
         "ev": ev,
         "case": prediction,
+        "name": name_of(item, prediction.text, prediction.image),
+        "source_url": web_url(item.canonical_url or item.url) if item is not None else "",
+        "around": around,
+        "outcome_filter": {True: "right", False: "wrong", None: "all"}[flt.correct],
         "task": task,
+        "task_url": reverse("datamanager-task", args=[project.pk, task.pk]) if task and role in TASK_ROLES else "",
         "waiting": annotation_services.pending(task) if task is not None else None,
-        "can_send_back": role_of(project, request.user) in SEND_BACK_ROLES,
+        "can_send_back": role in SEND_BACK_ROLES,
         "error": error,
         "reason": request.POST.get("reason", ""),
         "max_reason": annotation_services.MAX_REASON,
         "back": reverse("evaluation", args=[ev.pk]) + (f"?{back}" if back else "") + "#cases",
-        "query": f"?{back}" if back else "",
+        "query": f"?{query_text}" if query_text else "",
         "scores": sorted_scores(prediction.scores),
         "image_url": reverse("api-item-image", args=[prediction.item_id])
         if prediction.item is not None and prediction.item.image
@@ -247,7 +215,8 @@ def send_back(request: HttpRequest, evaluation_id: int, prediction_id: int) -> H
         annotation_services.send_back(task.pk, request.user, request.POST.get("reason", ""), prediction)
     except AnnotationError as exc:
         return case_page(request, ev, prediction, error=exc.reason, status=exc.status)
-    messages.success(request, f"Record {prediction.record_id} was sent back to the annotation queue for re-labelling.")
+    name = name_of(prediction.item, prediction.text, prediction.image)
+    messages.success(request, f"“{name}” was sent back to the annotation queue for re-labelling.")
     back = request.GET.urlencode()
     return redirect(reverse("evaluation-case", args=[ev.pk, prediction.pk]) + (f"?{back}" if back else ""))
 
@@ -264,16 +233,41 @@ def compare(request: HttpRequest) -> HttpResponse:
         diff = records.compare(a, b)
     except EvaluationError as exc:
         return render(request, "evaluation/compare.html", {"a": a, "b": b, "error": str(exc)}, status=400)
-    sections = [
-        {"key": key, "name": name, "title": title, "total": len(diff[key]), "pairs": diff[key][:COMPARE_ROWS]}
-        for key, name, title in (
-            ("fixed", "Fixed", f"Fixed: wrong in {a.model_version}, right in {b.model_version}"),
-            ("broken", "Broken", f"Broken: right in {a.model_version}, wrong in {b.model_version}"),
-            ("both_wrong", "Both wrong", "Wrong in both"),
-        )
+    titles = {
+        "fixed": ("Fixed", f"Wrong in {a.model_version}, right in {b.model_version}"),
+        "broken": ("Broken", f"Right in {a.model_version}, wrong in {b.model_version}"),
+        "both_wrong": ("Both wrong", "Wrong in both"),
+    }
+    show = request.GET.get("show", "")
+    show = show if show in COMPARE_SECTIONS else next((k for k in COMPARE_SECTIONS if diff[k]), "fixed")
+    tables = [
+        {"title": table["title"], "rows": table_deltas(table["rows"], theirs["rows"])}
+        for table, theirs in zip(metric_tables(a), metric_tables(b), strict=False)
     ]
-    context = {"a": a, "b": b, "sections": sections, "delta": b.score - a.score, "cap": COMPARE_ROWS}
+    context = {
+        "a": a,
+        "b": b,
+        "sections": [{"key": k, "name": titles[k][0], "total": len(diff[k])} for k in COMPARE_SECTIONS],
+        "show": show,
+        "show_title": titles[show][1],
+        "page": named_pairs(Paginator(diff[show], COMPARE_PAGE).get_page(request.GET.get("page"))),
+        "delta": b.score - a.score,
+        "n_delta": b.n - a.n,
+        "deltas": metric_deltas([("score", a.score), *figures(a)], [("score", b.score), *figures(b)]),
+        "tables": tables,
+    }
     return render(request, "evaluation/compare.html", context)
+
+
+def named_pairs(page: Any) -> Any:
+    """The page of (A, B) case pairs, each A case given its item's name as ``name`` (one query for the page)."""
+    pairs = list(page.object_list)
+    named = Prediction.objects.filter(pk__in=[pa.pk for pa, _ in pairs]).select_related("item").only("id", *ITEM_FIELDS)
+    items = {p.pk: p.item for p in named}
+    for pa, _ in pairs:
+        pa.name = name_of(items.get(pa.pk), pa.text)
+    page.object_list = pairs
+    return page
 
 
 @login_required
@@ -308,6 +302,9 @@ def plot(request: HttpRequest, evaluation_id: str, kind: str, fmt: str) -> HttpR
     if not ev.metrics.get(metric):
         raise Http404(f"a {ev.task_type} evaluation has no {kind} plot")
     title = f"{ev.model_version} on {ev.dataset_version.name}:{ev.split}"
-    response = HttpResponse(draw(ev.metrics[metric], fmt, title=title), content_type=PLOT_TYPES[fmt])
+    options: dict[str, Any] = {"title": title}
+    if kind == "confusion" and request.GET.get("normalize") == "1":
+        options |= {"normalize": True, "title": f"{title}, share of each true label"}
+    response = HttpResponse(draw(ev.metrics[metric], fmt, **options), content_type=PLOT_TYPES[fmt])
     response["Cache-Control"] = "private, max-age=3600"  # an evaluation never changes; a new run is a new id
     return response

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from serving.web import api, health, lineage, registry_api
+from serving.web import api, health, lineage, registry_api, registry_pages
 
 urlpatterns = [
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),
@@ -20,6 +20,8 @@ urlpatterns = [
         registry_api.Rollback.as_view(),
         name="api-model-rollback",
     ),
+    path("models/", registry_pages.model_list, name="models"),
+    path("models/<str:name>/", registry_pages.model_page, name="model-page"),
     path("healthz", health.live, name="healthz"),
     path("readyz", health.ready, name="readyz"),
     path("metrics", health.metrics, name="metrics"),

@@ -45,6 +45,14 @@ class ParityError(Exception):
         self.max_abs_diff = max_abs_diff
 
 
+class ExportError(Exception):
+    """A model that cannot be exported from this data; ``reason`` says why."""
+
+    def __init__(self, dataset: str, split: str, reason: str) -> None:
+        super().__init__(reason)
+        self.dataset, self.split, self.reason = dataset, split, reason
+
+
 @dataclass
 class ExportReport:
     model_file: str
@@ -61,6 +69,29 @@ class ExportReport:
     tensorrt: str = ""  # the plan file, or why there is none ("skipped: ...")
 
 
+def torch_logs_to_logging() -> None:
+    """Hand torch's log records to the standard logging tree.
+
+    torch gives its loggers stream handlers of their own that write to stderr and do not propagate, so the ONNX
+    exporter's notes ("torchvision is not installed. Skipping torchvision::nms", four of them per export) reach
+    the terminal whatever the application configured. Without those handlers the records propagate: the
+    application's handlers decide (the ``fsml`` command logs them to its log file and shows them with -v), and
+    with no handler configured Python still prints warnings to stderr.
+    """
+    for name in [n for n in logging.root.manager.loggerDict if n == "torch" or n.startswith("torch.")]:
+        logger = logging.getLogger(name)
+        # torch's own: a plain stream handler with torch's formatter (an application's handlers are left alone)
+        own = [
+            h
+            for h in logger.handlers
+            if type(h) is logging.StreamHandler and type(h.formatter).__module__.startswith("torch.")
+        ]
+        for handler in own:
+            logger.removeHandler(handler)
+        if own:  # loggers torch keeps to itself (its artifact logs, off by default) stay as they are
+            logger.propagate = True
+
+
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, seq_axis: bool) -> str:
     """Export with a dynamic batch axis (and sequence axis when ``seq_axis``); returns the exporter used.
 
@@ -69,6 +100,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, input
     into the graph as a constant.
     """
     dims = _dims(seq_axis)
+    torch_logs_to_logging()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -144,14 +176,27 @@ def export(
     """Write model.onnx (and model.int8.onnx), vocab.json and manifest.json into ``out_dir``.
 
     Parity with PyTorch is checked on up to PARITY_RECORDS records of ``split`` in batches of 64, and on a
-    batch of one (the dynamic axis); the INT8 copy is scored against the FP32 model on the same records.
+    batch of one (the dynamic axis); the INT8 copy is scored against the FP32 model on the same records. With
+    ``split`` empty, up to 64 records of the other loaded splits stand in.
+
+    Raises:
+        ExportError: no records to trace and check the model with (``split`` and every other loaded split empty).
+        ParityError: ONNX Runtime's outputs differ from PyTorch's beyond the tolerance.
     """
     task = result.task
     out_dir.mkdir(parents=True, exist_ok=True)
     model = result.model.cpu().eval()
     if fold := getattr(model, "fold_subwords", None):
         fold()  # per-token subword tables: the exported graph gathers one row per token
-    records = data.splits[split][:PARITY_RECORDS] or [r for rows in data.splits.values() for r in rows][:64]
+    records = data.splits.get(split, [])[:PARITY_RECORDS] or [r for rows in data.splits.values() for r in rows][:64]
+    if not records:  # the example input, the parity batches and the INT8 score all come from these records
+        raise ExportError(
+            data.name,
+            split,
+            f"dataset version {data.name} has no records in its {split} split: the export traces the model on them "
+            f"and checks ONNX Runtime against PyTorch with them; make a version with a {split} split (fsml dataset "
+            "snapshot PROJECT --name NAME --val-pct 10) and train on it",
+        )
     batches = [task.batch(records[i : i + 64], data) for i in range(0, len(records), 64)]
     labelled = [(x.numpy(), y.numpy()) for x, y in batches]
     inputs = [x for x, _ in labelled] + [labelled[0][0][:1]]  # and a batch of one: the dynamic axis

@@ -182,7 +182,7 @@ def quantize_int8(
                 quant_pre_process(str(onnx_path), str(pre))
                 source, preprocessed = pre, True
             except Exception as exc:  # symbolic shape inference rejects some graphs; quantising without it works
-                log.warning("quant_pre_process failed on %s (%s); quantising the unprocessed model", onnx_path, exc)
+                log.info("quant_pre_process failed on %s (%s); quantising the unprocessed model", onnx_path, exc)
         try:
             quantize_dynamic(
                 str(source),

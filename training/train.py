@@ -91,8 +91,8 @@ def train(
         stop_after: stop after this epoch (as if interrupted); for tests and time-boxed runs.
 
     Raises:
-        TrainingError: the run cannot start (no training records, a teacher for other labels, nothing or
-            another config to resume).
+        TrainingError: the run cannot start (no training or no validation records, a teacher for other labels,
+            nothing or another config to resume).
     """
     dist = init_distributed(config.device)
     seed_everything(config.seed)
@@ -140,7 +140,7 @@ def prepare_run(config: TrainConfig, data: LoadedVersion, dist: Dist) -> Run:
     the train split, or the teacher's), the datasets, the model of ``config.model``, its optimiser and schedule.
 
     Raises:
-        TrainingError: the version has no training records, or the teacher cannot teach this run.
+        TrainingError: the version has no training or no validation records, or the teacher cannot teach this run.
     """
     config.labels = data.labels
     teacher, teacher_vocab = None, None
@@ -152,6 +152,12 @@ def prepare_run(config: TrainConfig, data: LoadedVersion, dist: Dist) -> Run:
     train_set, val_set = task.dataset(data, "train"), task.dataset(data, "val")
     if len(train_set) == 0:
         raise TrainingError(f"dataset {data.name} has no training records")
+    if len(val_set) == 0:  # every epoch would score 0.000 and the first one would be kept as the best
+        raise TrainingError(
+            f"dataset {data.name} has no validation records: the best epoch is chosen on the val split and the "
+            "export is checked on it; make a version with some (fsml dataset snapshot PROJECT --name NAME "
+            "--val-pct 10, or a val split in the import)"
+        )
     model = task.new_model().to(config.device)
     optimiser = make_optimiser(config, model)
     val_loader = DataLoader(val_set, batch_size=256, sampler=SequentialSampler(val_set), collate_fn=task.collate)

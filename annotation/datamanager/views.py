@@ -163,6 +163,7 @@ def task(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
         "task": detail,
         "history": history,
         "status_name": detail["status"].replace("_", " "),
+        "role": role_of(project, request.user),  # the project's tabs
         "final_shown": shown((detail["adjudication"] or {}).get("value")),
         "prediction_shown": suggested(detail["prediction"]),
         "back": back,

@@ -37,7 +37,7 @@ from annotation.services.projects import (
     start_project,
     update_settings,
 )
-from annotation.services.queue import MAX_SKIP_REASON, next_task, skip, submit, undo
+from annotation.services.queue import MAX_SKIP_REASON, Undone, next_task, next_tasks, skip, submit, undo
 from annotation.services.relabel import MAX_REASON, pending, send_back
 from annotation.services.review import (
     adjudicate,
@@ -78,6 +78,7 @@ __all__ = [
     "import_labelled_images",
     "import_records",
     "next_task",
+    "next_tasks",
     "pending",
     "project_agreement",
     "project_for_user",
@@ -90,5 +91,6 @@ __all__ = [
     "start_project",
     "submit",
     "undo",
+    "Undone",
     "update_settings",
 ]

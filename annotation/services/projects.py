@@ -15,11 +15,20 @@ from django.utils import timezone
 
 from annotation.services.access import AnnotationError, Role, can_create_projects, require_role
 from annotation.services.guidelines import record_guidelines
-from annotation.validation import distinct_names
+from annotation.validation import InvalidLabel, clean_hotkeys, distinct_names
 from datastore.models import Annotation, Assignment, GuidelineVersion, Item, Project, ProjectMember, Task
 
 # What a manager may change after creation. The task type is fixed: every stored label depends on it.
-SETTINGS = ("name", "labels", "guidelines", "overlap", "allow_overlapping_spans", "lock_seconds", "queue_order")
+SETTINGS = (
+    "name",
+    "labels",
+    "guidelines",
+    "overlap",
+    "allow_overlapping_spans",
+    "lock_seconds",
+    "queue_order",
+    "hotkeys",
+)
 
 
 def create_project(
@@ -39,6 +48,8 @@ def create_project(
         raise AnnotationError("labels must be a non-empty list of distinct names")
     if overlap < 1:
         raise AnnotationError("overlap must be at least 1")
+    if "hotkeys" in options:
+        options["hotkeys"] = _hotkeys(list(labels), options["hotkeys"])
     with transaction.atomic():
         project = Project.objects.create(
             name=name, task_type=task_type, labels=list(labels), overlap=overlap, guidelines=guidelines, **options
@@ -48,6 +59,13 @@ def create_project(
             set_role(project, user, Role.ANNOTATOR)
         Task.objects.bulk_create((Task(project=project, item=item) for item in items), batch_size=1000)
     return project
+
+
+def _hotkeys(labels: list[str], hotkeys: Any) -> dict[str, str]:
+    try:
+        return clean_hotkeys(labels, hotkeys)
+    except InvalidLabel as exc:
+        raise AnnotationError(exc.reason) from None
 
 
 def set_role(project: Project, user: Any, role: str) -> ProjectMember:
@@ -103,6 +121,10 @@ def update_settings(project: Project, user: Any, guideline_note: str = "", **cha
                 f"labels can only be added once the project has annotations; {', '.join(removed)} would be removed",
                 409,
             )
+        if "hotkeys" in changes:
+            changes["hotkeys"] = _hotkeys(changes.get("labels", current.labels), changes["hotkeys"])
+        elif "labels" in changes:  # a renamed or removed label takes its key with it
+            changes["hotkeys"] = {k: v for k, v in current.hotkeys.items() if k in changes["labels"]}
         if "guidelines" in changes:
             record_guidelines(current, user, changes["guidelines"], guideline_note)
         for field, value in changes.items():

@@ -11,11 +11,12 @@ never join other tables: a join would lock the project row too and serialise eve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.agreement import majority_share
@@ -68,6 +69,17 @@ def _candidates(project: Project, user: Any, now: Any, rejected: list[int], lock
     return next(iter(Task.objects.raw(sql, params)), None)
 
 
+def _held(project: Project, user: Any, now: Any) -> QuerySet[Assignment]:
+    """The tasks ``user`` holds in ``project``, oldest hold first, with their items."""
+    return (
+        Assignment.objects.filter(
+            task__project=project, annotator=user, status=Assignment.Status.ACTIVE, expires_at__gt=now
+        )
+        .select_related("task__item")  # the payload shows the task's item: no second and third query
+        .order_by("assigned_at", "id")
+    )
+
+
 @retry_deadlocks()
 def next_task(project: Project, user: Any) -> Assignment | None:
     """Hand ``user`` the next task of ``project`` and hold it for them (``project.lock_seconds``).
@@ -76,40 +88,54 @@ def next_task(project: Project, user: Any) -> Assignment | None:
     """
     now = timezone.now()
     with transaction.atomic():
-        held = (
-            Assignment.objects.filter(
-                task__project=project, annotator=user, status=Assignment.Status.ACTIVE, expires_at__gt=now
-            )
-            .select_related("task__item")  # the payload shows the task's item: no second and third query
-            .order_by("assigned_at")
-            .first()
-        )
-        if held is not None:
-            return held
-        rejected: list[int] = []
-        while True:
-            task = _candidates(project, user, now, rejected, lock="skip")
+        held = _held(project, user, now).first()
+        return held if held is not None else _take_new(project, user, now)
+
+
+@retry_deadlocks()
+def _take_one(project: Project, user: Any) -> Assignment | None:
+    with transaction.atomic():
+        return _take_new(project, user, timezone.now())
+
+
+def next_tasks(project: Project, user: Any, count: int) -> list[Assignment]:
+    """Up to ``count`` tasks held for ``user`` at once (the grid of thumbnails): the tasks they hold first,
+    then new ones, each taken in its own short transaction as ``next_task`` takes one."""
+    assignments = list(_held(project, user, timezone.now())[:count])
+    while len(assignments) < count:
+        taken = _take_one(project, user)
+        if taken is None:
+            break
+        assignments.append(taken)
+    return assignments
+
+
+def _take_new(project: Project, user: Any, now: Any) -> Assignment | None:
+    """Hold a task ``user`` has never had (inside the caller's transaction); None when none is left."""
+    rejected: list[int] = []
+    while True:
+        task = _candidates(project, user, now, rejected, lock="skip")
+        if task is None:
+            # Every eligible row may be locked by annotators being served this instant; that is not
+            # "all done". If any is left, wait for its lock instead of skipping it.
+            if _candidates(project, user, now, rejected, lock="") is None:
+                return None
+            task = _candidates(project, user, now, rejected, lock="wait")
             if task is None:
-                # Every eligible row may be locked by annotators being served this instant; that is not
-                # "all done". If any is left, wait for its lock instead of skipping it.
-                if _candidates(project, user, now, rejected, lock="") is None:
-                    return None
-                task = _candidates(project, user, now, rejected, lock="wait")
-                if task is None:
-                    return None
-            # The count in the query above comes from the statement's snapshot, which can predate an
-            # assignment committed just before we got the row lock. Count again now that we hold the lock:
-            # a new statement sees every committed assignment, and no new one can appear for this task
-            # (assignments are only written under the task's row lock), so the insert below cannot clash.
-            holders = Assignment.objects.filter(task=task).filter(
-                Q(annotator_id=user.pk) | Q(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+                return None
+        # The count in the query above comes from the statement's snapshot, which can predate an
+        # assignment committed just before we got the row lock. Count again now that we hold the lock:
+        # a new statement sees every committed assignment, and no new one can appear for this task
+        # (assignments are only written under the task's row lock), so the insert below cannot clash.
+        holders = Assignment.objects.filter(task=task).filter(
+            Q(annotator_id=user.pk) | Q(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+        )
+        holder_ids = list(holders.values_list("annotator_id", flat=True))
+        if user.pk not in holder_ids and task.annotation_count + len(holder_ids) < project.overlap:
+            return Assignment.objects.create(
+                task=task, annotator=user, expires_at=now + timedelta(seconds=project.lock_seconds)
             )
-            holder_ids = list(holders.values_list("annotator_id", flat=True))
-            if user.pk not in holder_ids and task.annotation_count + len(holder_ids) < project.overlap:
-                return Assignment.objects.create(
-                    task=task, annotator=user, expires_at=now + timedelta(seconds=project.lock_seconds)
-                )
-            rejected.append(task.pk)  # stays locked until we commit, so nobody else gets it meanwhile
+        rejected.append(task.pk)  # stays locked until we commit, so nobody else gets it meanwhile
 
 
 def _locked_assignment(task_id: int, user: Any) -> tuple[Task, Project, Assignment]:
@@ -174,13 +200,22 @@ def skip(task_id: int, user: Any, reason: str) -> Assignment:
     return assignment
 
 
-def undo(project: Project, user: Any) -> Assignment:
-    """Take back the user's last annotation in the project and hold that task for them again."""
+@dataclass(frozen=True)
+class Undone:
+    """What an undo gives back: the task, held for the annotator again, and the answer they had given."""
+
+    assignment: Assignment
+    value: Any
+
+
+def undo(project: Project, user: Any) -> Undone:
+    """Take back the user's last annotation in the project and hold that task for them again; the taken-back
+    answer comes with it, so the page can show it selected for the annotator to change."""
     with transaction.atomic():
         last = (
             Annotation.objects.filter(task__project=project, annotator=user)
             .order_by("-created_at", "-id")
-            .values_list("pk", "task_id")
+            .values_list("pk", "task_id", "value")
             .first()
         )
         if last is None:
@@ -202,4 +237,4 @@ def undo(project: Project, user: Any) -> Assignment:
         assignment.status = Assignment.Status.ACTIVE
         assignment.expires_at = timezone.now() + timedelta(seconds=project.lock_seconds)
         assignment.save(update_fields=["status", "expires_at"])
-    return assignment
+    return Undone(assignment, last[2])

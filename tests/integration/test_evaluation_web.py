@@ -120,10 +120,11 @@ def test_leaderboard_matrix_filters_compare_exports_and_plots(tmp_path: Path) ->
     assert tree.xpath('//select[@id="compare-with"]/option/@value') == [str(second.pk)]
     diff = compare(first, second)
     _, tree = page(manager, f"/evaluations/compare/?a={first.pk}&b={second.pk}")
-    for key in ("fixed", "broken", "both_wrong"):
+    for key in ("fixed", "broken", "both_wrong"):  # one tab each, the first page of 50 (test_pages_eval pages on)
         assert texts(tree, f'//*[@data-testid="count-{key}"]') == [str(len(diff[key]))]
-        rows = tree.xpath(f'//table[@id="compare-{key}"]//tr[@data-testid="compare-row"]')
-        assert [row.get("data-record") for row in rows] == [a.record_id for a, _ in diff[key]]
+        _, shown = page(manager, f"/evaluations/compare/?a={first.pk}&b={second.pk}&show={key}")
+        rows = shown.xpath(f'//table[@id="compare-{key}"]//tr[@data-testid="compare-row"]')
+        assert [row.get("data-record") for row in rows] == [a.record_id for a, _ in diff[key]][:50]
     assert texts(tree, '//*[@data-testid="compare-delta"]')[0] == f"{second.score - first.score:+.3f}"
     val = run_evaluation(ev.strong, ev.dataset, "val", ev.repo)
     _, tree = page(manager, f"/evaluations/compare/?a={first.pk}&b={val.pk}", 400)

@@ -30,7 +30,7 @@ def test_managers_and_reviewers_see_open_and_answered_questions_with_their_task(
     for name in ("mona", "rita"):
         html = page_client(name).get(f"/manage/{project.pk}/questions/").content.decode()
         assert "Is sarcasm negative?" in html and "What about emoji?" not in html  # open ones by default
-        assert f'href="/manage/{project.pk}/data/tasks/{task.pk}/"' in html and "alice" in html
+        assert f'href="/data/{project.pk}/tasks/{task.pk}/"' in html and "alice" in html
     answered = page_client("rita").get(f"/manage/{project.pk}/questions/?state=answered").content.decode()
     assert "What about emoji?" in answered and "Ignore them." in answered and "Is sarcasm" not in answered
     every = page_client("rita").get(f"/manage/{project.pk}/questions/?state=all").content.decode()

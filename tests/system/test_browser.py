@@ -80,15 +80,16 @@ def test_text_classification_by_keyboard_with_undo_and_skip(browser: Any, server
         expect(status).to_have_text("Saved: negative")
         expect_task(page, items[2].text)
 
-        page.keyboard.press("u")  # the previous task comes back and is labelled again
+        page.keyboard.press("u")  # the previous task comes back, its answer selected, and is labelled again
         expect(status).to_contain_text("Undone")
         expect_task(page, items[1].text)
+        expect(page.get_by_test_id("label-button-2")).to_have_attribute("aria-checked", "true")
         # The labels are a radio group: one checked, one radio in the tab order, no listbox around buttons.
         group = page.get_by_role("radiogroup", name="Label")
         radios = group.get_by_role("radio")
         expect(radios).to_have_count(3)
         expect(page.locator("[role=listbox], [aria-selected]")).to_have_count(0)
-        for _ in range(3):
+        for _ in range(4):  # from "negative", round once and on to the third
             page.keyboard.press("ArrowDown")
         third = page.get_by_test_id("label-button-3")
         expect(third).to_have_attribute("aria-checked", "true")
@@ -244,7 +245,9 @@ def test_spans_by_keyboard_and_by_mouse_selection(browser: Any, server: str, req
         page.mouse.move(box["x"] + box["w"] - 1, box["y"] + box["h"] / 2, steps=5)
         page.mouse.up()
         page.keyboard.press("1")
-        expect(page.get_by_test_id("span-2")).to_contain_text("Smith")
+        # The list is in text order: "Smith", labelled last, comes first.
+        expect(page.get_by_test_id("span-1")).to_contain_text("Smith")
+        expect(page.get_by_test_id("span-2")).to_contain_text("Acme Corp")
         page.keyboard.press("Enter")
         expect(page.get_by_test_id("done")).to_be_visible()
 

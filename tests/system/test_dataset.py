@@ -177,7 +177,7 @@ def test_pull_show_and_diff_on_a_clean_clone_with_the_database_gone(labelled_pro
     assert list_versions(str(clone)) == ["v1", "v2"]
     listed = fsml("dataset", "list", "--repo", str(clone), env=env)
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    assert listed.stdout.split() == ["v1", "v2"]
+    assert listed.stdout.split() == ["name", "v1", "v2"]  # a table: its header, then a row per version
     pulled = fsml("dataset", "pull", "v2", "--repo", str(clone), "--out", str(tmp_path / "v2"), env=env)
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     manifest = json.loads((tmp_path / "v2" / "manifest.json").read_text())

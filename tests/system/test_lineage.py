@@ -139,7 +139,8 @@ def test_a_served_job_traces_back_through_api_page_and_cli(served, celery_worker
     with screenshot_on_failure(page, request):
         link = page.get_by_test_id("lineage-url")
         assert link.get_attribute("href") == item["url"]
-        assert FETCHED.isoformat() in page.get_by_test_id("lineage-fetched").inner_text()
+        fetched = page.get_by_test_id("lineage-fetched").locator("time")
+        assert fetched.get_attribute("datetime") == FETCHED.replace(microsecond=0).isoformat()
         assert page.get_by_test_id("lineage-licence").inner_text() == LICENCE
         snapshot(page, "lineage-job-stored")
         page.goto(f"{server}/jobs/{own_id}/lineage/")

@@ -21,8 +21,8 @@ def test_the_cli_lists_promotes_and_rolls_back(live_env, model_archive, second_a
     get_user_model().objects.create(username="ops", is_staff=True)
     promoted = fsml("model", "promote", NAME, "2", "staging", "--reason", "try it", "--user", "ops")
     assert promoted.returncode == 0 and "reg@staging: nothing -> version 2" in promoted.stdout, promoted.stdout
-    listed = fsml("model", "list")
-    assert "reg (text_classification): versions [1, 2], latest 2; staging=2" in listed.stdout
+    listed = " ".join(fsml("model", "list").stdout.split())
+    assert "reg text_classification 1, 2 2 staging=2" in listed  # name, task, versions, latest, aliases
     assert fsml("model", "promote", NAME, "1", "staging").returncode == 0
     back = fsml("model", "rollback", NAME, "staging", "--reason", "v1 was wrong")
     assert back.returncode == 0 and "version 1 -> version 2 (rollback by" in back.stdout

@@ -207,6 +207,7 @@ def test_a_crawl_becomes_tasks_labels_a_model_and_a_served_job_traces_back_to_th
     with screenshot_on_failure(manager, request):
         manager.goto(f"{server}/jobs/{job.pk}/lineage/")
         expect(manager.get_by_test_id("lineage-url")).to_have_attribute("href", post.url)
-        expect(manager.get_by_test_id("lineage-fetched")).to_contain_text(post.fetched_at.isoformat()[:19])
+        fetched = manager.get_by_test_id("lineage-fetched").locator("time")  # shown in the reader's locale
+        expect(fetched).to_have_attribute("datetime", post.fetched_at.replace(microsecond=0).isoformat())
         expect(manager.get_by_test_id("lineage-licence")).to_have_text(LICENCE)
         snapshot(manager, "walk-lineage")

@@ -72,7 +72,7 @@ def test_an_invited_annotator_asks_and_the_manager_adds_the_answer_to_the_guidel
         expect(card).to_contain_text("Is a lost bag negative even if the crew helped?")
         expect(card).to_contain_text("asked by newbie")
         expect(manager.get_by_test_id(f"question-task-{question.pk}")).to_have_attribute(
-            "href", f"/manage/{project.pk}/data/tasks/{question.task_id}/"
+            "href", f"/data/{project.pk}/tasks/{question.task_id}/"
         )
         snapshot(manager, "questions")
         card.get_by_label("Answer").fill("Yes: label the passenger's tone about the bag.")

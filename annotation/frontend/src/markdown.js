@@ -1,14 +1,34 @@
-// A deliberately small Markdown renderer for guidelines: everything is HTML-escaped first, then
-// headings, lists, paragraphs, **bold**, *italic* and `code` are recognised. No links, no raw HTML.
+// A deliberately small Markdown renderer for guidelines: everything is HTML-escaped, then headings, lists,
+// paragraphs, **bold**, *italic*, `code` and [links](https://…) are recognised. No raw HTML. A link opens in a
+// new tab only to http, https or mailto addresses, with rel="noopener noreferrer"; any other address
+// (javascript:, data:, a relative path) leaves just the link's text.
 function escape(s) {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 }
 
-function inline(s) {
+const SAFE_URL = /^(https?:\/\/|mailto:)/i
+// `code` or [text](url) (the url without spaces, optionally in <angle brackets>), found before anything is
+// escaped, so that an address's * or _ is never read as emphasis.
+const CODE_OR_LINK = /`([^`]+)`|\[([^\]]+)\]\(<?([^\s)<>]+)>?\)/g
+
+function emphasis(s) {
   return escape(s)
-    .replace(/`([^`]+)`/g, '<code>$1</code>')
     .replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>')
     .replace(/\*([^*]+)\*/g, '<em>$1</em>')
+}
+
+function inline(s) {
+  let out = ''
+  let at = 0
+  for (const m of s.matchAll(CODE_OR_LINK)) {
+    out += emphasis(s.slice(at, m.index))
+    at = m.index + m[0].length
+    if (m[1] !== undefined) out += `<code>${escape(m[1])}</code>`
+    else if (SAFE_URL.test(m[3])) {
+      out += `<a href="${escape(m[3])}" target="_blank" rel="noopener noreferrer">${emphasis(m[2])}</a>`
+    } else out += emphasis(m[2])
+  }
+  return out + emphasis(s.slice(at))
 }
 
 export function renderMarkdown(source) {

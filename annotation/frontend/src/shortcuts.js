@@ -19,8 +19,3 @@ export function shortcutName(event) {
   if (!event.ctrlKey) return key
   return `Ctrl+${key.length === 1 ? key.toLowerCase() : key}`
 }
-
-/** Keymap entries '1' to '9' calling `choose(index)` with index 0 to 8. */
-export function digitKeys(choose) {
-  return Object.fromEntries(Array.from({ length: 9 }, (_, i) => [String(i + 1), (event) => choose(i, event)]))
-}

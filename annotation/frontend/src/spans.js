@@ -1,9 +1,13 @@
 // Pure helpers for span labelling: tokens, text segments for highlighting, DOM selection offsets.
 
-/** Whitespace-separated tokens of `text` as {start, end} character offsets. */
+// A word: letters, digits and marks, with an apostrophe or hyphen inside it ("don't", "New-York"); anything
+// else that is not a space is a token of its own ("Monday." is "Monday" and ".").
+const TOKEN = /[\p{L}\p{N}\p{M}]+(?:['’\-][\p{L}\p{N}\p{M}]+)*|[^\s\p{L}\p{N}\p{M}]/gu
+
+/** Tokens of `text` as {start, end} UTF-16 offsets: words, and each punctuation sign on its own. */
 export function tokenize(text) {
   const tokens = []
-  const re = /\S+/g
+  const re = new RegExp(TOKEN)
   let m
   while ((m = re.exec(text || '')) !== null) tokens.push({ start: m.index, end: m.index + m[0].length })
   return tokens
@@ -39,10 +43,13 @@ export function segments(text, spans, selection, cursor) {
   return out
 }
 
-/** Character offsets of the current DOM selection inside `root`, trimmed of whitespace; null if none. */
-export function selectionOffsets(root, text) {
+/**
+ * Character offsets of the current DOM selection inside `root`, trimmed of whitespace; null if none. A collapsed
+ * selection (a click) is {start, end} at the same offset when `collapsed` is set, else null.
+ */
+export function selectionOffsets(root, text, collapsed = false) {
   const sel = window.getSelection()
-  if (!root || !sel || sel.rangeCount === 0 || sel.isCollapsed) return null
+  if (!root || !sel || sel.rangeCount === 0 || (sel.isCollapsed && !collapsed)) return null
   const range = sel.getRangeAt(0)
   if (!root.contains(range.startContainer) || !root.contains(range.endContainer)) return null
   const offset = (node, off) => {
@@ -54,9 +61,33 @@ export function selectionOffsets(root, text) {
   let start = offset(range.startContainer, range.startOffset)
   let end = offset(range.endContainer, range.endOffset)
   if (end < start) [start, end] = [end, start]
+  if (start === end) return { start, end }
   while (start < end && /\s/.test(text[start])) start++
   while (end > start && /\s/.test(text[end - 1])) end--
   return start < end ? { start, end } : null
+}
+
+/**
+ * `range` widened to whole tokens: from the start of the first token it touches to the end of the last, so a
+ * selection made by mouse that cuts a word takes the word, and one that takes a word's trailing full stop
+ * keeps it (the stop is a token). Null when it touches no token.
+ */
+export function snapToTokens(tokens, range) {
+  if (!range) return null
+  const inside = tokens.filter((t) => t.start < range.end && range.start < t.end)
+  return inside.length ? { start: inside[0].start, end: inside[inside.length - 1].end } : null
+}
+
+/** The spans in text order (start, then end, then label), as the server stores them. */
+export function inTextOrder(spans) {
+  return [...spans].sort((a, b) => a.start - b.start || a.end - b.end || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0))
+}
+
+/** The index of the token at or after character `offset` (the last token past the end); -1 with no tokens. */
+export function tokenAt(tokens, offset) {
+  if (!tokens.length) return -1
+  const i = tokens.findIndex((t) => offset < t.end)
+  return i < 0 ? tokens.length - 1 : i
 }
 
 /** Whether `candidate` overlaps any span (or repeats one exactly). */
@@ -71,4 +102,11 @@ export function clashes(spans, candidate, allowOverlap) {
 /** Character (code point) offset of a UTF-16 offset in `text`: what the server counts. */
 export function toCodePoints(text, utf16Offset) {
   return Array.from((text || '').slice(0, utf16Offset)).length
+}
+
+/** UTF-16 offset of a character (code point) offset in `text`: a stored span as the page's strings count. */
+export function toUtf16(text, codePointOffset) {
+  return Array.from(text || '')
+    .slice(0, codePointOffset)
+    .join('').length
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { digitKeys, isTyping, shortcutName } from '../src/shortcuts.js'
+import { isTyping, shortcutName } from '../src/shortcuts.js'
 
 const key = (k, mods = {}) => ({
   key: k,
@@ -43,16 +43,5 @@ describe('isTyping', () => {
     expect(isTyping({ tagName: 'BUTTON', isContentEditable: false })).toBe(false)
     expect(isTyping({ tagName: 'BODY' })).toBe(false)
     expect(isTyping(null)).toBe(false)
-  })
-})
-
-describe('digitKeys', () => {
-  it('maps 1 to 9 to the indices 0 to 8', () => {
-    const chosen = []
-    const keys = digitKeys((i) => chosen.push(i))
-    expect(Object.keys(keys)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9'])
-    keys['1']()
-    keys['9']()
-    expect(chosen).toEqual([0, 8])
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { clashes, segments, toCodePoints, tokenize } from '../src/spans.js'
+import { clashes, inTextOrder, segments, snapToTokens, toCodePoints, toUtf16, tokenAt, tokenize } from '../src/spans.js'
 
 describe('tokenize', () => {
   it('gives the offsets of whitespace-separated words', () => {
@@ -7,6 +7,18 @@ describe('tokenize', () => {
       { start: 0, end: 5 },
       { start: 7, end: 10 },
       { start: 11, end: 14 },
+    ])
+  })
+
+  it('makes each punctuation sign a token of its own: "Monday." is "Monday" and "."', () => {
+    const text = 'See you Monday. Bye, Ann!'
+    expect(tokenize(text).map((t) => text.slice(t.start, t.end))).toEqual(['See', 'you', 'Monday', '.', 'Bye', ',', 'Ann', '!'])
+  })
+
+  it("keeps a word's inner apostrophe or hyphen, and letters of any script with their accents", () => {
+    const text = "don't co-op (Zoë's) 東京, 3.5"
+    expect(tokenize(text).map((t) => text.slice(t.start, t.end))).toEqual([
+      "don't", 'co-op', '(', "Zoë's", ')', '東京', ',', '3', '.', '5',
     ])
   })
 
@@ -59,6 +71,44 @@ describe('segments', () => {
   })
 })
 
+describe('snapToTokens', () => {
+  const text = 'Meet on Monday. Bye'
+  const tokens = tokenize(text)
+
+  it('widens a selection to the whole tokens it touches', () => {
+    const r = snapToTokens(tokens, { start: 9, end: 11 }) // "on" of "Monday"
+    expect(text.slice(r.start, r.end)).toBe('Monday')
+  })
+
+  it('leaves the full stop out unless the selection reaches it', () => {
+    expect(text.slice(...Object.values(snapToTokens(tokens, { start: 8, end: 14 })))).toBe('Monday')
+    expect(text.slice(...Object.values(snapToTokens(tokens, { start: 8, end: 15 })))).toBe('Monday.')
+  })
+
+  it('is null for a selection of spaces only, or none', () => {
+    expect(snapToTokens(tokens, { start: 4, end: 5 })).toBeNull()
+    expect(snapToTokens(tokens, null)).toBeNull()
+  })
+})
+
+describe('tokenAt', () => {
+  it('finds the token at or after an offset, the last one past the end', () => {
+    const tokens = tokenize('ab cd')
+    expect(tokenAt(tokens, 0)).toBe(0)
+    expect(tokenAt(tokens, 2)).toBe(1)
+    expect(tokenAt(tokens, 9)).toBe(1)
+    expect(tokenAt([], 0)).toBe(-1)
+  })
+})
+
+describe('inTextOrder', () => {
+  it('sorts spans by start, end and label, leaving its input as it was', () => {
+    const spans = [{ start: 9, end: 12, label: 'B' }, { start: 0, end: 4, label: 'B' }, { start: 0, end: 4, label: 'A' }]
+    expect(inTextOrder(spans).map((s) => `${s.start}${s.label}`)).toEqual(['0A', '0B', '9B'])
+    expect(spans[0].start).toBe(9)
+  })
+})
+
 describe('clashes', () => {
   const taken = [{ start: 0, end: 5, label: 'PER' }]
 
@@ -88,5 +138,14 @@ describe('toCodePoints', () => {
 
   it('is 0 for missing text', () => {
     expect(toCodePoints(undefined, 4)).toBe(0)
+  })
+})
+
+describe('toUtf16', () => {
+  it('turns a stored character offset back into a UTF-16 one', () => {
+    const text = 'Dr \u{1f9ea} Acme'
+    expect(toUtf16(text, 5)).toBe(6)
+    expect(toCodePoints(text, toUtf16(text, 5))).toBe(5)
+    expect(toUtf16(null, 3)).toBe(0)
   })
 })

@@ -1,16 +1,19 @@
-// A project's labels and the highlight the arrow keys move through them.
+// A project's labels, their keys and the highlight the arrow keys move through them.
 import { computed, ref } from 'vue'
+import { labelKeys } from '../hotkeys.js'
 import { colourClass, cycle } from '../labels.js'
 
-/** The labels of `project`, a highlighted index (-1 for none) and what moves it. */
+/** The labels of `project`, the key of each (null for none), a highlighted index (-1 for none) and what moves it. */
 export function useLabelList(project) {
   const labels = computed(() => project.labels)
+  const keys = computed(() => labelKeys(project.labels, project.hotkeys))
   const highlighted = ref(-1)
 
   return {
     labels,
+    keys,
     highlighted,
-    /** Whether `index` names a label (number keys past the last label do nothing). */
+    /** Whether `index` names a label. */
     has: (index) => index >= 0 && index < labels.value.length,
     /** Move the highlight one label down (+1) or up (-1), wrapping round. */
     move: (step) => {

@@ -11,7 +11,7 @@ const TASK_QUEUE = Symbol('task queue')
  *
  * @param project the project record from the API
  * @param answer `value()` gives the answer to submit (null while nothing is chosen yet); `reset()` clears it
- *   when another task is shown
+ *   when another task is shown; `restore(value)` shows a stored answer chosen again (after an undo)
  */
 export function useTaskQueue(project, answer) {
   const task = ref(null)
@@ -33,11 +33,12 @@ export function useTaskQueue(project, answer) {
     status.value = { kind, text: message }
   }
 
-  function show(payload) {
+  function show(payload, previous) {
     task.value = payload
     done.value = false
     panel.value = ''
     answer.reset()
+    if (previous !== undefined && previous !== null) answer.restore(previous)
     shownAt = performance.now()
   }
 
@@ -97,8 +98,9 @@ export function useTaskQueue(project, answer) {
     const res = await post(`/api/projects/${project.id}/undo/`)
     busy.value = false
     if (!res.ok) return say(`Cannot undo: ${res.data.detail}`, 'error')
-    show(res.data.task)
-    say('Undone: the previous task is back.', 'ok')
+    show(res.data.task, res.data.value)
+    const earlier = res.data.value === undefined ? '' : ` with your answer ${describeValue(res.data.value, text.value)}`
+    say(`Undone: the previous task is back${earlier}; change it or press Enter.`, 'ok')
     loadProgress()
   }
 
