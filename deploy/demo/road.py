@@ -17,6 +17,7 @@ from deploy.console import console, progress, train_with_progress
 from deploy.demo.corpora import SENTIMENT_LABELS
 from deploy.demo.samplesite import SampleSiteServer
 from deploy.django_setup import setup
+from deploy.logs import setup_logging
 from deploy.processes import Service, free_port, wait_http, wait_log, web_command, worker_command
 from training.config import TrainConfig
 
@@ -141,6 +142,7 @@ def run_demo(
             pre-annotates them.
     """
     setup(migrate=True)
+    setup_logging()  # Django's LOGGING replaced the command's: third-party notes back to the log file only
     # local: the models and the services need Django, set up just above
     from django.conf import settings
 
