@@ -88,6 +88,8 @@ APP_KEYS = {
     "+": "zoom in",
     "=": "zoom in",
     "-": "zoom out",
+    "j": "move to the next row on the review page",
+    "k": "move to the previous row on the review page",
 }
 
 

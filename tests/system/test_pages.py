@@ -239,6 +239,7 @@ def test_api_docs_render_with_every_other_host_blocked(browser: Any, server: str
         page.goto(f"{server}/api/redoc/")
         expect(page.locator("#redoc-container h1").first).to_contain_text("fsml API", timeout=15_000)
         assert_layout(page, "reader")
+        assert_accessible(page, "Redoc")
         shoot(page, "api-redoc")
     assert not blocked, f"requests to other hosts: {blocked}"
 

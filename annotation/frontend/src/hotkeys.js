@@ -12,6 +12,8 @@ export const APP_KEYS = {
   '+': 'zoom in',
   '=': 'zoom in',
   '-': 'zoom out',
+  j: 'move to the next row on the review page',
+  k: 'move to the previous row on the review page',
 }
 
 /** Keys given to labels in order when the project sets none: 1-9, 0, then the free letters. */

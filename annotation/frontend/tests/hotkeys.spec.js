@@ -42,3 +42,13 @@ describe('hotkeyMap', () => {
     expect(chosen).toEqual([0, 1, 3])
   })
 })
+
+describe('review-page keys', () => {
+  it('never gives j or k (next and previous row on the review page) to a label, however many labels', () => {
+    const many = Array.from({ length: 30 }, (_, i) => `L${i}`)
+    const keys = labelKeys(many)
+    expect(keys).not.toContain('j')
+    expect(keys).not.toContain('k')
+    expect(new Set(keys.filter(Boolean)).size).toBe(keys.filter(Boolean).length)
+  })
+})
