@@ -100,14 +100,18 @@ def _take_one(project: Project, user: Any) -> Assignment | None:
 
 def next_tasks(project: Project, user: Any, count: int) -> list[Assignment]:
     """Up to ``count`` tasks held for ``user`` at once (the grid of thumbnails): the tasks they hold first,
-    then new ones, each taken in its own short transaction as ``next_task`` takes one."""
-    assignments = list(_held(project, user, timezone.now())[:count])
-    while len(assignments) < count:
-        taken = _take_one(project, user)
-        if taken is None:
+    then new ones, each taken in its own short transaction as ``next_task`` takes one.
+
+    The page is read back from the holds at the end: a task the same user was handed meanwhile by another
+    request (the one-at-a-time view fetching its next task as the grid opens) is theirs, never taken again
+    for them, and must be on the page rather than held out of sight until its hold expires.
+    """
+    held = _held(project, user, timezone.now())[:count].count()
+    while held < count:
+        if _take_one(project, user) is None:
             break
-        assignments.append(taken)
-    return assignments
+        held += 1
+    return list(_held(project, user, timezone.now())[:count])
 
 
 def _take_new(project: Project, user: Any, now: Any) -> Assignment | None:

@@ -110,6 +110,30 @@ def test_the_grid_holds_a_page_of_tasks_and_gives_the_held_ones_first() -> None:
         assert res.status_code == 400 and "count is a whole number" in res.json()["detail"]
 
 
+def test_a_task_handed_to_the_same_user_while_the_grid_fills_its_page_is_on_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one-at-a-time view fetches its next task as the annotator opens the grid: both requests run at once.
+    The task the first one takes is the annotator's, and the grid's page must show it, not hide it for the
+    length of the hold."""
+    from annotation.services import queue
+
+    project = make_project(overlap=1, n=3)
+    alice = client_for("alice")
+    real_take_one = queue._take_one
+    calls = []
+
+    def take_one_after_another_request(project: Project, user: Any) -> Assignment | None:
+        if not calls:  # the other request of alice's commits its hold just before the grid takes its first
+            calls.append(queue.next_task(project, user))
+        return real_take_one(project, user)
+
+    monkeypatch.setattr(queue, "_take_one", take_one_after_another_request)
+    page = alice.post(f"/api/projects/{project.pk}/next/?count=24").json()["tasks"]
+    assert calls[0] is not None and calls[0].task_id in {t["id"] for t in page}
+    assert len(page) == 3 == Assignment.objects.filter(annotator=user("alice"), status="active").count()
+
+
 def test_items_are_named_by_title_web_address_or_file_name_never_an_import_address() -> None:
     project = make_project(n=1)
     crawled = Item.objects.get(tasks__project=project)
