@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -111,6 +112,15 @@ class AnswerIn(serializers.Serializer):
 JSON = OpenApiTypes.OBJECT
 
 
+class AnyObject(serializers.Serializer):
+    """An object the schema does not detail (a report's row)."""
+
+
+JSON_LIST = AnyObject(many=True)
+# What each export format is sent as (formats.export), and the zip of include_files.
+EXPORT_MEDIA_TYPES = ("application/json", "application/jsonl", "text/plain", "text/csv", "application/zip")
+
+
 class ProjectList(APIView):
     @extend_schema(operation_id="projects_list", responses=ProjectSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -133,7 +143,7 @@ class NextTask(APIView):
         parameters=[
             OpenApiParameter(
                 "count",
-                int,
+                {"type": "integer", "minimum": 1, "maximum": MAX_BATCH},
                 description=f"Hold up to this many tasks at once (1 to {MAX_BATCH}; the grid view) and return "
                 '{"tasks": [...]}, an empty list when nothing is left. Without it: one task, or 204.',
             )
@@ -210,6 +220,10 @@ class ReviewerReport(APIView):
 class Disagreements(ReviewerReport):
     report = staticmethod(services.disagreements)
 
+    @extend_schema(responses=JSON_LIST)
+    def get(self, request: Request, project_id: int) -> Response:
+        return super().get(request, project_id)
+
 
 class Agreement(ReviewerReport):
     report = staticmethod(services.project_agreement)
@@ -230,7 +244,7 @@ class Adjudicate(APIView):
 
 
 class Questions(APIView):
-    @extend_schema(responses=JSON)
+    @extend_schema(responses=JSON_LIST)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         rows = project.questions.order_by("-created_at").values(
@@ -268,7 +282,7 @@ class PreannotateIn(serializers.Serializer):
 
 
 class Preannotate(APIView):
-    @extend_schema(responses=JSON, description="The registered models, each with why it does not fit the project.")
+    @extend_schema(responses=JSON_LIST, description="The registered models, each with why it does not fit the project.")
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, services.Role.MANAGER)
@@ -298,7 +312,11 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 class ImportTasks(APIView):
     @extend_schema(
         request={
-            "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
         },
         parameters=[
             OpenApiParameter("format", str, enum=[*formats.FORMATS, "imagefolder", "images"], required=True),
@@ -358,22 +376,33 @@ class ExportTasks(APIView):
             OpenApiParameter("format", str, enum=list(formats.FORMATS), required=True),
             OpenApiParameter("include_files", bool, description="A zip of the export file and the image files."),
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/json"): OpenApiTypes.ANY,  # labelstudio: a JSON array of tasks
+            **{(200, media_type): OpenApiTypes.BINARY for media_type in EXPORT_MEDIA_TYPES[1:]},
+        },
+        description="The project's tasks and answers as a file in the format asked for: labelstudio as "
+        "application/json, doccano as application/jsonl, conll as text/plain, csv as text/csv; with include_files, "
+        "a zip (application/zip) of that file and the image files.",
     )
     def get(self, request: Request, project_id: int) -> HttpResponse | FileResponse | Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
         fmt = request.query_params.get("format", "")
+        try:  # DRF's spellings of a boolean (true, 1, yes, on...); anything else is refused, not taken for false
+            include_files = serializers.BooleanField().to_internal_value(request.query_params.get("include_files", "0"))
+        except serializers.ValidationError:
+            return Response({"detail": "include_files is true or false"}, status=400)
         rows = services.export_rows(project)
         try:
-            if request.query_params.get("include_files") in ("1", "true", "yes"):
+            if include_files:
                 return self.archive(project, fmt, rows)
             payload, content_type = formats.export(fmt, project.task_type, rows)
         except formats.ImportFormatError as exc:
             return Response({"detail": str(exc)}, status=400)
         extension = formats.EXTENSIONS[fmt]
         response = HttpResponse(payload, content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="{project.name}.{extension}"'
+        # Quoted and escaped, or RFC 5987-encoded: no name can add a parameter or a header line.
+        response["Content-Disposition"] = content_disposition_header(True, f"{project.name}.{extension}") or ""
         return response
 
     def archive(self, project: Project, fmt: str, rows: list[dict[str, Any]]) -> FileResponse:

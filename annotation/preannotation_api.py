@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import preannotation, services
-from annotation.api import project_for
+from annotation.api import JSON_LIST, project_for
 from datastore.models import ProjectJob
 
 MAX_JOBS = 100
@@ -21,9 +21,13 @@ class ProjectJobs(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=list(ProjectJob.Kind.values)),
-            OpenApiParameter("limit", int, description=f"At most {MAX_JOBS}; 20 when not given."),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_JOBS},
+                description=f"At most {MAX_JOBS}; 20 when not given.",
+            ),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=JSON_LIST,
         description="The project's latest jobs, newest first, with status, progress (done/total) and error.",
     )
     def get(self, request: Request, project_id: int) -> Response:

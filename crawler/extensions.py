@@ -1,4 +1,5 @@
-"""Crawl extensions: live stats on the CrawlJob row, and the shared idle check of a distributed crawl."""
+"""Crawl extensions: the CrawlJob row opened and closed, live stats on it, and the shared idle check of a
+distributed crawl."""
 
 from __future__ import annotations
 
@@ -13,6 +14,57 @@ from scrapy.http import Request
 from twisted.internet import task
 
 log = logging.getLogger(__name__)
+
+
+class JobRecorder:
+    """Extension: set up Django and the crawl's job when the spider opens, record its end when it closes.
+
+    It runs after the item pipelines have closed (their last batch stored), and also when storage is off
+    (``ITEM_PIPELINES={}``), so a job never stays ``running`` after its process ended cleanly.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> JobRecorder:
+        ext = cls(crawler)
+        crawler.signals.connect(ext.opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        return ext
+
+    def opened(self) -> None:
+        # local: the pipeline module imports Django, which is set up only now
+        from crawler.pipelines import django_ready, job_for_spider
+
+        django_ready()
+        job_for_spider(self.crawler.spider)  # sets the spider's job_id for a plain ``scrapy crawl``
+
+    def closed(self, reason: str) -> None:
+        # local: datastore.services needs Django, which ``opened`` set up
+        from django.db import connection
+
+        from datastore import services
+
+        spider = self.crawler.spider
+        stats = dict(self.crawler.stats.get_stats())
+        stats["finish_reason"] = reason
+        stats["failures"] = getattr(spider, "failures", {})
+        store_failures = int(stats.get("fsml/store_failed", 0))
+        why = ""
+        if store_failures:
+            why = f"{store_failures} item(s) could not be stored (see the crawl log)"
+        elif reason not in ("finished", "closespider_pagecount"):
+            why = f"the crawl stopped early: {reason}"
+        try:
+            if self.crawler.settings.getbool("FSML_SHARED_JOB"):  # the parent closes a distributed job
+                services.add_process_stats(spider.job_id, failed=bool(why), stats=stats, reason=why)
+            else:
+                services.finish_crawl_job(spider.job_id, failed=bool(why), stats=stats, reason=why)
+        except Exception as exc:  # the parent (crawler.run) fails a job its process left running
+            log.error("could not record the end of crawl job %s: %s", spider.job_id, exc)
+        finally:
+            connection.close()
 
 
 class LiveStats:

@@ -1,6 +1,7 @@
 """Item pipelines: images into the file store, then batches of items into the models of record.
 
-Database writes run in one background thread, so the crawl keeps fetching while a batch commits.
+Database writes run in one background thread, so the crawl keeps fetching while a batch commits. The job's row
+is opened and closed by ``crawler.extensions.JobRecorder``, also when this pipeline is off.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import django
+from django.apps import apps
+from django.conf import settings
 from django.db import connection
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
@@ -21,6 +24,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from crawler.middlewares import site_name
 from crawler.spiders.common import ExtractingSpider
 from modelpack.archive import sha256_file  # Django-free
 
@@ -28,13 +32,22 @@ log = logging.getLogger(__name__)
 
 
 def django_ready() -> None:
-    """Set up Django in the crawler process, where Scrapy (not Django) starts the program."""
+    """Set up Django in the crawler process, where Scrapy (not Django) starts the program.
+
+    Scrapy's logging stays as it is: the project's LOGGING would put its own root handler in place of Scrapy's,
+    logging at its level whatever ``LOG_LEVEL`` the crawl was given, so its ``root`` part is left out here (the
+    levels it sets for other loggers still apply).
+    """
+    if apps.ready:
+        return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsml.settings.local")
+    settings.LOGGING = {key: value for key, value in settings.LOGGING.items() if key != "root"}
     django.setup()
 
 
 def job_for_spider(spider: Any) -> Any:
-    """The CrawlJob a spider records into: the one it was given, or a new one for a plain ``scrapy crawl``."""
+    """The CrawlJob a spider records into: the one it was given, or a new one for a plain ``scrapy crawl`` (its
+    source named for the first start URL's site, port included: two sites on one host are two sources)."""
     # local: the models need Django, which django_ready sets up when the spider opens
     from datastore import services
     from datastore.models import CrawlJob
@@ -42,8 +55,14 @@ def job_for_spider(spider: Any) -> Any:
     if spider.job_id is not None:
         return CrawlJob.objects.select_related("source").get(pk=spider.job_id)
     start = (getattr(spider, "start_urls", None) or [""])[0]
-    source = services.get_or_create_source(spider.allowed_domains[0], start)
-    return services.start_crawl_job(source, spider.name, list(spider.start_urls))
+    source = services.get_or_create_source(site_name(start) or spider.allowed_domains[0], start)
+    job = services.start_crawl_job(source, spider.name, list(spider.start_urls))
+    spider.job_id = job.pk
+    return job
+
+
+def _close_connection() -> None:
+    connection.close()  # the calling thread's connection: ``connection`` is a per-thread proxy
 
 
 class SizedImagesPipeline(ImagesPipeline):
@@ -77,7 +96,6 @@ class DatabasePipeline:
         self.buffer: list[dict[str, Any]] = []
         self.job: Any = None
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="fsml-store")
-        self.store_failures = 0
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DatabasePipeline:
@@ -85,9 +103,7 @@ class DatabasePipeline:
 
     def open_spider(self) -> None:
         django_ready()
-        spider = self.crawler.spider
-        self.job = job_for_spider(spider)
-        spider.job_id = self.job.pk
+        self.job = job_for_spider(self.crawler.spider)
         self.pool.start()
 
     async def process_item(self, item: Any) -> Any:
@@ -114,34 +130,13 @@ class DatabasePipeline:
             self.crawler.spider.skip(f"invalid_{error.field}", error.url)
 
     def _store_failed(self, failure: Any, batch: list[dict[str, Any]]) -> None:
-        # The batch's transaction rolled back: nothing of it is in the database.
-        self.store_failures += len(batch)
+        # The batch's transaction rolled back: nothing of it is in the database. JobRecorder fails the job.
         self.crawler.stats.inc_value("fsml/store_failed", len(batch))
         log.error("storing %d items failed: %s", len(batch), failure.getErrorMessage())
 
     async def close_spider(self) -> None:
         try:
             await self.flush()
-            await maybe_deferred_to_future(deferToThreadPool(reactor, self.pool, self._finish))
-        except Exception as exc:
-            log.error("could not record the end of the crawl job: %s", exc)
+            await maybe_deferred_to_future(deferToThreadPool(reactor, self.pool, _close_connection))
         finally:
             self.pool.stop()
-
-    def _finish(self) -> None:
-        # local: datastore.services needs Django, which django_ready sets up when the spider opens
-        from datastore import services
-
-        stats = dict(self.crawler.stats.get_stats())
-        finish = stats.get("finish_reason", "finished")
-        stats["failures"] = getattr(self.crawler.spider, "failures", {})
-        reason = ""
-        if self.store_failures:
-            reason = f"{self.store_failures} item(s) could not be stored (see the crawl log)"
-        elif finish not in ("finished", "closespider_pagecount"):
-            reason = f"the crawl stopped early: {finish}"
-        if self.crawler.settings.getbool("FSML_SHARED_JOB"):  # the parent closes a distributed job
-            services.add_process_stats(self.job.pk, failed=bool(reason), stats=stats, reason=reason)
-        else:
-            services.finish_crawl_job(self.job.pk, failed=bool(reason), stats=stats, reason=reason)
-        connection.close()

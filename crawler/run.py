@@ -151,9 +151,10 @@ def wait_crawl(
     if on_progress:
         on_progress(job.items_stored)
     codes = [p.returncode for p in procs]
-    if any(codes) and job.status in (CrawlJob.Status.FINISHED, CrawlJob.Status.RUNNING):
-        # A process that died before recording its end leaves the job running.
-        services.close_crawl_job(job.pk, CrawlJob.Status.FAILED, reason=f"scrapy exited with {codes}")
+    if job.status == CrawlJob.Status.RUNNING or (any(codes) and job.status == CrawlJob.Status.FINISHED):
+        # A process that died (or could not write) before recording its end leaves the job running.
+        why = f"scrapy exited with {codes}" if any(codes) else "the crawl ended without recording its end"
+        services.close_crawl_job(job.pk, CrawlJob.Status.FAILED, reason=why)
     job.refresh_from_db()
     if job.status != CrawlJob.Status.FINISHED:
         reason = job.stats.get("reason") or f"scrapy exited with {codes}"

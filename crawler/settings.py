@@ -21,7 +21,8 @@ RETRY_TIMES = 2
 REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
-LOG_LEVEL = "INFO"
+LOG_LEVEL = "INFO"  # the crawler process's own logging is kept when it sets up Django (crawler.pipelines)
+LOG_FORMATTER = "crawler.logformatter.UrlLogFormatter"  # items logged by URL, never their whole text
 
 ITEM_PIPELINES = {
     "crawler.pipelines.SizedImagesPipeline": 100,  # disabled (NotConfigured) unless IMAGES_STORE is set
@@ -33,9 +34,15 @@ IMAGES_MIN_WIDTH = 8
 IMAGES_MIN_HEIGHT = 8
 STORE_BATCH_SIZE = 200  # items per database transaction
 
-EXTENSIONS = {"crawler.extensions.LiveStats": 500, "crawler.extensions.SharedFrontierIdle": 510}
+# JobRecorder opens and closes the job's row with or without the database pipeline (ITEM_PIPELINES={}).
+EXTENSIONS = {
+    "crawler.extensions.JobRecorder": 490,
+    "crawler.extensions.LiveStats": 500,
+    "crawler.extensions.SharedFrontierIdle": 510,
+}
 FSML_STATS_INTERVAL = 5.0
-DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.SkipStoredPages": 50}
+# Both before robots.txt (100): no robots.txt is fetched for a page that is not requested.
+DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.SkipStoredPages": 50, "crawler.middlewares.StayOnOrigin": 60}
 DUPEFILTER_CLASS = "crawler.dupefilters.MemoryDupeFilter"
 
 # The plain epoll reactor: with the asyncio one, Django refuses synchronous ORM calls from the pipeline.

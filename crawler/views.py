@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -87,9 +88,17 @@ def duration(job: CrawlJob) -> str:
     return f"{hours} h {minutes} min"
 
 
+STAFF_ONLY = "the crawl monitor is for staff accounts, as /api/crawls/ is"
+
+
 @login_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    """The last 200 crawl jobs, newest first, with counts, rate, time taken and why pages were skipped."""
+    """The last 200 crawl jobs, newest first, with counts, rate, time taken and why pages were skipped.
+
+    Staff only, as ``/api/crawls/``: crawls belong to no project, and their URLs and errors are the operators'.
+    """
+    if not request.user.is_staff:
+        raise PermissionDenied(STAFF_ONLY)
     jobs = [
         {"job": job, "skipped": skipped(job.stats or {}), "duration": duration(job), "start_urls": job.start_urls}
         for job in recent_jobs()

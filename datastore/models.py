@@ -471,10 +471,10 @@ class InferenceJob(models.Model):
         """Where a job's callback stands; ``callback_error`` says why it is not delivered (yet)."""
 
         NONE = "", "no callback"
-        PENDING = "pending", "pending"  # to be POSTed once the job ends (or queued again after NOT_QUEUED)
-        RETRYING = "retrying", "retrying"  # the last attempt failed; retries with backoff go on
+        PENDING = "pending", "pending"  # to be POSTed once the job ends; then due (callback_due_at)
+        RETRYING = "retrying", "retrying"  # the last attempt failed; the next is due at callback_due_at
         DELIVERED = "delivered", "delivered"  # the receiver answered 2xx
-        NOT_QUEUED = "not queued", "not queued"  # the broker was down when the job ended; a requeue loop resends it
+        NOT_QUEUED = "not queued", "not queued"  # due, its prompt could not be sent: a requeue loop prompts it
         REFUSED = "refused", "refused"  # a host this deployment may not call (FSML_CALLBACK_ALLOWED_HOSTS): no retry
         GAVE_UP = "gave up", "gave up"  # every retry failed
 
@@ -509,6 +509,19 @@ class InferenceJob(models.Model):
     )
     callback_error = models.TextField(blank=True, help_text="Why the callback's last attempt failed or stopped.")
     callback_attempts = models.PositiveSmallIntegerField(default=0)
+    # The callback's outbox: written in the transaction that ends the job, so a delivery is owed whatever happens to
+    # the message that prompts it (``serving.worker.delivery``). A job ended with its callback pending or retrying is
+    # due from callback_due_at (empty: from its end); a sender holds it until callback_lease_until.
+    callback_delivery = models.UUIDField(
+        null=True, blank=True, help_text="Sent as X-Fsml-Delivery: the same on every attempt of the callback."
+    )
+    callback_due_at = models.DateTimeField(null=True, blank=True, help_text="When the callback's next attempt is due.")
+    callback_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the callback's last prompt message was sent."
+    )
+    callback_lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="Until when a worker holds the callback, sending it."
+    )
 
     class Meta:
         constraints = [
@@ -518,6 +531,7 @@ class InferenceJob(models.Model):
             models.Index(fields=["status", "queued_at"]),
             models.Index(fields=["status", "model_ref", "queued_at"], name="job_batch_candidates"),
             models.Index(fields=["status", "lease_until"], name="job_lapsed_leases"),
+            models.Index(fields=["callback_status", "callback_due_at"], name="job_callbacks_due"),
         ]
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import typer
 
 from crawler.errors import CrawlError
+from crawler.middlewares import site_name
 from deploy.cli_support import JsonOption
 from deploy.cli_support import fail as _fail
 from deploy.cli_support import start_django as _django
@@ -39,7 +39,7 @@ def crawl(
             job = run_crawl(
                 spider,
                 url,
-                source or (urlsplit(url).hostname or "web"),
+                source or site_name(url),
                 licence_note=licence,
                 options={k: v for k, v in options.items() if v},
                 resume=resume,

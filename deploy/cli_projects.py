@@ -344,6 +344,19 @@ def user_make_admin(username: Annotated[str, typer.Argument(help="Login name.")]
     say(f"{username} is an admin")
 
 
+@user_app.command("unlock")
+def user_unlock(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Let an account sign in again after too many wrong passwords (its lockout, from every address)."""
+    start_django()
+    from axes.utils import reset  # local: needs Django, set up just above
+    from django.contrib.auth import get_user_model
+
+    if not get_user_model().objects.filter(username=username).exists():
+        fail(f"no user named {username!r}")
+    cleared = reset(username=username)
+    say(f"{username} unlocked" if cleared else f"{username} was not locked out")
+
+
 @user_app.command("token")
 def user_token(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     """The account's API token (created on first use): send it as ``Authorization: Token KEY``."""

@@ -20,6 +20,9 @@ admin.site.index_title = "Records"
 swagger = SpectacularSwaggerView.as_view(url_name="api-schema", template_name="annotation/api_docs.html")
 redoc = SpectacularRedocView.as_view(url_name="api-schema", template_name="annotation/api_redoc.html")
 
+handler404 = "fsml.api.not_found"
+handler500 = "fsml.middleware.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="annotation/login.html"), name="login"),

@@ -131,8 +131,11 @@ def _extract(archive: Path, dest: Path, expected_sha256: str | None) -> Manifest
             members = {m.name: m for m in tar.getmembers()}
             if MANIFEST not in members:
                 raise ArchiveError(archive, "no manifest.json")
+            # A link would be followed inside the archive (tarfile raises KeyError for a target it lacks).
+            if not members[MANIFEST].isfile():
+                raise ArchiveError(archive, f"{MANIFEST} is not a regular file")
             manifest = json.loads(_read(tar, members[MANIFEST]))
-            expected = manifest.get("files", {})
+            expected = _listed_files(archive, manifest)
             if set(expected) != set(members) - {MANIFEST}:
                 raise ArchiveError(archive, "files do not match the manifest")
             for name, digest in expected.items():
@@ -147,6 +150,16 @@ def _extract(archive: Path, dest: Path, expected_sha256: str | None) -> Manifest
         raise ArchiveError(archive, f"unreadable ({exc})") from exc
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     return Manifest(manifest)
+
+
+def _listed_files(archive: Path, manifest: Any) -> dict[str, str]:
+    """The manifest's ``files`` (name -> SHA-256), refused unless the manifest has that shape."""
+    if not isinstance(manifest, dict):
+        raise ArchiveError(archive, f"{MANIFEST} is not a JSON object")
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(d, str) for d in files.values()):
+        raise ArchiveError(archive, f"{MANIFEST}: files is not an object of name to SHA-256")
+    return files
 
 
 def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:

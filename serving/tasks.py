@@ -4,7 +4,9 @@ A message names the jobs that one web process stored together (or one job sent a
 claims them and, to fill its batch, other queued jobs of the same model (``serving.worker.claims``). The messages
 of those batch-mates then find their jobs running or done and end at once. Each worker's main process also
 puts back jobs whose claim lapsed because their worker died (``serving.worker.batches.requeue_lapsed``, every
-``FSML_REQUEUE_SECONDS``). The web side sends these tasks by name (``serving.jobs.messages``).
+``FSML_REQUEUE_SECONDS``), and prompts the callbacks that are due with no message on its way
+(``serving.worker.outbox.prompt_due``): a callback is owed in the database, its message is only a prompt. The web
+side sends these tasks by name (``serving.jobs.messages``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutt
 from django.conf import settings
 from django.db import close_old_connections
 
-from datastore.models import InferenceJob
 from serving.jobs.messages import DELIVER_CALLBACK, RUN_INFERENCE
-from serving.worker import batches, claims, delivery, health
+from serving.worker import batches, claims, delivery, health, outbox
 from serving.worker.metrics import serve_worker_metrics
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,12 @@ def run_inference(self, job_ids: list[str] | str) -> None:  # type: ignore[no-un
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
-@shared_task(name=DELIVER_CALLBACK, bind=True, acks_late=True, max_retries=6, time_limit=60)
-def deliver_callback(self, job_id: str) -> None:  # type: ignore[no-untyped-def]  # Celery's bound task
-    """POST the finished job to its callback URL; retried with backoff (2, 4, ... 64 s) until it answers 2xx."""
-    job = InferenceJob.objects.select_related("model_version").filter(pk=job_id).first()
-    if job is None or not job.callback_url or job.callback_status == InferenceJob.CallbackStatus.DELIVERED:
-        return
-    if delivery.deliver(job, last_try=self.request.retries >= self.max_retries):
-        raise self.retry(countdown=2 ** (self.request.retries + 1))
+@shared_task(name=DELIVER_CALLBACK, acks_late=True, time_limit=settings.CALLBACK_TASK_TIME_LIMIT)
+def deliver_callback(job_id: str) -> None:
+    """POST the finished job to its callback URL, when it is due and no other worker sends it, then other due
+    callbacks for a few seconds. Not retried by Celery: a failed attempt leaves the callback due after a backoff, in
+    the database (``serving.worker.outbox``)."""
+    delivery.deliver_due(job_id)
 
 
 _stop = threading.Event()
@@ -72,11 +71,11 @@ def _requeue_loop(interval: float) -> None:
         try:
             if count := batches.requeue_lapsed():
                 log.warning("requeued or failed %d jobs whose worker stopped holding them", count)
-            if count := delivery.resend_callbacks():
-                log.warning("queued %d callbacks that could not be queued when their job ended", count)
+            if count := outbox.prompt_due():
+                log.warning("prompted %d due callbacks whose message was lost, late or never sent", count)
             _requeued.beat()
         except Exception:  # the database or the broker is down for a moment: try again next round
-            log.exception("requeueing lapsed jobs failed")
+            log.exception("requeueing lapsed jobs or due callbacks failed")
         finally:
             close_old_connections()
         if _stop.wait(interval):

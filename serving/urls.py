@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from fsml.metrics_auth import prometheus_only
 from serving.web import api, health, lineage, registry_api, registry_pages
 
 urlpatterns = [
@@ -24,5 +25,5 @@ urlpatterns = [
     path("models/<str:name>/", registry_pages.model_page, name="model-page"),
     path("healthz", health.live, name="healthz"),
     path("readyz", health.ready, name="readyz"),
-    path("metrics", health.metrics, name="metrics"),
+    path("metrics", prometheus_only(health.metrics), name="metrics"),
 ]

@@ -14,7 +14,14 @@ from deploy.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD", "FLOWER_BASIC_AUTH")
+SECRETS = (
+    "SECRET_KEY",
+    "MYSQL_PASSWORD",
+    "MYSQL_ROOT_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "FLOWER_BASIC_AUTH",
+    "FSML_METRICS_TOKEN",
+)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -41,3 +48,12 @@ def parse_cli(args: list[str]) -> tuple[str, dict[str, Any]]:
     assert command is not None, f"fsml has no subcommand {args[1]!r}"
     with command.make_context(args[1], list(args[2:])) as ctx:  # raises on an unknown option
         return args[1], dict(ctx.params)
+
+
+def healthcheck_shell(service: str) -> str:
+    """The shell line a service's ``CMD-SHELL`` health check runs in its container: compose turns ``$$`` into ``$``
+    and hands the rest to ``/bin/sh -c``."""
+    test = load_compose()["services"][service]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and len(test) == 2, f"{service}'s health check is not one shell line: {test}"
+    assert "${" not in test[1].replace("$${", ""), "a variable compose would fill in from .env"
+    return test[1].replace("$$", "$")

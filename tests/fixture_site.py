@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import random
 import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
@@ -11,6 +12,8 @@ from deploy.demo.samplesite import LocalServer
 
 GOOD_TEXT = "The crawler must keep this sentence exactly as written, accents included: café."
 LATIN1_TEXT = "Crème brûlée à la française, servie tiède."
+UNKNOWN_CHARSET_TEXT = "Café crème, servi au comptoir avec un croissant."
+UNDECODABLE = random.Random(7).randbytes(4096).replace(b"\x00", b"\x01")  # no NUL: not taken for binary
 
 PAGES = {
     # path: (status, headers, body)
@@ -23,10 +26,13 @@ PAGES = {
             + "".join(
                 f'<li><a href="{p}">{p}</a></li>'
                 for p in (
+                    "/",  # the start page links to itself: it is fetched once all the same
                     "/good",
                     "/malformed",
                     "/latin1-no-charset",
                     "/wrong-charset",
+                    "/unknown-charset",
+                    "/undecodable",
                     "/binary",
                     "/huge",
                     "/loop-a",
@@ -69,6 +75,12 @@ PAGES = {
             "latin-1"
         ),
     ),
+    "/unknown-charset": (
+        200,
+        {"Content-Type": "text/html; charset=foobar-9"},
+        f"<html><body><article><p>{UNKNOWN_CHARSET_TEXT}</p></article></body></html>".encode("latin-1"),
+    ),
+    "/undecodable": (200, {"Content-Type": "text/html; charset=utf-8"}, b"<html><body><p>" + UNDECODABLE),
     "/binary": (200, {"Content-Type": "text/html"}, bytes(range(256)) * 64),
     "/huge": (200, {"Content-Type": "text/html"}, b"<html><body><article><p>" + b"x" * (3 * 1024 * 1024) + b"</p>"),
     "/loop-a": (302, {"Location": "/loop-b"}, b""),
@@ -117,9 +129,17 @@ IMAGE_PAGES = {
 
 
 class _Handler(BaseHTTPRequestHandler):
+    requested: list[str]  # every path asked for, in order (one list per server)
+    neighbour: str  # another site's URL that the start page links to ("" for none)
+
     def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
         path = urlsplit(self.path).path
-        if path in IMAGE_PAGES:
+        self.requested.append(path)
+        if path == "/" and self.neighbour:
+            status, headers, body = PAGES["/"]
+            links = "".join(f'<a href="{self.neighbour}{p}">{p}</a>' for p in ("", "admin/", "good"))
+            body = body.replace(b"</main>", f"<p>{links}</p></main>".encode())
+        elif path in IMAGE_PAGES:
             status, headers, body = IMAGE_PAGES[path]
         elif path == "/img/digit.png":
             status, headers, body = 200, {"Content-Type": "image/png"}, digit_png(0)
@@ -145,7 +165,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FixtureSite(LocalServer):
-    """The fixture pages on 127.0.0.1 in a background thread; use as a context manager."""
+    """The fixture pages on 127.0.0.1 in a background thread; use as a context manager.
 
-    def __init__(self) -> None:
-        super().__init__(_Handler)
+    ``neighbour``: the URL of another site (another port of 127.0.0.1) that the start page links to;
+    ``requested`` lists the paths the server was asked for.
+    """
+
+    def __init__(self, neighbour: str = "") -> None:
+        self.requested: list[str] = []
+        super().__init__(type("Handler", (_Handler,), {"requested": self.requested, "neighbour": neighbour}))

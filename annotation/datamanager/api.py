@@ -42,8 +42,14 @@ FILTER_PARAMETERS = [
     OpenApiParameter("order", str, enum=list(ORDERS), description="Sort; a leading - reverses it."),
 ]
 PAGE_PARAMETERS = [
-    OpenApiParameter("page", int, description="1-based page number (past the end: the last page)."),
-    OpenApiParameter("page_size", int, description=f"Rows per page, 1 to {MAX_PAGE_SIZE} (default {PAGE_SIZE})."),
+    OpenApiParameter(
+        "page", {"type": "integer", "minimum": 1}, description="1-based page number (past the end: the last page)."
+    ),
+    OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        description=f"Rows per page, 1 to {MAX_PAGE_SIZE} (default {PAGE_SIZE}).",
+    ),
 ]
 
 

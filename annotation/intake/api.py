@@ -7,14 +7,14 @@ from typing import Any
 
 from django.db.models import Count, Q
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import services
-from annotation.api import ProjectList, ProjectSerializer, project_for
+from annotation.api import JSON_LIST, ProjectList, ProjectSerializer, project_for
 from annotation.intake import services as intake
 from datastore.models import CrawlJob, Project, ProjectMember, Source
 
@@ -26,17 +26,22 @@ FILTER_HELP = (
 JSON = OpenApiTypes.OBJECT
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
+class FilterField(serializers.JSONField):
+    """An item filter: a JSON object (``_filter_dict`` refuses anything else; ``intake.parse_filter`` its keys)."""
+
+
 class ProjectIn(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     task_type = serializers.ChoiceField(choices=Project.TaskType.choices)
     labels = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1)
     guidelines = serializers.CharField(required=False, allow_blank=True, default="")
     overlap = serializers.IntegerField(required=False, min_value=1, max_value=50, default=1)
-    items = serializers.JSONField(required=False, help_text=FILTER_HELP + " Optional: the project's first tasks.")
+    items = FilterField(required=False, help_text=FILTER_HELP + " Optional: the project's first tasks.")
 
 
 class ItemsIn(serializers.Serializer):
-    filter = serializers.JSONField(required=False, default=dict, help_text=FILTER_HELP)
+    filter = FilterField(required=False, default=dict, help_text=FILTER_HELP)
     preview = serializers.BooleanField(required=False, default=False, help_text="Count only; write nothing.")
     background = serializers.BooleanField(
         required=False, allow_null=True, default=None, help_text="Run as a project job (default: when large)."
@@ -46,7 +51,7 @@ class ItemsIn(serializers.Serializer):
 class FeedIn(serializers.Serializer):
     # DRF's metaclass takes declared fields off the class, so this does not shadow Field.source at run time.
     source = serializers.CharField(help_text="Source name or id.")  # type: ignore[assignment]
-    filter = serializers.JSONField(required=False, default=dict, help_text=FILTER_HELP)
+    filter = FilterField(required=False, default=dict, help_text=FILTER_HELP)
 
 
 def _filter_dict(value: Any) -> dict[str, Any]:
@@ -111,7 +116,7 @@ def feed_row(feed: Any) -> dict[str, Any]:
 class ProjectFeeds(APIView):
     """The sources a project follows: items later crawls store there become tasks as they arrive."""
 
-    @extend_schema(responses=JSON)
+    @extend_schema(responses=JSON_LIST)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, services.Role.REVIEWER, services.Role.MANAGER)
@@ -144,7 +149,7 @@ class Sources(APIView):
     """Sources with their item counts and crawl jobs, to choose items from. For users who create projects and
     managers of any project."""
 
-    @extend_schema(responses=JSON)
+    @extend_schema(responses=JSON_LIST)
     def get(self, request: Request) -> Response:
         user: Any = request.user  # an authenticated user: the API's default permission
         manages = ProjectMember.objects.filter(user=user, role=services.Role.MANAGER).exists()

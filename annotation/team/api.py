@@ -14,14 +14,14 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import services
-from annotation.api import project_for
+from annotation.api import JSON_LIST, project_for
 from annotation.services import Role
 from annotation.services.guidelines import MAX_NOTE, agreement_by_version, history
 from annotation.team import services as team
@@ -48,14 +48,19 @@ class Progress(APIView):
         return Response(team.progress(project, request.user))
 
 
+@extend_schema_field({"type": "string", "pattern": r"^[\w.@+-]+(?!\n)$", "maxLength": 150})
+class UsernameField(serializers.CharField):
+    """A new account's name, documented as Django's username characters (the account service refuses others)."""
+
+
 class AccountIn(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = UsernameField(max_length=150)
     email = serializers.EmailField(required=False, default="", allow_blank=True)
     role = serializers.ChoiceField(choices=[role.value for role in team.INVITABLE])
 
 
 class Members(APIView):
-    @extend_schema(responses=JSON)
+    @extend_schema(responses=JSON_LIST)
     def get(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, Role.MANAGER)
@@ -109,7 +114,11 @@ class Guidelines(APIView):
         services.current_guideline_version(project)
         return Response({"agreement": agreement_by_version(project), "versions": history(project)})
 
-    @extend_schema(request=GuidelinesIn, responses=JSON)
+    @extend_schema(
+        request=GuidelinesIn,
+        responses={200: JSON, 201: JSON},
+        description="201 when the text changed (a new guideline version), 200 when it was the same.",
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request.user, project_id)
         services.require_role(project, request.user, Role.MANAGER)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 
+from crawler.decode import Decoded, UndecodableError, decode_body
 from crawler.extract import canonical_url, looks_binary
 from crawler.extract import extract as extract_page
 from crawler.items import ImageItem, PageItem
-from crawler.middlewares import AlreadyStored
+from crawler.middlewares import AlreadyStored, Offsite
 
 MAX_FAILURE_SAMPLES = 20
 
@@ -37,9 +38,14 @@ class ExtractingSpider:
         self.extract_re = re.compile(extract) if extract else None
         self.want_images = images in ("1", "true", "yes")
         self.failures: dict[str, list[str]] = {}
+        self.pages_seen: set[str] = set()  # canonical URLs this process made an item of
         # trafilatura's first call spends about a second on lazy set-up; pay it before downloads start,
         # where it would stall the reactor and time out every request in flight.
-        extract_page("<html><body><article><p>warm up</p></article></body></html>", "http://localhost/")
+        # The language model loads on first use too: a page declaring no language pays it here.
+        extract_page(
+            "<html><body><article><p>warm up the extractor and its language model</p></article></body></html>",
+            "http://x/",
+        )
 
     def is_item_page(self, url: str) -> bool:
         return self.extract_re is None or bool(self.extract_re.search(url))
@@ -64,6 +70,8 @@ class ExtractingSpider:
     def on_error(self, failure: Any) -> None:
         """Errback for every request: 4xx/5xx, timeouts, refused connections, robots.txt, size caps."""
         request = failure.request
+        if failure.check(Offsite):
+            return  # a link off the site is no page of it: counted in the stats only (fsml/offsite_filtered)
         if failure.check(HttpError):
             reason = f"http_{failure.value.response.status}"
         elif failure.check(AlreadyStored):
@@ -78,15 +86,34 @@ class ExtractingSpider:
                 reason = "redirect_loop"
         self.skip(reason, request.url)
 
-    def parse_page(self, response: Response) -> Iterator[Any]:
+    def decode(self, response: Response) -> tuple[TextResponse, Decoded] | None:
+        """The response with its body decoded by ``crawler.decode`` (Scrapy's own decoding replaces what it
+        cannot read), as UTF-8; None, with the skip recorded, for a page that is not text or decodes in no
+        charset."""
         if looks_binary(response.body):
             self.skip("binary_body", response.url)
-            return
+            return None
         if not isinstance(response, TextResponse):
             self.skip("not_text", response.url)
-            return
+            return None
+        try:
+            content_type = (response.headers.get("Content-Type") or b"").decode("latin-1")
+            page = decode_body(response.body, content_type)
+        except UndecodableError as exc:
+            self.skip("undecodable", response.url)
+            self.logger.info("%s: %s", response.url, exc)
+            return None
+        return cast(TextResponse, response.replace(body=page.text.encode("utf-8"), encoding="utf-8")), page
+
+    def parse_page(self, response: TextResponse, decoded: Decoded) -> Iterator[Any]:
+        """Items of a decoded page (see ``decode``): the page's text, and its images when asked for."""
         if not self.is_item_page(response.url):
             return
+        canonical = canonical_url(response.url)
+        if canonical in self.pages_seen:  # e.g. a redirect to a page already fetched under its own URL
+            self.skip("seen_url", response.url)
+            return
+        self.pages_seen.add(canonical)
         meta = {}
         for node in response.css("meta[name]"):
             name, content = node.attrib.get("name", ""), node.attrib.get("content")
@@ -101,12 +128,14 @@ class ExtractingSpider:
         metadata = {
             "meta": page.meta,
             "language": page.language,
+            "language_detected": page.language_detected,
             "published": page.published,
-            "encoding": response.encoding,
+            "encoding": decoded.encoding,
+            "encoding_from": decoded.source,
         }
         yield PageItem(
             url=response.url,
-            canonical_url=canonical_url(response.url),
+            canonical_url=canonical,
             title=page.title,
             text=page.text,
             metadata=metadata,

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from scrapy.http import Response
 from scrapy.spiders import SitemapSpider as ScrapySitemapSpider
 
+from crawler.middlewares import origin
 from crawler.spiders.common import ExtractingSpider
 
 
@@ -23,8 +24,11 @@ class SitemapSpider(ExtractingSpider, ScrapySitemapSpider):
         self.sitemap_rules = [("", "parse")]
         super().__init__(**kwargs)
         self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in self.sitemap_urls})
+        self.allowed_origins = {origin(u) for u in self.sitemap_urls}  # crawler.middlewares.StayOnOrigin
         self.start_urls = self.sitemap_urls
         self.setup_extraction(job_id, extract, images)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
-        yield from self.parse_page(response)
+        decoded = self.decode(response)
+        if decoded is not None:
+            yield from self.parse_page(*decoded)

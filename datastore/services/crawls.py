@@ -20,6 +20,8 @@ SKIP_REASONS = {
     "not_text": "not a text page",
     "redirect_loop": "too many redirects",
     "robots_forbidden": "forbidden by robots.txt",
+    "seen_url": "reached again under another URL",
+    "undecodable": "no charset decodes it",
     "ConnectionRefusedError": "connection refused",
     "DNSLookupError": "host name not found",
     "DownloadConnectionRefusedError": "connection refused",

@@ -90,25 +90,36 @@ def store_items(job: CrawlJob, items: Iterable[dict[str, Any]]) -> StoreResult:
     """
     result = StoreResult()
     rows: dict[str, Item] = {}
+    repeats = StoreResult()  # a URL twice in one batch: the last one is stored, each earlier one counted
     for raw in items:
         try:
             row = build_item(job, raw)
         except ItemError as exc:
             result.failed.append(exc)
             continue
+        if (earlier := rows.get(row.url_hash)) is not None:
+            if earlier.content_hash == row.content_hash:
+                repeats.unchanged += 1
+            else:
+                repeats.duplicates += 1
         rows[row.url_hash] = row
-    outcome = _store_batch(job, rows, result.failed)
+    outcome = _store_batch(job, rows, result.failed, repeats)
     if outcome.stored or outcome.updated:
         feed_batch(job, sorted(rows))  # projects that follow the source take the new items, once committed
     return outcome
 
 
 @retry_deadlocks()
-def _store_batch(job: CrawlJob, rows: dict[str, Item], failed: list[ItemError]) -> StoreResult:
-    """One transaction for the batch and the job's counters; rerun whole after a deadlock between crawlers."""
+def _store_batch(job: CrawlJob, rows: dict[str, Item], failed: list[ItemError], repeats: StoreResult) -> StoreResult:
+    """One transaction for the batch and the job's counters; rerun whole after a deadlock between crawlers.
+
+    Every item of the batch is counted once: new, updated, unchanged, duplicate or failed (``repeats`` counts
+    the earlier copies of a URL the batch holds twice)."""
     with transaction.atomic():
         outcome = _store_rows(job, rows)
         outcome.failed = failed
+        outcome.unchanged += repeats.unchanged
+        outcome.duplicates += repeats.duplicates
         CrawlJob.objects.filter(pk=job.pk).update(
             items_stored=F("items_stored") + outcome.stored,
             items_updated=F("items_updated") + outcome.updated,

@@ -12,9 +12,11 @@ Variables:
     FSML_MODEL_STORE_ENDPOINT: endpoint URL of an S3-compatible model store. Default: FSML_DVC_REMOTE_ENDPOINT.
     FSML_CRAWL_REDIS_URL: Redis for distributed crawls' shared frontier. Default: local Redis, database 1.
     FSML_TOKEN_CACHE_SECONDS, FSML_TOKEN_MAX_AGE_DAYS: API tokens (below).
+    FSML_LOGIN_FAILURE_LIMIT, FSML_LOGIN_COOLOFF_MINUTES, FSML_NUM_PROXIES, FSML_CACHE_URL,
+    FSML_API_ANON_RATE, FSML_API_USER_RATE, FSML_TOKEN_FAILURE_RATE: sign-in lockout and API throttles.
     FSML_MODEL_QUEUES, FSML_BATCH_*, FSML_JOB_LEASE_SECONDS, FSML_REQUEUE_*, FSML_GROUP_SUBMITS,
     FSML_MODEL_REF_CACHE_SECONDS, FSML_RUNTIMES_KEPT, FSML_SERVING_BACKEND, FSML_CALLBACK_*,
-    FSML_WORKER_METRICS_*: serving (the block near the end).
+    FSML_WORKER_METRICS_*, FSML_METRICS_TOKEN, FSML_METRICS_OPEN: serving (the block near the end).
 
 Outside this package only entry points read the environment before Django starts (``fsml worker`` checks
 ``FSML_SERVING_BACKEND``; ``fsml submit`` reads ``FSML_URL`` and ``FSML_TOKEN``), and code that runs without
@@ -24,10 +26,12 @@ Django reads what its own tools set (``WORLD_SIZE`` from torchrun, ``PROMETHEUS_
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -59,6 +63,17 @@ def require_secret_key(debug: bool, secret_key: str) -> None:
         raise ImproperlyConfigured(
             "SECRET_KEY must be set to a random string of at least 32 characters when DEBUG is off."
         )
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """Read a DRF throttle rate such as ``20/minute`` (per second, minute, hour or day); empty: no limit (None)."""
+    raw = os.environ.get(name, default).strip()
+    if not raw:
+        return None
+    count, _, period = raw.partition("/")
+    if not (count.isdigit() and int(count) > 0 and period in {"second", "minute", "hour", "day", "s", "m", "h", "d"}):
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a rate such as 20/minute (second, minute, hour, day)")
+    return raw
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -96,6 +111,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files: no CDN
+    "axes",  # login lockout: failed sign-ins per username and address, listed and reset in the admin
+    "csp",
     "datastore",
     "crawler",
     "annotation",
@@ -112,7 +129,60 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "fsml.middleware.DatabaseUnavailableMiddleware",  # MariaDB down: a 503 with a reason, never an HTML 500
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a locked-out sign-in into its page
 ]
+
+# Security headers (SecurityMiddleware): nosniff and same-origin referrers everywhere; HSTS in production.py.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# No inline script and no eval: every script is a file from this site, or carries the request's nonce (the API
+# docs' init). Styles allow inline attributes: Vue binds style="" (progress bars, span highlights) and Redoc
+# injects <style> elements; a style cannot run script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],  # Redoc's search runs in a worker made from a blob
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Sign-in lockout (django-axes): FSML_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address lock
+# that pair out for FSML_LOGIN_COOLOFF_MINUTES; staff unlock sooner in the admin or with
+# `manage.py axes_reset_username NAME` (docs/operations.md).
+AUTHENTICATION_BACKENDS = [
+    "fsml.auth.LoginLockoutBackend",  # first: refuses a locked-out pair before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env_number("FSML_LOGIN_FAILURE_LIMIT", 10, minimum=1))
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("FSML_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # attempts in the database: every web process sees them
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "fsml.auth.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "fsml.auth.client_ip"
+# Client addresses: REMOTE_ADDR, or with FSML_NUM_PROXIES=N the address N proxies back in X-Forwarded-For (the
+# header is the client's to forge unless a proxy of yours sets it). Lockouts and API throttles count by it.
+FSML_NUM_PROXIES = int(env_number("FSML_NUM_PROXIES", 0))
+
+
+def cache_config(url: str) -> dict[str, Any]:
+    """The default cache from FSML_CACHE_URL: ``redis://...`` (shared by every process) or ``locmem://``."""
+    if url.startswith(("redis://", "rediss://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": "fsml"}
+    if url == "locmem://":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ImproperlyConfigured(f"FSML_CACHE_URL={url!r}: expected redis://host:port/db or locmem://")
+
 
 ROOT_URLCONF = "fsml.urls"
 WSGI_APPLICATION = "fsml.wsgi.application"
@@ -196,11 +266,27 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # One JSON parser for every endpoint: too-deep nesting and lone surrogates are a 400, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "fsml.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "fsml.schema.AutoSchema",  # drf-spectacular's, with what blank and null fields refuse
     "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "fsml.api.exception_handler",  # ?format= names import/export formats, not renderers
+    # Anonymous callers are throttled per address; signed-in callers only when FSML_API_USER_RATE is set (services
+    # submit many jobs a second). Failed token look-ups count per address in fsml.auth (token_failure).
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"]
+    + (["rest_framework.throttling.UserRateThrottle"] if env_rate("FSML_API_USER_RATE", "") else []),
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("FSML_API_ANON_RATE", "120/minute"),
+        "user": env_rate("FSML_API_USER_RATE", ""),
+        "token_failure": env_rate("FSML_TOKEN_FAILURE_RATE", "20/minute"),
+    },
+    "NUM_PROXIES": FSML_NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "fsml API",
@@ -215,6 +301,11 @@ SPECTACULAR_SETTINGS = {
     # Without deep links Swagger UI renders each operation's path as text, not as a link inside its expand button
     # (a control nested in a control, which axe-core reports as serious).
     "SWAGGER_UI_SETTINGS": {"deepLinking": False},
+    # The refusals every operation can give (401, 403, 404, 400, 429...), documented once for all views.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "fsml.schema.add_error_responses"],
+    # The API reads JSON (form posts are still parsed, for old callers, but not offered); imports say multipart.
+    "PARSER_WHITELIST": ["fsml.parsers.StrictJSONParser"],
+    "COMPONENT_SPLIT_PATCH": False,  # no PATCH view here is partial: each validates the whole body it documents
 }
 
 # Celery. Jobs record their own results in the database, so no result backend is needed.
@@ -234,8 +325,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     (_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
     (_BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
 else:
-    # Above the longest job deadline, or Redis redelivers long jobs while they still run (celery #5935).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600 * 2}
+    # Redis gives a message a worker took but never acknowledged (the worker died) to another worker after this many
+    # seconds. Over the longest task time limit, or Redis hands a task still running to a second worker (celery
+    # #5935); production refuses a shorter one. Jobs and callbacks do not wait for it: the requeue loop resends them.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_number("FSML_BROKER_VISIBILITY_TIMEOUT", 7200, minimum=1)
+    }
 CELERY_TASK_ALWAYS_EAGER = False  # never eager: jobs run in real worker processes
 # Celery closes every database connection around every task unless told to reuse them; serving.tasks closes only
 # the broken and the old ones (CONN_MAX_AGE), as Django does around requests.
@@ -251,6 +346,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A batch's hard time limit (serving.tasks); a claim's lease (FSML_JOB_LEASE_SECONDS) must outlast it, or the
 # jobs of a live worker are put back and run twice.
 INFERENCE_TASK_TIME_LIMIT = 60
+# A callback delivery's hard time limit (a POST waits 10 s at most); its claim (FSML_JOB_LEASE_SECONDS) outlasts it.
+CALLBACK_TASK_TIME_LIMIT = 30
 # A background project job's hard time limit (annotation.tasks): a job still running after it (its worker died)
 # is marked failed, so it never blocks the next one.
 PROJECT_JOB_TIME_LIMIT = env_number("FSML_PROJECT_JOB_TIME_LIMIT", 3600, minimum=60)
@@ -271,7 +368,18 @@ FSML_CALLBACK_SECRET = os.environ.get("FSML_CALLBACK_SECRET", "")  # signs callb
 # A worker's /metrics, /healthz and /readyz; None (unset): not served.
 FSML_WORKER_METRICS_PORT = int(env_number("FSML_WORKER_METRICS_PORT", 0, minimum=1)) or None
 FSML_WORKER_METRICS_HOST = os.environ.get("FSML_WORKER_METRICS_HOST", "0.0.0.0")
+# Who may scrape /metrics, web and workers (fsml.metrics_auth): a bearer token; unset, loopback clients only,
+# or anyone with FSML_METRICS_OPEN (the port is guarded elsewhere). Production needs one of the two.
+FSML_METRICS_TOKEN = os.environ.get("FSML_METRICS_TOKEN", "").strip()
+FSML_METRICS_OPEN = env_bool("FSML_METRICS_OPEN", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The default cache holds the API's throttle counters; every web process must share it (Redis), or each counts
+# alone. Default: the Celery broker when it is Redis (keys prefixed "fsml:"), else this process's memory.
+FSML_CACHE_URL = os.environ.get("FSML_CACHE_URL", "").strip() or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "locmem://"
+)
+CACHES = {"default": cache_config(FSML_CACHE_URL)}
 
 LOGGING = {
     "version": 1,
@@ -284,5 +392,6 @@ LOGGING = {
         "onnx_ir": {"level": "WARNING"},  # the ONNX exporter's passes log every step at INFO
         "onnxscript": {"level": "WARNING"},
         "dvc": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its start-up banner on every command; lockouts log from axes.handlers
     },
 }

@@ -45,22 +45,24 @@ def queue_jobs(jobs: list[InferenceJob], countdown: float = 0) -> None:
             )
 
 
-def queue_callback(job_id: Any) -> None:
-    """Send the message that delivers a finished job's callback."""
-    current_app.send_task(DELIVER_CALLBACK, args=[str(job_id)], queue=CALLBACK_QUEUE)
+def queue_callback(job_id: Any, countdown: float = 0) -> None:
+    """Send the message that prompts a worker to deliver a job's due callback (``serving.worker.outbox``), after
+    ``countdown`` seconds. Only a prompt: the callback is owed in the database whether or not it arrives."""
+    current_app.send_task(DELIVER_CALLBACK, args=[str(job_id)], queue=CALLBACK_QUEUE, countdown=countdown or None)
 
 
 def announce_finished(jobs: list[InferenceJob]) -> None:
-    """After the jobs' ends are committed: queue the callbacks they asked for and wake the synchronous requests
-    waiting on them (Redis pub/sub)."""
+    """After the jobs' ends are committed (their callbacks due with them): prompt the callbacks they asked for and
+    wake the synchronous requests waiting on them (Redis pub/sub)."""
     for job in jobs:
-        if job.callback_url:
+        if job.callback_url and job.callback_status == InferenceJob.CallbackStatus.PENDING:
             try:
                 queue_callback(job.pk)
-            except Exception as exc:  # broker down: say so on the job (a requeue loop resends it); the others still go
+            except Exception as exc:  # broker down: say so on the job (a requeue loop prompts it); the others still go
                 job.callback_status, job.callback_error = InferenceJob.CallbackStatus.NOT_QUEUED, str(exc)
-                InferenceJob.objects.filter(pk=job.pk).update(
-                    callback_status=job.callback_status, callback_error=job.callback_error
+                job.callback_queued_at = None
+                InferenceJob.objects.filter(pk=job.pk, callback_status=InferenceJob.CallbackStatus.PENDING).update(
+                    callback_status=job.callback_status, callback_error=job.callback_error, callback_queued_at=None
                 )
     if jobs and uses_redis():
         with contextlib.suppress(redis.RedisError):  # waiters read the database while their listener is down

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.validators import URLValidator
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +15,9 @@ from serving.jobs.callbacks import signing_key
 from serving.jobs.states import ENDED, JOB_FIELDS, job_fields
 from serving.web import submit
 
-HTTP_URL = URLValidator(schemes=["http", "https"], message="callback_url must be an http or https URL")
+# A callback URL is checked where the submit is (checks.checked_callback_url): its form, then the deployment's
+# allowed hosts; each refusal is a 400 naming the field.
+CALLBACK_URL_HELP = "An http or https URL, POSTed the finished job (retried until 2xx)."
 MAX_SYNC_TIMEOUT = 30.0  # seconds a synchronous request may hold a web process
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -25,6 +26,15 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     required=False,
     description="A retried submit with the same key returns the first submit's job(s) instead of new ones.",
 )
+
+
+# What a submit can refuse besides the refusals every operation documents (fsml.schema).
+SUBMIT_REFUSALS = {
+    404: OpenApiResponse(description="No such model, version or alias."),
+    413: OpenApiResponse(description="An input or the batch is larger than the service takes."),
+    422: OpenApiResponse(description="The Idempotency-Key was already used for a different request."),
+    501: OpenApiResponse(description="The model's task type is not served."),
+}
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -47,13 +57,7 @@ class JobSerializer(serializers.ModelSerializer):
 class JobIn(serializers.Serializer):
     model = serializers.CharField(max_length=120)
     inputs = serializers.JSONField()
-    callback_url = serializers.URLField(
-        max_length=500,
-        required=False,
-        allow_blank=True,
-        validators=[HTTP_URL],
-        help_text="POSTed the finished job (retried until 2xx).",
-    )
+    callback_url = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text=CALLBACK_URL_HELP)
 
 
 class SyncJobIn(JobIn):
@@ -71,7 +75,7 @@ class JobList(APIView):
 
     @extend_schema(
         request=JobIn,
-        responses={202: JobSerializer, 200: JobSerializer},
+        responses={202: JobSerializer, 200: JobSerializer, **SUBMIT_REFUSALS},
         parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
@@ -102,7 +106,11 @@ class JobSync(APIView):
     """Submit one job and wait for its result up to ``timeout`` seconds (at most 30): 200 with the finished job,
     or 202 with the job as it is (poll ``/api/jobs/ID/``) when the time is up. For small, latency-bound calls."""
 
-    @extend_schema(request=SyncJobIn, responses={200: JobSerializer, 202: JobSerializer}, parameters=[IDEMPOTENCY_KEY])
+    @extend_schema(
+        request=SyncJobIn,
+        responses={200: JobSerializer, 202: JobSerializer, **SUBMIT_REFUSALS},
+        parameters=[IDEMPOTENCY_KEY],
+    )
     def post(self, request: Request) -> Response:
         data, submission = _submission(request, SyncJobIn)
         job = submit.wait_for_job(submit.submit_job(**submission)[0], data["timeout"])
@@ -114,7 +122,7 @@ class JobSync(APIView):
 class JobBatchIn(serializers.Serializer):
     model = serializers.CharField(max_length=120)
     inputs = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
-    callback_url = serializers.URLField(max_length=500, required=False, allow_blank=True, validators=[HTTP_URL])
+    callback_url = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text=CALLBACK_URL_HELP)
 
 
 class JobBatchOut(serializers.Serializer):
@@ -126,7 +134,7 @@ class JobBatch(APIView):
 
     @extend_schema(
         request=JobBatchIn,
-        responses={202: JobBatchOut, 200: JobBatchOut},
+        responses={202: JobBatchOut, 200: JobBatchOut, **SUBMIT_REFUSALS},
         parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request: Request) -> Response:
@@ -149,7 +157,12 @@ class CallbackKey(APIView):
     """The key this service's callbacks are signed with: ``X-Fsml-Signature: sha256=<hex HMAC-SHA256 of
     "<X-Fsml-Timestamp>." + body under this key>``. 404 when this deployment does not sign callbacks."""
 
-    @extend_schema(responses={200: inline_serializer("CallbackKeyOut", {"key": serializers.CharField()})})
+    @extend_schema(
+        responses={
+            200: inline_serializer("CallbackKeyOut", {"key": serializers.CharField()}),
+            404: OpenApiResponse(description="This deployment does not sign callbacks."),
+        }
+    )
     def get(self, request: Request) -> Response:
         if not (key := signing_key(request.user.pk)):
             return Response(

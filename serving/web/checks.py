@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db.models.signals import post_delete, post_save
 
 from datastore.models import ModelAlias, ModelVersion
@@ -101,10 +103,17 @@ def validate_inputs(model: ModelVersion, inputs: Any, index: int | None = None) 
     raise JobError(f"model task type {model.task_type} is not served", status=501)
 
 
+HTTP_URL = URLValidator(schemes=["http", "https"])
+
+
 def checked_callback_url(url: str) -> str:
     """The callback URL as it will be called (``callbacks.normalised``), or a JobError when it may not be."""
     if not url:
         return ""
+    try:
+        HTTP_URL(url)
+    except ValidationError:
+        raise JobError("callback_url must be an http or https URL", field="callback_url") from None
     try:
         url = callbacks.normalised(url)
     except ValueError as exc:

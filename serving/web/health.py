@@ -28,13 +28,38 @@ def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+# MySQL/MariaDB client and server error codes a readiness check meets, and what each tells an operator.
+DATABASE_REASONS = {
+    1045: "access denied: check the user and password in DATABASE_URL",
+    1049: "unknown database: check the name in DATABASE_URL, or create it",
+    1040: "too many connections",
+    2002: "cannot connect to the database server: is it running, and listening where DATABASE_URL says?",
+    2003: "cannot connect to the database server: is it running, and listening where DATABASE_URL says?",
+    2005: "unknown database host: check the host in DATABASE_URL",
+    2006: "the database server went away",
+    2013: "lost the connection to the database server",
+}
+
+
+def database_reason(exc: Exception) -> str:
+    """Why the database did not answer, in words, with the driver's error code: no host, user or password."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code is None:
+        return f"{type(exc).__name__}: the database did not answer the check query"
+    return f"{DATABASE_REASONS.get(code, type(exc).__name__)} (error {code})"
+
+
 def ready(request: HttpRequest) -> JsonResponse:
+    """200 when the database answers; else 503 with the reason (``database_reason``; the full error is logged)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # any database failure means not ready; details go to the log, not the caller
+    except Exception as exc:  # any database failure means not ready
         log.warning("readiness check failed: %s", exc)
-        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+        body = {"status": "unavailable", "database": "unreachable", "reason": database_reason(exc)}
+        response = JsonResponse(body, status=503)
+        response["Retry-After"] = "10"
+        return response
     return JsonResponse({"status": "ok", "database": "ok"})
 
 

@@ -1,9 +1,10 @@
 """The model registry as pages: ``/models/`` (every model name with its versions and aliases) and
 ``/models/NAME/`` (one model: its versions, where each alias points, every alias move, its evaluations).
 
-Read-only, for signed-in users, as ``GET /api/models/`` is; aliases move through the API or ``fsml model promote``.
-The data comes from ``datastore.services.registry``; evaluations show only where the user may see them (staff, or a
-member of the evaluated dataset version's project), as on the leaderboard.
+Read-only; aliases move through the API or ``fsml model promote``. The data comes from
+``datastore.services.registry``, as ``GET /api/models/NAME/`` shows it: to staff, and to a project's members the
+versions trained on its data (``registry_access``, 403 to others); evaluations show only where the user may see
+them (staff, or a member of the evaluated dataset version's project), as on the leaderboard.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from datastore.models import Evaluation, ModelVersion
 from datastore.services import registry
+from serving.web import registry_access
 
 SHA_SHOWN = 12  # hex digits of an archive's SHA-256 on the pages; the full one is in the title and the API
 
@@ -34,8 +37,9 @@ def visible_evaluations(user: Any, name: str) -> list[Evaluation]:
 
 @login_required
 def model_list(request: HttpRequest) -> HttpResponse:
-    """Every model name: its versions, aliases (and the version each names), and its latest version's record."""
-    models = registry.models_summary()
+    """Every model the user may read: its versions, aliases (and the version each names), its latest version's
+    record."""
+    models = registry_access.models_summary_for(request.user)
     wanted = {(m["name"], m["latest"]) for m in models}
     latest = {
         (v.name, v.version): v
@@ -65,8 +69,10 @@ def model_list(request: HttpRequest) -> HttpResponse:
 def model_page(request: HttpRequest, name: str) -> HttpResponse:
     """One model: its versions with aliases, test metrics and archive hash, its alias moves, its evaluations."""
     try:
-        detail = registry.model_detail(name)
+        detail = registry_access.model_detail_for(request.user, name)
     except registry.RegistryError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(exc.reason) from None
         raise Http404(exc.reason) from None
     evaluations = visible_evaluations(request.user, name)
     by_version: dict[int, list[Evaluation]] = {}

@@ -93,12 +93,25 @@ def _create(
     ]
     try:
         store_jobs(jobs)
-    except IntegrityError:  # a concurrent retry with the same key won the race: its jobs, if it was this request
+    except IntegrityError as exc:
+        if not is_duplicate_key(exc):  # a CHECK the inputs failed (MariaDB's JSON_VALID, say): the input's fault
+            raise JobError("inputs: the database cannot store them as JSON text", field="inputs") from exc
+        # A concurrent retry with the same key won the race: its jobs, if it was this request.
         earlier = _same_submit(user, model, model_ref, clean, keys)
         if earlier is None:
             raise
         return earlier, False
     return jobs, True
+
+
+DUPLICATE_KEY_ERRORS = {1062, 1586}  # MariaDB/MySQL ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME
+
+
+def is_duplicate_key(exc: IntegrityError) -> bool:
+    """Whether the insert was refused for a unique key already taken (the idempotency key, the jobs' only one), not
+    for a value the database refuses."""
+    code = exc.args[0] if exc.args else None
+    return code in DUPLICATE_KEY_ERRORS or str(exc).startswith("UNIQUE constraint failed")  # SQLite's wording
 
 
 def _same_submit(

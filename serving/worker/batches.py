@@ -17,6 +17,7 @@ from datastore.models import InferenceJob, ModelVersion
 from datastore.services import registry
 from modelpack.inputs import InputError
 from serving.jobs.messages import announce_finished, queue_jobs
+from serving.worker import outbox
 from serving.worker.claims import MAX_ATTEMPTS, Batch, fail_out_of_attempts
 from serving.worker.metrics import observe_batch
 from serving.worker.runtimes import get_runtime
@@ -65,7 +66,8 @@ def finish_batch(
     batch: Batch, outcomes: dict[Any, tuple[dict[str, Any] | None, str]], model: ModelVersion | None = None
 ) -> list[InferenceJob]:
     """Record each job's outcome, only while this claim still holds it: a claim that lapsed and was taken over
-    writes nothing, so no job ends twice. Returns the jobs this call finished."""
+    writes nothing, so no job ends twice. A job's callback becomes due in the same transaction (``outbox.owe``).
+    Returns the jobs this call finished."""
     now = timezone.now()
     with transaction.atomic():
         # Lock the jobs this claim still holds; the rest were taken over and are not ours to end.
@@ -81,12 +83,13 @@ def finish_batch(
             job.finished_at, job.lease_until = now, None
             if model is not None:
                 job.model_version = model
+            outbox.owe(job, now)  # the callback is owed from the very commit that ends the job
         _write_ended(done)
         transaction.on_commit(lambda: announce_finished(done), robust=True)  # once stored: callbacks, waiters
     return done
 
 
-_ENDED_FIELDS = ("result", "error", "status", "finished_at", "lease_until", "model_version")
+_ENDED_FIELDS = ("result", "error", "status", "finished_at", "lease_until", "model_version", *outbox.OWED_FIELDS)
 
 
 def _write_ended(jobs: list[InferenceJob]) -> None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from datastore.models import InferenceJob
 from serving.jobs.messages import announce_finished, queue_jobs
 from serving.jobs.states import ENDED
+from serving.worker import outbox
 
 MAX_ATTEMPTS = 3  # runs of a job before it fails with its last error
 
@@ -150,5 +151,6 @@ def fail_out_of_attempts(job: InferenceJob) -> None:
     last = f"; last error: {job.error}" if job.error else " (the worker died or timed out)"
     job.result, job.error = None, f"gave up after {job.attempts} attempts{last}"
     job.status, job.finished_at, job.lease_until = InferenceJob.Status.FAILED, timezone.now(), None
-    job.save(update_fields=["result", "error", "status", "finished_at", "lease_until"])
+    owed = outbox.owe(job, job.finished_at)  # in the caller's transaction, with the job's end
+    job.save(update_fields=["result", "error", "status", "finished_at", "lease_until", *owed])
     transaction.on_commit(lambda: announce_finished([job]), robust=True)

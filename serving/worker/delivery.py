@@ -1,9 +1,12 @@
-"""Delivering a finished job to its callback URL: the signed POST, to a checked address, without redirects; each
-attempt recorded on the job (``callback_status``, ``callback_error``); callbacks that could not be queued sent
-again. The retries are the ``deliver_callback`` task's (``serving.tasks``)."""
+"""Delivering a finished job to its callback URL: the signed POST, to a checked address, without redirects, under
+the delivery id that every attempt repeats; each attempt recorded on the job (``callback_status``,
+``callback_error``). What is owed, when, and who sends it is the outbox's (``serving.worker.outbox``).
+
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -15,15 +18,17 @@ import urllib.request
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
-from django.db.models import F
 
 from datastore.models import InferenceJob
 from serving.jobs.callbacks import allowed, non_public, signing_key
 from serving.jobs.messages import queue_callback
 from serving.jobs.states import job_fields
+from serving.worker import outbox
 
 TIMEOUT = 10  # seconds a callback receiver has to answer
+# Seconds one callback task goes on sending other due callbacks; with one last POST's TIMEOUT, well inside the
+# task's time limit (CALLBACK_TASK_TIME_LIMIT).
+DRAIN_SECONDS = 10
 Callback = InferenceJob.CallbackStatus
 
 
@@ -99,14 +104,21 @@ def post(job: InferenceJob, body: bytes) -> str:
     The host is checked where the connection is made (``_checked_connection``); no proxy from the environment is
     used and redirects are not followed.
 
-    With ``FSML_CALLBACK_SECRET`` set, ``X-Fsml-Timestamp: <unix seconds>`` and ``X-Fsml-Signature:
-    sha256=<HMAC of "<timestamp>." + body>`` under the submitting service's ``signing_key`` let the receiver check
-    that the call came from here, and recently (refusing old timestamps stops a captured call from being replayed).
+    ``X-Fsml-Delivery`` is the callback's delivery id, the same on every attempt: a receiver that has seen it drops
+    the call as a repeat (delivery is at least once). With ``FSML_CALLBACK_SECRET`` set, ``X-Fsml-Timestamp: <unix
+    seconds>`` and ``X-Fsml-Signature: sha256=<HMAC of "<timestamp>." + body>`` under the submitting service's
+    ``signing_key`` let the receiver check that the call came from here, and recently (refusing old timestamps
+    stops a captured call from being replayed).
 
     Raises:
         CallbackRefused: the host, resolved, has a non-public address this deployment does not allow.
     """
-    headers = {"Content-Type": "application/json", "User-Agent": "fsml-callback/1", "X-Fsml-Job": str(job.pk)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "fsml-callback/1",
+        "X-Fsml-Job": str(job.pk),
+        "X-Fsml-Delivery": str(job.callback_delivery),
+    }
     if key := signing_key(job.submitted_by_id):
         stamp = str(int(time.time()))
         digest = hmac.new(key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -136,42 +148,38 @@ def callback_body(job: InferenceJob) -> bytes:
     return json.dumps(fields, cls=DjangoJSONEncoder).encode()
 
 
-def deliver(job: InferenceJob, last_try: bool) -> bool:
-    """POST ``job`` to its callback URL once and record the attempt: delivered, refused (never retried), or failed,
-    with the reason; a failed ``last_try`` gives up. Returns whether to try again."""
+def deliver(job_id: Any) -> bool:
+    """Send the job's callback once, if it is due and no other worker holds it (``outbox.claim``), and record the
+    attempt (``send``). Returns whether an attempt was made."""
+    job = outbox.claim(job_id)
+    if job is not None:
+        send(job)
+    return job is not None
+
+
+def deliver_due(job_id: Any, seconds: float = DRAIN_SECONDS) -> int:
+    """Send the job's callback if it is due (``deliver``), then, for up to ``seconds``, the other due callbacks that
+    no worker holds, longest due first: a prompt that arrives late, behind a backlog of others, has work to do, and
+    the prompts behind it find their callbacks sent. Returns the number of attempts made."""
+    began = time.monotonic()
+    made = int(deliver(job_id))
+    while time.monotonic() - began < seconds and (job := outbox.claim_next()) is not None:
+        send(job)
+        made += 1
+    return made
+
+
+def send(job: InferenceJob) -> None:
+    """POST the claimed callback of ``job`` and record the attempt: delivered, refused (never retried), or failed
+    with the reason, the next attempt due after a backoff, or given up after ``outbox.MAX_ATTEMPTS``. A retry's
+    prompt is sent for when it is due (the requeue loop prompts it later if that message is lost)."""
     try:
         failure = post(job, callback_body(job))
     except CallbackRefused as exc:
-        record_callback(job.pk, Callback.REFUSED, exc.reason)
-        return False
+        outbox.record(job, Callback.REFUSED, exc.reason)
+        return
     if not failure:
-        record_callback(job.pk, Callback.DELIVERED)
-        return False
-    record_callback(job.pk, Callback.GAVE_UP if last_try else Callback.RETRYING, failure)
-    return not last_try
-
-
-def record_callback(job_id: Any, status: InferenceJob.CallbackStatus, error: str = "") -> None:
-    """Record one delivery attempt on the job: where its callback stands now, and why when not delivered."""
-    InferenceJob.objects.filter(pk=job_id).update(
-        callback_status=status, callback_error=error, callback_attempts=F("callback_attempts") + 1
-    )
-
-
-def resend_callbacks() -> int:
-    """Queue again the callbacks that could not be queued when their job ended (the broker was down then).
-    Every worker's requeue loop calls this; returns how many were sent."""
-    with transaction.atomic():
-        # Locked rows are skipped: two workers' loops never send the same callback. A broker error rolls the
-        # marks back, so what was not sent is tried next round (a message sent before the error may go twice:
-        # receivers dedupe by X-Fsml-Job, and deliver_callback skips a job already delivered).
-        pending = (
-            InferenceJob.objects.select_for_update(skip_locked=True)
-            .filter(callback_status=Callback.NOT_QUEUED)
-            .values_list("pk", flat=True)
-        )
-        ids = list(pending[:500])
-        for job_id in ids:
-            queue_callback(job_id)
-        # The reason it could not be queued stays in callback_error, for the record.
-        return InferenceJob.objects.filter(pk__in=ids).update(callback_status=Callback.PENDING)
+        outbox.record(job, Callback.DELIVERED)
+    elif outbox.record(job, Callback.RETRYING, failure):
+        with contextlib.suppress(Exception):  # broker down: the requeue loop prompts it once it is due
+            queue_callback(job.pk, countdown=outbox.backoff(job.callback_attempts))

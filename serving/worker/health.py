@@ -1,6 +1,7 @@
 """A worker's own HTTP port (``FSML_WORKER_METRICS_PORT``), served by its main process:
 
-- ``/metrics``: every pool process's Prometheus metrics (``serving.worker.metrics``);
+- ``/metrics``: every pool process's Prometheus metrics (``serving.worker.metrics``), for Prometheus only
+  (``FSML_METRICS_TOKEN``: ``fsml.metrics_auth``);
 - ``/healthz``: the main process answers;
 - ``/readyz``: it can serve jobs: MariaDB and the broker answer, and its requeue loop (which puts back the jobs
   of dead workers) ran lately. 503 with the failing parts otherwise.
@@ -23,6 +24,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from django.db import connection
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from fsml.metrics_auth import scrape_refusal
 from serving.jobs.messages import broker_redis, uses_redis
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,12 @@ def serve(host: str, port: int, registry: CollectorRegistry, checks: Checks) -> 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
-            return metrics(environ, start_response)
+            refusal = scrape_refusal(environ.get("HTTP_AUTHORIZATION", ""), environ.get("REMOTE_ADDR", ""))
+            if refusal is None:
+                return metrics(environ, start_response)
+            status = "401 Unauthorized" if refusal.status == 401 else "403 Forbidden"
+            start_response(status, [("Content-Type", "text/plain"), *refusal.headers])
+            return [refusal.reason.encode() + b"\n"]
         if path in ("/healthz", "/readyz"):
             parts = {"process": "ok"} if path == "/healthz" else checks()
             ok = all(v == "ok" for v in parts.values())

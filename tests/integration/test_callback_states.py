@@ -16,7 +16,8 @@ from datastore.models import InferenceJob
 from fsml.celery import app as fsml_celery
 from serving.jobs.messages import announce_finished
 from serving.web.submit import submit_job
-from serving.worker.delivery import deliver, resend_callbacks
+from serving.worker.delivery import deliver
+from serving.worker.outbox import prompt_due
 from tests.receivers import receiving
 
 MODEL = "sentiment-test"
@@ -39,17 +40,21 @@ def test_a_submit_marks_a_callback_pending_and_the_api_shows_its_state(
     assert (without["callback_status"], without["callback_error"]) == ("", "")
 
 
-def test_each_delivery_records_its_state_and_reason(live_env, registered_model, settings) -> None:
+def test_each_delivery_records_its_state_and_reason(live_env, clean_broker, registered_model, settings) -> None:
     settings.FSML_CALLBACK_ALLOWED_HOSTS = {"127.0.0.1"}
     user = get_user_model().objects.create(username="svc")
     with receiving(500, 503) as receiver:  # then 200
         job = submit_job(user, MODEL, {"text": "hi"}, callback_url=receiver.url)[0]
-        assert deliver(job, last_try=False) is True, "a failure with retries left is tried again"
-        assert _state(job) == (Callback.RETRYING, "HTTP 500", 1)
-        assert deliver(job, last_try=True) is False
-        assert _state(job) == (Callback.GAVE_UP, "HTTP 503", 2), "the last try's failure gives up"
-        assert deliver(job, last_try=False) is False
+        InferenceJob.objects.filter(pk=job.pk).update(status=InferenceJob.Status.SUCCEEDED)
+        assert deliver(job.pk) is True
+        assert _state(job) == (Callback.RETRYING, "HTTP 500", 1), "a failure with attempts left is tried again"
+        InferenceJob.objects.filter(pk=job.pk).update(callback_due_at=None)  # its backoff has passed
+        assert deliver(job.pk) is True
+        assert _state(job) == (Callback.RETRYING, "HTTP 503", 2)
+        InferenceJob.objects.filter(pk=job.pk).update(callback_due_at=None)
+        assert deliver(job.pk) is True
         assert _state(job) == (Callback.DELIVERED, "", 3), "delivered: no reason left"
+        assert deliver(job.pk) is False, "delivered: owed no more"
         assert len(receiver.calls) == 3
 
         # Accepted at submit, refused where the worker connects: the host now resolves to an inner address.
@@ -57,9 +62,12 @@ def test_each_delivery_records_its_state_and_reason(live_env, registered_model, 
             model_version=registered_model,
             submitted_by=user,
             inputs={},
+            status=InferenceJob.Status.SUCCEEDED,
             callback_url=receiver.url.replace("127.0.0.1", "localhost"),
+            callback_status=Callback.PENDING,
         )
-        assert deliver(refused, last_try=False) is False, "a host that may not be called is never retried"
+        assert deliver(refused.pk) is True
+        assert deliver(refused.pk) is False, "a host that may not be called is never retried"
         assert len(receiver.calls) == 3, "not called"
     status, error, attempts = _state(refused)
     assert (status, attempts) == (Callback.REFUSED, 1)
@@ -70,9 +78,11 @@ def test_a_callback_the_broker_could_not_take_is_marked_and_sent_again(
     live_env, clean_broker, registered_model, settings, monkeypatch
 ) -> None:
     """The broker is down when the job ends (a Celery app whose broker nothing listens on is the current one):
-    the job says so, with the broker's error; a worker's requeue loop queues it once the broker is back."""
+    the job says so, with the broker's error; a worker's requeue loop prompts it once the broker is back."""
     user = get_user_model().objects.create(username="svc")
     job = submit_job(user, MODEL, {"text": "hi"}, callback_url="https://hook.example/cb")[0]
+    job.status = InferenceJob.Status.SUCCEEDED
+    job.save(update_fields=["status"])
     monkeypatch.delenv("CELERY_BROKER_URL")  # Celery would take it over the broker given here
     down = Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
     down.set_current()
@@ -82,7 +92,7 @@ def test_a_callback_the_broker_could_not_take_is_marked_and_sent_again(
         fsml_celery.set_current()
     status, error, attempts = _state(job)
     assert (status, attempts) == (Callback.NOT_QUEUED, 0) and error, error
-    assert resend_callbacks() == 1
+    assert prompt_due() == 1
     assert _state(job)[0] == Callback.PENDING
     assert redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("callbacks") == 1
 
@@ -121,7 +131,7 @@ def test_the_migration_splits_the_old_text_into_state_and_error_and_back(live_en
             for (url, text), _ in OLD_TEXTS
         ]
         _migrate([after])
-        new = InferenceJob.objects.in_bulk(rows)
+        new = _historical_job(after).objects.in_bulk(rows)  # later migrations add columns this state lacks
         assert [(new[pk].callback_status, new[pk].callback_error) for pk in rows] == [want for _, want in OLD_TEXTS]
         _migrate([before])
         back = _historical_job(before).objects.in_bulk(rows)

@@ -121,7 +121,7 @@ def test_a_task_handed_to_the_same_user_while_the_grid_fills_its_page_is_on_the_
     project = make_project(overlap=1, n=3)
     alice = client_for("alice")
     real_take_one = queue._take_one
-    calls = []
+    calls: list[Assignment | None] = []
 
     def take_one_after_another_request(project: Project, user: Any) -> Assignment | None:
         if not calls:  # the other request of alice's commits its hold just before the grid takes its first

@@ -20,7 +20,7 @@ from datastore import services as data_services
 from datastore.models import InferenceJob
 from serving.web.checks import JobError
 from serving.web.submit import fail_unqueued, submit_job
-from serving.worker.delivery import resend_callbacks
+from serving.worker.outbox import prompt_due
 
 MODEL = "sentiment-test"
 
@@ -47,7 +47,7 @@ def test_a_submit_that_could_not_be_queued_fails_only_the_jobs_no_worker_took(li
 
 
 def test_two_loops_never_send_the_same_callback(live_env, clean_broker, registered_model) -> None:
-    """A row another worker's loop holds (locked) is skipped; what it sends is not sent again here."""
+    """A row another worker's loop holds (locked) is skipped; what it prompts is not prompted again here."""
     from django.conf import settings
 
     user = get_user_model().objects.create(username="svc")
@@ -78,7 +78,7 @@ def test_two_loops_never_send_the_same_callback(live_env, clean_broker, register
     thread.start()
     try:
         assert locked.wait(30)
-        assert resend_callbacks() == 1
+        assert prompt_due() == 1
     finally:
         release.set()
         thread.join(30)

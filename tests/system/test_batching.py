@@ -417,7 +417,7 @@ def test_callbacks_that_could_not_be_queued_are_sent_again(live_env, clean_broke
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from serving.worker.delivery import resend_callbacks
+    from serving.worker.outbox import prompt_due
 
     user = get_user_model().objects.create(username="svc")
     job = InferenceJob.objects.create(
@@ -430,10 +430,10 @@ def test_callbacks_that_could_not_be_queued_are_sent_again(live_env, clean_broke
         callback_status=InferenceJob.CallbackStatus.NOT_QUEUED,
         callback_error="broker down",
     )
-    assert resend_callbacks() == 1
+    assert prompt_due() == 1
     assert InferenceJob.objects.get(pk=job.pk).callback_status == InferenceJob.CallbackStatus.PENDING
     assert redis_lib.Redis.from_url(settings.CELERY_BROKER_URL).llen("callbacks") == 1
-    assert resend_callbacks() == 0, "sent once"
+    assert prompt_due() == 0, "sent once"
 
 
 def test_a_claim_waits_for_batch_mates_holding_no_row_lock(live_env, clean_broker, registered_model, settings) -> None:

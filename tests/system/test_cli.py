@@ -110,3 +110,23 @@ def test_web_refuses_to_serve_beyond_this_machine_with_debug_on(live_env, monkey
     assert "error: refusing to serve on 0.0.0.0 with DEBUG on" in message
     assert "DJANGO_SETTINGS_MODULE=fsml.settings.production" in message
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_user_unlock_lets_a_locked_out_account_sign_in_again(live_env) -> None:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    get_user_model().objects.create_user("ann", password="the right password 42")
+    client = Client()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": "ann", "password": f"guess {i}"})
+    right = {"username": "ann", "password": "the right password 42"}
+    assert client.post("/accounts/login/", right).status_code == 429
+    proc = run("user", "unlock", "ann")
+    assert proc.returncode == 0 and "ann unlocked" in proc.stdout, proc.stdout + proc.stderr
+    assert client.post("/accounts/login/", right).status_code == 302
+    again = run("user", "unlock", "ann")
+    assert again.returncode == 0 and "ann was not locked out" in again.stdout
+    nobody = run("user", "unlock", "nobody")
+    assert nobody.returncode == 2 and "no user named 'nobody'" in nobody.stdout

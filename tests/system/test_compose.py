@@ -112,6 +112,7 @@ def test_web_and_worker_start_with_their_compose_commands_and_production_setting
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fsml.settings.production",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "FSML_METRICS_TOKEN": secrets.token_urlsafe(32),  # production refuses to start without it
         "ALLOWED_HOSTS": "127.0.0.1",
     }
     fsml = str(Path(sys.executable).with_name("fsml"))

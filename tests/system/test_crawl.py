@@ -40,7 +40,7 @@ def test_crawl_stores_every_post_once_and_recrawl_changes_nothing(live_env: dict
 
 
 def test_bad_inputs_are_skipped_with_a_reason_and_nothing_half_written(live_env: dict[str, str]) -> None:
-    from tests.fixture_site import GOOD_TEXT, LATIN1_TEXT, FixtureSite
+    from tests.fixture_site import GOOD_TEXT, LATIN1_TEXT, UNKNOWN_CHARSET_TEXT, FixtureSite
 
     with FixtureSite() as site:
         # Every page but the index is an item page ("\d/[a-z]": the port, then a path).
@@ -58,10 +58,16 @@ def test_bad_inputs_are_skipped_with_a_reason_and_nothing_half_written(live_env:
     assert stored["good"].robots == "allowed"
     assert "Still readable text after broken markup" in stored["malformed"].text
     assert LATIN1_TEXT in stored["latin1-no-charset"].text
-    assert "Declared UTF-8, sent Latin-1" in stored["wrong-charset"].text  # undecodable bytes replaced, no crash
+    assert stored["latin1-no-charset"].metadata["encoding_from"] == "meta"
+    # Declared UTF-8 over Latin-1 bytes, and an unknown charset: decoded by detection, not with U+FFFD or as cp1250.
+    assert stored["wrong-charset"].text == f"Declared UTF-8, sent Latin-1: {LATIN1_TEXT}"
+    assert stored["unknown-charset"].text == UNKNOWN_CHARSET_TEXT
+    assert stored["unknown-charset"].metadata["encoding_from"] == "detected"
     assert "tracked" in stored  # three URLs with tracking parameters: one item
-    assert set(stored) == {"good", "malformed", "latin1-no-charset", "wrong-charset", "tracked", "gallery"}, set(stored)
+    pages = {"good", "malformed", "latin1-no-charset", "wrong-charset", "unknown-charset", "tracked", "gallery"}
+    assert set(stored) == pages, set(stored)
     failures = job.stats["failures"]
+    assert any(u.endswith("/undecodable") for u in failures["undecodable"])  # skipped with its reason
     assert any(u.endswith("/binary") for u in failures["binary_body"])
     assert any(u.endswith("/missing") for u in failures["http_404"])
     assert any(u.endswith("/broken") for u in failures["http_500"])

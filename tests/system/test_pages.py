@@ -148,14 +148,20 @@ def pages(s: Seeded) -> list[tuple[str, str, str]]:
 
 
 def assert_layout(page: Any, username: str) -> None:
-    """The shared layout: product, main navigation with its entries, project switcher, user menu."""
+    """The shared layout: product, main navigation with its entries (Crawls for staff only), project switcher,
+    user menu."""
     from playwright.sync_api import expect
 
     bar = page.get_by_test_id("site-bar")
     expect(bar.locator(".brand")).to_have_text("ffsml")
     nav = page.get_by_role("navigation", name="Main")
+    staff = get_user_model().objects.get(username=username).is_staff
     for entry in ("Projects", "Crawls", "Evaluations", "Models", "API docs"):
-        expect(nav.get_by_role("link", name=entry, exact=True)).to_be_visible()
+        link = nav.get_by_role("link", name=entry, exact=True)
+        if staff or entry != "Crawls":
+            expect(link).to_be_visible()
+        else:
+            expect(link).to_have_count(0)
     expect(page.get_by_test_id("layout-switcher")).to_be_visible()
     expect(page.get_by_test_id("user-menu")).to_contain_text(username)
     expect(page.get_by_test_id("sign-out")).to_be_visible()

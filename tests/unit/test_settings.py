@@ -89,7 +89,8 @@ def test_production_refuses_debug_and_a_lease_the_task_can_outlast(monkeypatch: 
 
 
 def test_production_starts_with_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    production = settings_of("fsml.settings.production", monkeypatch, SECRET_KEY="x" * 50)
+    metrics = {"FSML_METRICS_TOKEN": "m" * 32}  # production also needs one (tests/unit/test_metrics_settings.py)
+    production = settings_of("fsml.settings.production", monkeypatch, SECRET_KEY="x" * 50, **metrics)
     assert production["DEBUG"] is False and production["SECRET_KEY"] == "x" * 50
     assert production["SESSION_COOKIE_SECURE"] and production["CSRF_COOKIE_SECURE"]
 
