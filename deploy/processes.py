@@ -67,8 +67,9 @@ def worker_command(
 
 def flower_command(host: str = "127.0.0.1", port: int = 5555) -> list[str]:
     """Flower, Celery's monitor, on the same broker as the workers. Flower reads FLOWER_BASIC_AUTH
-    (``user:password``) from the environment itself, so the password never shows in a process list."""
-    return [sys.executable, "-m", "celery", "-A", "fsml", "flower", f"--address={host}", f"--port={port}"]
+    (``user:password``) from the environment itself, so the password never shows in a process list; its
+    ``/metrics`` asks for the same login (deploy/flower.py)."""
+    return [sys.executable, "-m", "deploy.flower", "-A", "fsml", "flower", f"--address={host}", f"--port={port}"]
 
 
 def free_port(preferred: int = 0) -> int:

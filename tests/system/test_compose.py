@@ -86,6 +86,12 @@ def test_flower_starts_with_the_compose_command_outside_docker(tmp_path: Path) -
         assert requests.get(f"http://127.0.0.1:{port}/healthcheck", timeout=5).text == "OK"
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 401
         assert requests.get(f"http://127.0.0.1:{port}/", auth=("ops", "flower-test-pw"), timeout=10).status_code == 200
+        # Its metrics name every task and worker: behind the same login (Flower alone serves them to anyone).
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 401
+        wrong = requests.get(f"http://127.0.0.1:{port}/metrics", auth=("ops", "guess"), timeout=5)
+        assert wrong.status_code == 401
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", auth=("ops", "flower-test-pw"), timeout=10)
+        assert metrics.status_code == 200 and "flower_" in metrics.text
     open_env = {k: v for k, v in env.items() if k != "FLOWER_BASIC_AUTH"}
     refused = subprocess.run(
         [fsml, "flower", "--host", "0.0.0.0"], env=open_env, capture_output=True, text=True, timeout=60

@@ -73,7 +73,7 @@ def test_containers_run_the_repository_commands() -> None:
 
     name, params = parse_cli(services["flower"]["command"])
     assert (name, params) == ("flower", {"host": "0.0.0.0", "port": 5555})
-    assert flower_command(**params)[1:6] == ["-m", "celery", "-A", "fsml", "flower"]
+    assert flower_command(**params)[1:6] == ["-m", "deploy.flower", "-A", "fsml", "flower"]
     assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
 
     assert services["crawler"]["command"][:2] == ["fsml", "crawl"]
