@@ -32,6 +32,19 @@ class Evaluated:
     second: Evaluation  # strong on dataset:test
 
 
+def registered_version(version: int, dataset: DatasetVersion, **fields: Any) -> ModelVersion:
+    """A ``sentiment`` version row with no archive behind it (pages and access rules read only the row)."""
+    return ModelVersion.objects.create(
+        name="sentiment",
+        version=version,
+        task_type="text_classification",
+        archive_path="-",
+        archive_sha256=f"{version:x}" * 64,
+        dataset_version=dataset,
+        **fields,
+    )
+
+
 def train_and_register(tmp_path: Path, data: Any, dataset: DatasetVersion, name: str, epochs: int) -> ModelVersion:
     from training.config import TrainConfig
     from training.export import export

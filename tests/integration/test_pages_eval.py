@@ -24,6 +24,7 @@ from evaluation.metrics import metrics_for
 from evaluation.records import CaseFilter, cases, short_label
 from evaluation.rendering import figures
 from tests.browser_support import store
+from tests.eval_helpers import registered_version
 
 pytestmark = pytest.mark.django_db
 LABELS = ["neg", "pos"]
@@ -98,18 +99,7 @@ def seed_two() -> dict[str, Any]:
     items += services.import_texts("pasted", ["a text imported from a file, with no title at all"])
     project = create_project("reviews", "text_classification", LABELS, items, members=[])
     dataset = DatasetVersion.objects.create(name="reviews-v1", project=project, dvc_md5="-", git_rev="-", path="r")
-    a_model, b_model = (
-        ModelVersion.objects.create(
-            name="sentiment",
-            version=v,
-            task_type="text_classification",
-            archive_path="-",
-            archive_sha256=f"{v:x}" * 64,
-            dataset_version=dataset,
-            metrics={"test": {"accuracy": 0.5 + v / 10}},
-        )  # fmt: skip
-        for v in (1, 2)
-    )
+    a_model, b_model = (registered_version(v, dataset, metrics={"test": {"accuracy": 0.5 + v / 10}}) for v in (1, 2))
     true = [LABELS[i % 2] for i in range(N)]
     flip = {"neg": "pos", "pos": "neg"}
     a = evaluate(a_model, dataset, [flip[t] if i in WRONG_IN_A else t for i, t in enumerate(true)], items)

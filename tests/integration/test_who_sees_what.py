@@ -13,9 +13,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from annotation.services import create_project, set_role
-from datastore.models import AliasMove, DatasetVersion, ModelVersion
+from datastore.models import AliasMove, DatasetVersion
 from datastore.services import registry
 from serving.web.accounts import service_token
+from tests.eval_helpers import registered_version
 
 ROLES = ("anonymous", "service", "outsider", "member", "staff")
 SECRET_DATASET = "other-team-v1"  # the dataset of a version the member's project did not train
@@ -42,15 +43,9 @@ def world(db: None) -> dict[str, Any]:
     set_role(reviews, member, "annotator")
     other = create_project("other-team", "text_classification", ["neg", "pos"], [], members=[])
     for version, project, dataset in ((1, reviews, "reviews-v1"), (2, other, SECRET_DATASET)):
-        ModelVersion.objects.create(
-            name="sentiment",
-            version=version,
-            task_type="text_classification",
-            archive_path="-",
-            archive_sha256=f"{version:x}" * 64,
-            dataset_version=DatasetVersion.objects.create(
-                name=dataset, project=project, dvc_md5="-", git_rev="-", path=dataset
-            ),
+        registered_version(
+            version,
+            DatasetVersion.objects.create(name=dataset, project=project, dvc_md5="-", git_rev="-", path=dataset),
             metrics={"test": {"accuracy": 0.5 + version / 10}},
         )
     registry.promote("sentiment", 1, "production", reason="first")

@@ -28,6 +28,7 @@ from evaluation.metrics import metrics_for
 from evaluation.records import short_label
 from tests.axe_support import assert_accessible, describe, violations
 from tests.browser_support import annotate_by_api, login, screenshot_on_failure, texts, user
+from tests.eval_helpers import registered_version
 
 pytestmark = pytest.mark.browser
 
@@ -99,17 +100,7 @@ def seed(server: str) -> Seeded:
         status="finished", finished_at=timezone.now(), pages_crawled=6, items_stored=6
     )
     dataset = DatasetVersion.objects.create(name="airline-v1", project=project, dvc_md5="-", git_rev="-", path="-")
-    weak, strong = (
-        ModelVersion.objects.create(
-            name="sentiment",
-            version=v,
-            task_type="text_classification",
-            archive_path="-",
-            archive_sha256=f"{v}" * 64,
-            dataset_version=dataset,
-        )  # fmt: skip
-        for v in (1, 2)
-    )
+    weak, strong = (registered_version(v, dataset) for v in (1, 2))
     first = stored_evaluation(project, weak, dataset, flips=3)
     second = stored_evaluation(project, strong, dataset, flips=1)
     job = InferenceJob.objects.create(
